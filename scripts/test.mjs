@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+// The whole test run: build and typecheck (tsc, deno check), then the uvu suite on Node (compiled
+// output) and on Deno (TypeScript sources). Ends with one plain line "N passed, N failed" that CI
+// counts, and exits non-zero if anything failed. Usage: node scripts/test.mjs [--node-only|--deno-only] [pattern]
+import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import { writeFileSync, mkdirSync } from "node:fs";
+
+const require = createRequire(import.meta.url);
+const args = process.argv.slice(2);
+const nodeOnly = args.includes("--node-only");
+const denoOnly = args.includes("--deno-only");
+const filter = args.find((arg) => !arg.startsWith("--")) ?? "";
+const uvuBin = new URL("../node_modules/uvu/bin.js", import.meta.url).pathname;
+const denoBin = new URL("../node_modules/deno/bin.cjs", import.meta.url).pathname;
+const tscBin = new URL("../node_modules/typescript/bin/tsc", import.meta.url).pathname;
+
+function run(label, command, commandArgs, env = {}) {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    process.stdout.write(`\n== ${label}: ${command} ${commandArgs.join(" ")}\n`);
+    const child = spawn(command, commandArgs, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+    let output = "";
+    child.stdout.on("data", (chunk) => { output += chunk; process.stdout.write(chunk); });
+    child.stderr.on("data", (chunk) => { output += chunk; process.stderr.write(chunk); });
+    child.on("close", (code) => resolve({ label, code: code ?? 1, output, seconds: (Date.now() - started) / 1000 }));
+  });
+}
+
+function counts(result) {
+  // uvu prints "Total: N", "Passed: N", "Skipped: N" (with ANSI colours on a TTY; none here).
+  const plain = result.output.replace(/\u001b\[[0-9;]*m/g, "");
+  const total = Number(/Total:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+  const passed = Number(/Passed:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+  const skipped = Number(/Skipped:\s+(\d+)/.exec(plain)?.[1] ?? 0);
+  let failed = total - passed - skipped;
+  if (result.code !== 0 && failed === 0) failed = 1; // a crash or a file that failed to load
+  return { passed, failed, skipped };
+}
+
+const results = [];
+const build = await run("build and typecheck (tsc)", process.execPath, [tscBin, "-p", "."]);
+if (build.code !== 0) {
+  console.log("\n0 passed, 1 failed");
+  process.exit(1);
+}
+const steps = [];
+if (!nodeOnly) steps.push(["typecheck (deno check)", denoBin, ["check", "--quiet", "src", "workers", "test", "bench"]]);
+const pattern = filter ? `${filter}.*\\.test\\.` : "\\.test\\.";
+if (!denoOnly) steps.push(["uvu on Node", process.execPath, [uvuBin, "dist/test", `${pattern}js$`]]);
+if (!nodeOnly) steps.push(["uvu on Deno", denoBin, ["run", "-A", uvuBin, "test", `${pattern}ts$`]]);
+
+let passed = 0, failed = 0, skipped = 0;
+for (const [label, command, commandArgs] of steps) {
+  const result = await run(label, command, commandArgs, { LOOMKV_TEST: "1" });
+  results.push(result);
+  if (label.startsWith("typecheck")) {
+    if (result.code !== 0) failed += 1;
+    continue;
+  }
+  const c = counts(result);
+  passed += c.passed; failed += c.failed; skipped += c.skipped;
+  console.log(`-- ${label}: ${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped in ${result.seconds.toFixed(1)} s`);
+}
+
+mkdirSync(".tmp", { recursive: true });
+writeFileSync(".tmp/last-test-run.json", JSON.stringify(results.map(({ label, code, seconds, output }) => ({ label, code, seconds, ...(label.startsWith("uvu") ? counts({ code, output }) : {}) })), null, 2));
+console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
+process.exit(failed > 0 ? 1 : 0);

@@ -1,0 +1,76 @@
+/**
+ * The file-system edge. Storage code reaches the disk only through this interface, so that the
+ * same code runs on the real disk (real_file_system.ts) and on the simulated one
+ * (sim_file_system.ts), which can crash, tear writes, flip bytes and fail fsyncs.
+ *
+ * The interface is synchronous, like LevelDB's Env: a node worker owns its store and blocks on its
+ * own IO; heavy IO (flush, compaction) runs in the piscina pool.
+ *
+ * Durability contract (what the simulator enforces and the real disk provides):
+ * - bytes appended to a file survive a crash only after `sync()` on that handle returns;
+ * - a file's existence, a rename and a removal survive a crash only after `syncDirectory()` of
+ *   the parent directory returns;
+ * - a crash may keep any prefix of the bytes appended since the last `sync()` (a torn write).
+ *
+ * Paths are absolute or relative POSIX strings joined with "/". All errors are IoError.
+ */
+
+export type OpenMode =
+  /** Read only; the file must exist. */
+  | "read"
+  /** Create a new file (it must not exist) for appending. */
+  | "create"
+  /** Append to an existing file, or create it. */
+  | "append";
+
+export interface FileHandle {
+  readonly path: string;
+  /** Appends all of `data` at the end of the file. REQUIRES: opened with "create" or "append". */
+  append(data: Uint8Array): void;
+  /**
+   * Reads up to `buffer.length` bytes at `position` into `buffer`; returns the count read
+   * (less than requested only at end of file).
+   */
+  readAt(buffer: Uint8Array, position: number): number;
+  /** Current size in bytes, including unsynced appends. */
+  size(): number;
+  /** Makes every byte appended so far durable (fdatasync). */
+  sync(): void;
+  /** Cuts the file to `length` bytes. REQUIRES: writable handle. */
+  truncate(length: number): void;
+  close(): void;
+}
+
+export interface FileSystem {
+  open(path: string, mode: OpenMode): FileHandle;
+  /** The whole content of a file. */
+  readFile(path: string): Uint8Array;
+  exists(path: string): boolean;
+  /** Names (not paths) of the entries in a directory, sorted. */
+  list(directory: string): string[];
+  /** Creates a directory and its parents; no error if it exists. */
+  makeDirectory(directory: string): void;
+  /** Atomically replaces `to` with `from` (POSIX rename). */
+  rename(from: string, to: string): void;
+  /** Removes a file; no error if it does not exist. */
+  remove(path: string): void;
+  /** Removes a directory and everything below it; no error if it does not exist. */
+  removeTree(directory: string): void;
+  /** Makes creations, renames and removals in `directory` durable (fsync of the directory). */
+  syncDirectory(directory: string): void;
+}
+
+export function joinPath(...parts: string[]): string {
+  return parts.join("/").replace(/\/+/g, "/");
+}
+
+export function parentDirectory(path: string): string {
+  const index = path.lastIndexOf("/");
+  if (index < 0) return ".";
+  if (index === 0) return "/";
+  return path.slice(0, index);
+}
+
+export function baseName(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}

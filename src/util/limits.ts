@@ -1,0 +1,43 @@
+/**
+ * Every bound loomkv enforces, in one place. Relationships between limits are asserted at load,
+ * so an edit that makes them inconsistent fails at the first import, not in production.
+ */
+import { assert } from "./assert.ts";
+
+export const limits = {
+  /** Largest key in bytes (UTF-8 for string keys). Keys must be non-empty. */
+  keyBytesMax: 16 * 1024,
+  /** Largest value in bytes. */
+  valueBytesMax: 1024 * 1024,
+  /** Largest opaque version blob (an encoded dotted version vector) in bytes. */
+  versionBytesMax: 4 * 1024,
+  /** Most versions (siblings plus tombstones) one record may carry. */
+  versionsPerRecordMax: 128,
+  /** Largest encoded record payload (all versions of one key in one write). */
+  recordPayloadBytesMax: 8 * 1024 * 1024,
+  /** Smallest and largest memtable arena a store may configure. */
+  memtableBytesMin: 64 * 1024,
+  memtableBytesMax: 1024 * 1024 * 1024,
+  /** Frozen memtables waiting for their flush before writes stall. */
+  frozenMemtablesMax: 4,
+  /** Target size of an SSTable data block before compression-free cut. */
+  blockBytesTarget: 4 * 1024,
+  /** Largest commit-log batch (one group commit) in bytes before it is cut into several. */
+  logBatchBytesMax: 4 * 1024 * 1024,
+  /** Commit-log block size (LevelDB's 32 KiB). */
+  logBlockBytes: 32 * 1024,
+  /** Bloom filter bits per key accepted by the configuration. */
+  bloomBitsPerKeyMin: 1,
+  bloomBitsPerKeyMax: 32,
+  /** Writes queued behind a stalled memtable before puts are refused with BusyError. */
+  pendingWritesMax: 100_000,
+} as const;
+
+assert(limits.keyBytesMax < limits.memtableBytesMin, "a key must fit in the smallest memtable");
+assert(
+  limits.valueBytesMax + limits.versionBytesMax < limits.recordPayloadBytesMax,
+  "one version must fit in a record",
+);
+assert(limits.recordPayloadBytesMax + limits.keyBytesMax < limits.logBatchBytesMax + limits.recordPayloadBytesMax);
+assert(limits.recordPayloadBytesMax <= limits.logBatchBytesMax * 2, "a record fits in at most two batches");
+assert(limits.blockBytesTarget < limits.logBlockBytes);
