@@ -4,7 +4,7 @@
 // counts, and exits non-zero if anything failed. Usage: node scripts/test.mjs [--node-only|--deno-only] [pattern]
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
-import { writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, writeFileSync, mkdirSync } from "node:fs";
 
 const require = createRequire(import.meta.url);
 const args = process.argv.slice(2);
@@ -45,7 +45,7 @@ if (build.code !== 0) {
   process.exit(1);
 }
 const steps = [];
-if (!nodeOnly) steps.push(["typecheck (deno check)", denoBin, ["check", "--quiet", "src", "workers", "test", "bench"]]);
+if (!nodeOnly) steps.push(["typecheck (deno check)", denoBin, ["check", "--quiet", ...["src", "workers", "test", "bench"].filter((d) => existsSync(d))]]);
 const pattern = filter ? `${filter}.*\\.test\\.` : "\\.test\\.";
 if (!denoOnly) steps.push(["uvu on Node", process.execPath, [uvuBin, "dist/test", `${pattern}js$`]]);
 if (!nodeOnly) steps.push(["uvu on Deno", denoBin, ["run", "-A", uvuBin, "test", `${pattern}ts$`]]);

@@ -1,0 +1,42 @@
+/**
+ * Clock over the host: `performance.now()` and node:timers (Node and Deno). Timers are unref'd (a
+ * pending gossip timer never keeps a process alive) unless set with `keepAlive`.
+ */
+import { clearTimeout, setTimeout } from "node:timers";
+import { describe, LoomRangeError } from "../util/errors.ts";
+import type { Clock, TimerHandle, TimerOptions } from "./clock.ts";
+
+export class RealClock implements Clock {
+  #nextTimerId = 1;
+  readonly #timers = new Map<TimerHandle, ReturnType<typeof setTimeout>>();
+
+  nowMs(): number {
+    return performance.now();
+  }
+
+  setTimer(delayMs: number, callback: () => void, options: TimerOptions = {}): TimerHandle {
+    if (!(Number.isFinite(delayMs) && delayMs >= 0)) {
+      throw new LoomRangeError(`set timer failed: delayMs is ${describe(delayMs)}, must be finite and >= 0`);
+    }
+    const handle: TimerHandle = { timerId: this.#nextTimerId++ };
+    const timeout = setTimeout(() => {
+      this.#timers.delete(handle);
+      callback();
+    }, delayMs);
+    if (!options.keepAlive) timeout.unref();
+    this.#timers.set(handle, timeout);
+    return handle;
+  }
+
+  clearTimer(handle: TimerHandle): void {
+    const timeout = this.#timers.get(handle);
+    if (timeout === undefined) return;
+    this.#timers.delete(handle);
+    clearTimeout(timeout);
+  }
+
+  /** Timers set and not yet fired or cleared. */
+  pendingTimers(): number {
+    return this.#timers.size;
+  }
+}

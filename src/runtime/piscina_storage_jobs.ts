@@ -1,0 +1,44 @@
+/**
+ * StorageJobs on a piscina pool: flush and compaction run in pool threads against the real file
+ * system. A frozen memtable's SharedArrayBuffer is shared with the job, not copied.
+ */
+import { Piscina } from "piscina";
+import type { StorageJobs } from "../storage/storage_jobs.ts";
+import type { CompactionRequest, FlushRequest, TableSummary } from "../storage/table_jobs.ts";
+
+/** The job file next to this module's build: `.ts` when running sources (Deno), `.js` when compiled. */
+export function workerFileUrl(name: string): URL {
+  const extension = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
+  return new URL(`../../workers/${name}${extension}`, import.meta.url);
+}
+
+export interface PiscinaStorageJobsOptions {
+  /** Pool threads. @default 1 (flush and compaction are IO-bound; the machine has 2 cores) */
+  readonly threads?: number;
+}
+
+export class PiscinaStorageJobs implements StorageJobs {
+  readonly #pool: Piscina;
+
+  constructor(options: PiscinaStorageJobsOptions = {}) {
+    const threads = options.threads ?? 1;
+    this.#pool = new Piscina({
+      filename: workerFileUrl("storage_job").href,
+      minThreads: threads,
+      maxThreads: threads,
+      idleTimeout: 60_000,
+    });
+  }
+
+  flush(request: FlushRequest): Promise<TableSummary> {
+    return this.#pool.run({ kind: "flush", request });
+  }
+
+  compact(request: CompactionRequest): Promise<TableSummary> {
+    return this.#pool.run({ kind: "compact", request });
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.close();
+  }
+}

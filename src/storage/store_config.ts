@@ -1,0 +1,81 @@
+/**
+ * Configuration of one storage engine instance. Every field says what it trades off and its
+ * default; `resolveStoreConfig` validates and names the wrong field.
+ */
+import { limits } from "../util/limits.ts";
+import { LoomRangeError, LoomTypeError, describe } from "../util/errors.ts";
+import { keepDistinctVersionsReference, type MergeRuleReference } from "./merge_rule.ts";
+
+export type FsyncPolicy = "always" | "batch" | "never";
+
+export interface StoreConfig {
+  /**
+   * When a write is acknowledged. `always`: after an fdatasync of the group of writes issued in
+   * the same turn of the event loop. `batch`: after the fdatasync that closes a group window of
+   * `fsyncBatchWindowMs` (more writes per fsync, higher latency). `never`: after the write reaches
+   * the OS (survives a process crash, not a power loss).
+   * @default "batch"
+   */
+  readonly fsync: FsyncPolicy;
+  /** Group window for the `batch` policy: the longest a write waits for company. @default 2 */
+  readonly fsyncBatchWindowMs: number;
+  /** Memtable arena size. Larger means fewer, larger tables and longer recovery. @default 64 MiB */
+  readonly memtableBytes: number;
+  /** Bloom filter bits per key: 10 gives about 1% false positives; each bit costs memory. @default 10 */
+  readonly bloomBitsPerKey: number;
+  /** Block cache budget shared by the store's tables. @default 32 MiB */
+  readonly blockCacheBytes: number;
+  /** Size-tiered compaction merges a run of at least this many similar-sized tables. @default 4 */
+  readonly compactionTablesMin: number;
+  /** ... and at most this many at once. @default 16 */
+  readonly compactionTablesMax: number;
+  /** Tables are "similar" when the largest is at most this many times the smallest. @default 4 */
+  readonly compactionSizeRatio: number;
+  /** Resolves merge records on reads and in compaction. @default keep distinct versions */
+  readonly mergeRule: MergeRuleReference;
+}
+
+export const storeConfigDefaults: StoreConfig = {
+  fsync: "batch",
+  fsyncBatchWindowMs: 2,
+  memtableBytes: 64 * 1024 * 1024,
+  bloomBitsPerKey: 10,
+  blockCacheBytes: 32 * 1024 * 1024,
+  compactionTablesMin: 4,
+  compactionTablesMax: 16,
+  compactionSizeRatio: 4,
+  mergeRule: keepDistinctVersionsReference,
+};
+
+function integerIn(field: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value)) {
+    throw new LoomTypeError(`configure store failed: ${field} must be an integer, got ${describe(value)}`);
+  }
+  if (value < min || value > max) {
+    throw new LoomRangeError(`configure store failed: ${field} is ${value}, must be between ${min} and ${max}`);
+  }
+  return value;
+}
+
+export function resolveStoreConfig(partial: Partial<StoreConfig> = {}): StoreConfig {
+  const config = { ...storeConfigDefaults, ...stripUndefined(partial) };
+  if (!["always", "batch", "never"].includes(config.fsync)) {
+    throw new LoomTypeError(`configure store failed: fsync must be "always", "batch" or "never", got ${describe(config.fsync)}`);
+  }
+  integerIn("fsyncBatchWindowMs", config.fsyncBatchWindowMs, 0, 1000);
+  integerIn("memtableBytes", config.memtableBytes, limits.memtableBytesMin, limits.memtableBytesMax);
+  integerIn("bloomBitsPerKey", config.bloomBitsPerKey, limits.bloomBitsPerKeyMin, limits.bloomBitsPerKeyMax);
+  integerIn("blockCacheBytes", config.blockCacheBytes, 0, 2 ** 40);
+  integerIn("compactionTablesMin", config.compactionTablesMin, 2, 64);
+  integerIn("compactionTablesMax", config.compactionTablesMax, config.compactionTablesMin, 64);
+  integerIn("compactionSizeRatio", config.compactionSizeRatio, 1, 1000);
+  const rule = config.mergeRule;
+  if (typeof rule !== "object" || rule === null || typeof rule.moduleUrl !== "string" || typeof rule.exportName !== "string") {
+    throw new LoomTypeError(`configure store failed: mergeRule must be { moduleUrl, exportName }, got ${describe(rule)}`);
+  }
+  return config;
+}
+
+function stripUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

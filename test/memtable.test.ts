@@ -1,0 +1,285 @@
+import { once } from "node:events";
+import { Worker } from "node:worker_threads";
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { Memtable } from "../src/storage/memtable.ts";
+import { RecordKind, SEQUENCE_MAX, type StoredRecord } from "../src/storage/record.ts";
+import { AssertionError } from "../src/util/assert.ts";
+import { compareBytes } from "../src/util/bytes.ts";
+import { LoomRangeError, LoomTypeError } from "../src/util/errors.ts";
+import { limits } from "../src/util/limits.ts";
+import type { ReaderReport } from "./fixtures/memtable_reader_worker.ts";
+
+const ARENA_BYTES = limits.memtableBytesMin;
+
+/** Asserts that `action` throws an instance of `type` whose message matches `pattern`. */
+function throwsA(action: () => unknown, type: abstract new (...args: never[]) => Error, pattern = /./, message?: string): void {
+  assert.throws(action, (error: unknown) => error instanceof type && pattern.test(error.message), message);
+}
+
+/** Deterministic test randomness (mulberry32); returns a uint32 per call. */
+function prng(seed: number): () => number {
+  let state = seed | 0;
+  return () => {
+    let t = (state = (state + 0x6d2b79f5) | 0);
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+}
+
+interface PlainRecord {
+  key: number[];
+  sequence: number;
+  kind: number;
+  payload: number[];
+}
+
+function plain(record: StoredRecord): PlainRecord {
+  return { key: [...record.key], sequence: record.sequence, kind: record.kind, payload: [...record.payload] };
+}
+
+function compareModel(a: PlainRecord, b: PlainRecord): number {
+  return compareBytes(Uint8Array.from(a.key), Uint8Array.from(b.key)) || b.sequence - a.sequence;
+}
+
+/** Keys from bytes 0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff of length 1 to 4, so many are prefixes of others. */
+function randomKey(random: () => number): number[] {
+  const alphabet = [0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff];
+  const length = 1 + (random() % 4);
+  return Array.from({ length }, () => alphabet[random() % alphabet.length]!);
+}
+
+/** Sequences small, near 2^32 and near 2^53, to exercise both words of the stored sequence. */
+function randomSequence(random: () => number): number {
+  switch (random() % 3) {
+    case 0:
+      return random() % 1000;
+    case 1:
+      return 2 ** 32 - 500 + (random() % 1000);
+    default:
+      return SEQUENCE_MAX - (random() % 1000);
+  }
+}
+
+/** A memtable filled with random records, and the same records as a sorted model. */
+function populate(seed: number): { memtable: Memtable; model: PlainRecord[]; keys: number[][] } {
+  const random = prng(seed);
+  const keys = Array.from({ length: 40 }, () => randomKey(random));
+  const memtable = Memtable.create({ arenaBytes: ARENA_BYTES, seed });
+  const model: PlainRecord[] = [];
+  const seen = new Set<string>();
+  while (model.length < 500) {
+    const key = keys[random() % keys.length]!;
+    const sequence = randomSequence(random);
+    if (seen.has(`${key}/${sequence}`)) continue;
+    seen.add(`${key}/${sequence}`);
+    const kind = random() % 2 === 0 ? RecordKind.put : RecordKind.merge;
+    const payload = Array.from({ length: random() % 24 }, () => random() & 0xff);
+    assert.ok(memtable.insert(Uint8Array.from(key), sequence, kind, Uint8Array.from(payload)));
+    model.push({ key, sequence, kind, payload });
+  }
+  model.sort(compareModel);
+  return { memtable, model, keys };
+}
+
+/** Keys to look up: every inserted key, its prefixes and extensions, and random absent keys. */
+function probeKeys(keys: number[][], random: () => number): number[][] {
+  const probes = [...keys];
+  for (const key of keys) probes.push(key.slice(0, -1), [...key, 0x00], [...key, 0xff]);
+  for (let i = 0; i < 40; i++) probes.push(randomKey(random));
+  return probes.filter((key) => key.length > 0);
+}
+
+const SEEDS = [1, 2, 3, 0xdeadbeef];
+
+test("records iterate in key-ascending, sequence-descending order for keys that share prefixes and hold 0x00/0xff bytes", () => {
+  for (const seed of SEEDS) {
+    const { memtable, model } = populate(seed);
+    assert.equal([...memtable.records()].map(plain), model, `seed ${seed}`);
+    assert.is(memtable.entryCount, model.length);
+  }
+});
+
+test("recordsFor returns every record of a key newest first, and newest returns the first of them", () => {
+  for (const seed of SEEDS) {
+    const { memtable, model, keys } = populate(seed);
+    for (const key of probeKeys(keys, prng(seed + 100))) {
+      const expected = model.filter((record) => compareBytes(Uint8Array.from(record.key), Uint8Array.from(key)) === 0);
+      const bytes = Uint8Array.from(key);
+      assert.equal(memtable.recordsFor(bytes).map(plain), expected, `key ${key}`);
+      const newest = memtable.newest(bytes);
+      assert.equal(newest === undefined ? undefined : plain(newest), expected[0], `key ${key}`);
+    }
+  }
+});
+
+test("records(start) begins at the first record whose key is at or after start, present or not", () => {
+  for (const seed of SEEDS) {
+    const { memtable, model, keys } = populate(seed);
+    for (const start of probeKeys(keys, prng(seed + 200))) {
+      const from = model.findIndex((record) => compareBytes(Uint8Array.from(record.key), Uint8Array.from(start)) >= 0);
+      const expected = from === -1 ? [] : model.slice(from);
+      assert.equal([...memtable.records(Uint8Array.from(start))].map(plain), expected, `start ${start}`);
+    }
+    assert.equal([...memtable.records(Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0xff))], []);
+  }
+});
+
+test("insert returns false exactly when the arena has no room and then changes nothing, PRNG included", () => {
+  const random = prng(7);
+  const memtable = Memtable.create({ arenaBytes: ARENA_BYTES, seed: 99 });
+  const twin = Memtable.create({ arenaBytes: ARENA_BYTES, seed: 99 }); // gets only the inserts that fit
+  const model: PlainRecord[] = [];
+  let refused = 0;
+  for (let sequence = 1; ARENA_BYTES - memtable.usedBytes >= Memtable.recordBytesMin(1, 0); sequence++) {
+    const key = Uint8Array.from({ length: 1 + (random() % 32) }, () => random() & 0xff);
+    const free = ARENA_BYTES - memtable.usedBytes;
+    const oneWordTooMany = new Uint8Array(free + 4 - Memtable.recordBytesMin(1, 0));
+    assert.not.ok(memtable.insert(Uint8Array.of(0), sequence, RecordKind.put, oneWordTooMany), "4 bytes past the end do not fit");
+    const payload = new Uint8Array(random() % Math.min(2000, free)).fill(sequence & 0xff); // hugs the end as it fills
+    const before = { used: memtable.usedBytes, count: memtable.entryCount, min: memtable.sequenceMin, max: memtable.sequenceMax };
+    const arenaBefore = new Uint8Array(memtable.buffer).slice();
+    const inserted = memtable.insert(key, sequence, RecordKind.put, payload);
+    if (free >= Memtable.recordBytesMax(key.length, payload.length)) assert.ok(inserted, "a record that surely fits is accepted");
+    if (free < Memtable.recordBytesMin(key.length, payload.length)) assert.not.ok(inserted, "a record that cannot fit is refused");
+    assert.ok(memtable.usedBytes <= memtable.arenaBytes);
+    if (inserted) {
+      assert.ok(twin.insert(key, sequence, RecordKind.put, payload));
+      const taken = memtable.usedBytes - before.used;
+      assert.ok(taken >= Memtable.recordBytesMin(key.length, payload.length));
+      assert.ok(taken <= Memtable.recordBytesMax(key.length, payload.length));
+      model.push({ key: [...key], sequence, kind: RecordKind.put, payload: [...payload] });
+    } else {
+      refused++;
+      assert.equal(
+        { used: memtable.usedBytes, count: memtable.entryCount, min: memtable.sequenceMin, max: memtable.sequenceMax },
+        before,
+      );
+      assert.ok(compareBytes(new Uint8Array(memtable.buffer), arenaBefore) === 0, "a refused insert writes no byte");
+    }
+  }
+  assert.ok(refused > 0, "the arena filled up");
+  assert.ok(memtable.entryCount > 20);
+  assert.ok(compareBytes(new Uint8Array(memtable.buffer), new Uint8Array(twin.buffer)) === 0, "refused inserts left no trace");
+  model.sort(compareModel);
+  assert.equal([...memtable.records()].map(plain), model);
+  for (const [index, record] of model.entries()) {
+    const newest = model.findIndex((other) => compareBytes(Uint8Array.from(other.key), Uint8Array.from(record.key)) === 0);
+    if (newest === index) assert.equal(plain(memtable.newest(Uint8Array.from(record.key))!), record, "lookups survive a full arena");
+  }
+});
+
+test("sequenceMin and sequenceMax track the smallest and largest sequence, up to 2^53 - 1", () => {
+  const memtable = Memtable.create({ arenaBytes: ARENA_BYTES });
+  assert.is(memtable.sequenceMin, 0);
+  assert.is(memtable.sequenceMax, 0);
+  const key = Uint8Array.of(5);
+  const sequences = [2 ** 32 - 1, 2 ** 32, SEQUENCE_MAX, 7, 2 ** 52 + 3];
+  for (const sequence of sequences) assert.ok(memtable.insert(key, sequence, RecordKind.merge, new Uint8Array(0)));
+  assert.is(memtable.sequenceMin, 7);
+  assert.is(memtable.sequenceMax, SEQUENCE_MAX);
+  const descending = [...sequences].sort((a, b) => b - a);
+  assert.equal(memtable.recordsFor(key).map((record) => record.sequence), descending);
+  assert.ok(memtable.insert(Uint8Array.of(1), 0, RecordKind.put, new Uint8Array(0)));
+  assert.is(memtable.sequenceMin, 0);
+});
+
+test("a worker thread attached to the frozen buffer sees exactly the writer's records through zero-copy views", async () => {
+  const { memtable, model } = populate(11);
+  memtable.freeze();
+  const extension = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
+  const worker = new Worker(new URL(`./fixtures/memtable_reader_worker${extension}`, import.meta.url));
+  try {
+    const reply = once(worker, "message");
+    worker.postMessage(memtable.buffer);
+    const [report] = (await reply) as [ReaderReport];
+    assert.equal(report.records, [...memtable.records()].map(plain));
+    assert.equal(report.records, model);
+    assert.is(report.entryCount, memtable.entryCount);
+    assert.is(report.usedBytes, memtable.usedBytes);
+    assert.is(report.arenaBytes, memtable.arenaBytes);
+    assert.is(report.sequenceMin, memtable.sequenceMin);
+    assert.is(report.sequenceMax, memtable.sequenceMax);
+    assert.ok(report.frozen);
+    assert.ok(report.viewsIntoBuffer);
+    assert.match(report.insertError, /frozen/);
+  } finally {
+    await worker.terminate();
+  }
+});
+
+test("attach refuses a buffer that is not a frozen memtable arena", () => {
+  const memtable = Memtable.create({ arenaBytes: ARENA_BYTES });
+  throwsA(() => Memtable.attach(memtable.buffer), LoomTypeError, /not frozen/);
+  throwsA(() => Memtable.attach(new SharedArrayBuffer(ARENA_BYTES)), LoomTypeError);
+  throwsA(() => Memtable.attach(new ArrayBuffer(ARENA_BYTES) as unknown as SharedArrayBuffer), LoomTypeError);
+  memtable.freeze();
+  assert.is(Memtable.attach(memtable.buffer).entryCount, 0);
+});
+
+test("a frozen memtable refuses inserts but still serves reads", () => {
+  const memtable = Memtable.create({ arenaBytes: ARENA_BYTES });
+  assert.ok(memtable.insert(Uint8Array.of(1), 1, RecordKind.put, Uint8Array.of(9)));
+  assert.not.ok(memtable.frozen);
+  memtable.freeze();
+  assert.ok(memtable.frozen);
+  throwsA(() => memtable.insert(Uint8Array.of(2), 2, RecordKind.put, new Uint8Array(0)), AssertionError);
+  assert.is(memtable.entryCount, 1);
+  assert.equal([...memtable.newest(Uint8Array.of(1))!.payload], [9]);
+});
+
+test("inserting a (key, sequence) pair twice is an assertion failure", () => {
+  const memtable = Memtable.create({ arenaBytes: ARENA_BYTES });
+  assert.ok(memtable.insert(Uint8Array.of(1, 2), 5, RecordKind.put, new Uint8Array(0)));
+  assert.ok(memtable.insert(Uint8Array.of(1), 5, RecordKind.put, new Uint8Array(0)));
+  throwsA(() => memtable.insert(Uint8Array.of(1, 2), 5, RecordKind.merge, new Uint8Array(0)), AssertionError);
+});
+
+test("insert refuses empty or oversized keys, bad sequences, unknown kinds and oversized payloads", () => {
+  const memtable = Memtable.create({ arenaBytes: ARENA_BYTES });
+  const key = Uint8Array.of(1);
+  const empty = new Uint8Array(0);
+  throwsA(() => memtable.insert(empty, 1, RecordKind.put, empty), LoomRangeError, /key is 0 bytes/);
+  throwsA(() => memtable.insert(new Uint8Array(limits.keyBytesMax + 1), 1, RecordKind.put, empty), LoomRangeError);
+  throwsA(() => memtable.insert("k" as unknown as Uint8Array, 1, RecordKind.put, empty), LoomTypeError);
+  for (const sequence of [-1, 1.5, SEQUENCE_MAX + 1, Number.NaN]) {
+    throwsA(() => memtable.insert(key, sequence, RecordKind.put, empty), LoomRangeError, /./, `sequence ${sequence}`);
+  }
+  throwsA(() => memtable.insert(key, 1, 0 as RecordKind, empty), LoomTypeError);
+  throwsA(() => memtable.insert(key, 1, RecordKind.put, new Uint8Array(limits.recordPayloadBytesMax + 1)), LoomRangeError);
+  assert.is(memtable.entryCount, 0);
+  assert.is(memtable.sequenceMax, 0);
+});
+
+test("create refuses arena sizes outside the limits or not a multiple of 8, and bad seeds", () => {
+  for (const arenaBytes of [limits.memtableBytesMin - 8, limits.memtableBytesMax + 8, limits.memtableBytesMin + 4, 1.5]) {
+    throwsA(() => Memtable.create({ arenaBytes }), LoomRangeError, /./, `arenaBytes ${arenaBytes}`);
+  }
+  throwsA(() => Memtable.create({ arenaBytes: ARENA_BYTES, seed: -1 }), LoomRangeError);
+});
+
+test("the same seed and inserts give a byte-identical arena; another seed changes the layout, not the order", () => {
+  const a = populate(5).memtable;
+  const b = populate(5).memtable;
+  assert.ok(compareBytes(new Uint8Array(a.buffer), new Uint8Array(b.buffer)) === 0);
+  const random = prng(5);
+  const reseeded = Memtable.create({ arenaBytes: ARENA_BYTES, seed: 6 });
+  for (const record of [...a.records()].sort(() => (random() & 1) - 0.5)) {
+    assert.ok(reseeded.insert(record.key, record.sequence, record.kind, record.payload));
+  }
+  assert.ok(compareBytes(new Uint8Array(a.buffer), new Uint8Array(reseeded.buffer)) !== 0);
+  assert.equal([...reseeded.records()].map(plain), [...a.records()].map(plain));
+});
+
+test("an empty memtable has no records and reports only its fixed overhead as used", () => {
+  const memtable = Memtable.create({ arenaBytes: ARENA_BYTES });
+  assert.equal([...memtable.records()], []);
+  assert.equal(memtable.recordsFor(Uint8Array.of(0)), []);
+  assert.is(memtable.newest(Uint8Array.of(0)), undefined);
+  assert.is(memtable.entryCount, 0);
+  assert.is(memtable.arenaBytes, ARENA_BYTES);
+  assert.ok(memtable.usedBytes > 0 && memtable.usedBytes < 256);
+});
+
+test.run();

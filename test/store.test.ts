@@ -1,0 +1,200 @@
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { createPrng } from "../src/io/prng.ts";
+import { RealClock } from "../src/io/real_clock.ts";
+import { RealFileSystem } from "../src/io/real_file_system.ts";
+import { SimFileSystem } from "../src/io/sim_file_system.ts";
+import { openStore } from "../src/runtime/open_store.ts";
+import { InlineStorageJobs } from "../src/storage/storage_jobs.ts";
+import { Store } from "../src/storage/store.ts";
+import { limits } from "../src/util/limits.ts";
+import { counterVersion, highestCounterWinsReference } from "./fixtures/highest_counter_rule.ts";
+import { bytesOf, openSimStore, temporaryDirectory, textOf } from "./support/store_harness.ts";
+
+const v1 = counterVersion(1);
+const v2 = counterVersion(2);
+const v3 = counterVersion(3);
+
+test("a put is read back with its version and value", async () => {
+  const store = await openSimStore(new SimFileSystem(createPrng(1)));
+  await store.put("user:1", [{ version: v1, value: "alice" }]);
+  const versions = store.get("user:1");
+  assert.is(versions.length, 1);
+  assert.equal([...versions[0]!.version], [...v1]);
+  assert.is(textOf(versions[0]!.value), "alice");
+  assert.equal(store.get("user:2"), []);
+  await store.close();
+});
+
+test("string and byte keys address the same record", async () => {
+  const store = await openSimStore(new SimFileSystem(createPrng(2)));
+  await store.put(bytesOf("k"), [{ version: v1, value: new Uint8Array([0, 255]) }]);
+  assert.equal([...store.get("k")[0]!.value!], [0, 255]);
+  await store.close();
+});
+
+test("a later put replaces the version set and a delete leaves a tombstone", async () => {
+  const store = await openSimStore(new SimFileSystem(createPrng(3)));
+  await store.put("k", [{ version: v1, value: "a" }, { version: v2, value: "b" }]);
+  assert.is(store.get("k").length, 2);
+  await store.put("k", [{ version: v3, value: "c" }]);
+  assert.equal(store.get("k").map((v) => textOf(v.value)), ["c"]);
+  await store.delete("k", counterVersion(4));
+  const after = store.get("k");
+  assert.is(after.length, 1);
+  assert.is(after[0]!.value, null);
+  await store.close();
+});
+
+test("merges accumulate siblings until a put supersedes them, across flushes and compaction", async () => {
+  const store = await openSimStore(new SimFileSystem(createPrng(4)));
+  await store.put("k", [{ version: v1, value: "a" }]);
+  await store.flush();
+  await store.merge("k", [{ version: v2, value: "b" }]);
+  await store.flush();
+  await store.merge("k", [{ version: v3, value: "c" }]);
+  assert.equal(store.get("k").map((v) => textOf(v.value)), ["c", "b", "a"]);
+  await store.compact();
+  assert.is(store.stats().tables.length, 1);
+  assert.equal(store.get("k").map((v) => textOf(v.value)), ["c", "b", "a"]);
+  await store.put("k", [{ version: v3, value: "resolved" }]);
+  assert.equal(store.get("k").map((v) => textOf(v.value)), ["resolved"]);
+  await store.close();
+});
+
+test("a custom merge rule resolves merges on reads and in compaction alike", async () => {
+  const fs = new SimFileSystem(createPrng(5));
+  const store = await openSimStore(fs, { mergeRule: highestCounterWinsReference });
+  await store.merge("k", [{ version: v2, value: "two" }]);
+  await store.flush();
+  await store.merge("k", [{ version: v1, value: "one" }]);
+  assert.equal(store.get("k").map((v) => textOf(v.value)), ["two"]);
+  await store.compact();
+  assert.equal(store.get("k").map((v) => textOf(v.value)), ["two"]);
+  await store.close();
+});
+
+test("entries iterates keys in byte order within a range", async () => {
+  const store = await openSimStore(new SimFileSystem(createPrng(6)));
+  for (const key of ["b", "a", "d", "c", "e"]) await store.put(key, [{ version: v1, value: key.toUpperCase() }]);
+  await store.flush();
+  await store.put("c", [{ version: v2, value: "C2" }]);
+  const seen = [...store.entries({ start: "b", end: "e" })].map((e) => `${textOf(e.key)}=${textOf(e.versions[0]!.value)}`);
+  assert.equal(seen, ["b=B", "c=C2", "d=D"]);
+  await store.close();
+});
+
+test("bad input is refused with a typed error and writes nothing", async () => {
+  const store = await openSimStore(new SimFileSystem(createPrng(7)));
+  const sequence = store.stats().sequence;
+  const cases: [() => unknown, string][] = [
+    [() => store.put("", [{ version: v1, value: "x" }]), "LOOM_OUT_OF_RANGE"],
+    [() => store.put("x".repeat(limits.keyBytesMax + 1), [{ version: v1, value: "x" }]), "LOOM_OUT_OF_RANGE"],
+    [() => store.put(42 as unknown as string, [{ version: v1, value: "x" }]), "LOOM_INVALID_ARGUMENT"],
+    [() => store.put("k", [{ version: v1, value: 42 as unknown as string }]), "LOOM_INVALID_ARGUMENT"],
+    [() => store.put("k", [{ version: "v" as unknown as Uint8Array, value: "x" }]), "LOOM_INVALID_ARGUMENT"],
+    [() => store.put("k", [{ version: v1, value: new Uint8Array(limits.valueBytesMax + 1) }]), "LOOM_OUT_OF_RANGE"],
+    [() => store.put("k", "nope" as unknown as []), "LOOM_INVALID_ARGUMENT"],
+    [() => store.write([]), "LOOM_OUT_OF_RANGE"],
+    [() => store.get(""), "LOOM_OUT_OF_RANGE"],
+  ];
+  for (const [call, code] of cases) {
+    try {
+      await call();
+      assert.unreachable(`expected ${code}`);
+    } catch (error) {
+      assert.is((error as { code?: string }).code, code, String(error));
+    }
+  }
+  assert.is(store.stats().sequence, sequence);
+  assert.equal([...store.entries()], []);
+  await store.close();
+});
+
+test("a batch with one bad operation writes none of its operations", async () => {
+  const store = await openSimStore(new SimFileSystem(createPrng(8)));
+  try {
+    await store.write([
+      { key: "good", kind: "put", versions: [{ version: v1, value: "x" }] },
+      { key: "", kind: "put", versions: [{ version: v1, value: "x" }] },
+    ]);
+    assert.unreachable("expected a RangeError");
+  } catch (error) {
+    assert.instance(error, RangeError);
+  }
+  assert.equal(store.get("good"), []);
+  await store.close();
+});
+
+test("use after close is refused with a closed error", async () => {
+  const store = await openSimStore(new SimFileSystem(createPrng(9)));
+  await store.close();
+  try {
+    await store.put("k", [{ version: v1, value: "x" }]);
+    assert.unreachable("expected ClosedError");
+  } catch (error) {
+    assert.is((error as { code?: string }).code, "LOOM_CLOSED");
+  }
+  assert.throws(() => store.get("k"), (error: { code?: string }) => error.code === "LOOM_CLOSED");
+});
+
+test("invalid configuration names the field and opens nothing", async () => {
+  const fs = new SimFileSystem(createPrng(10));
+  for (const [overrides, field] of [
+    [{ fsync: "sometimes" }, "fsync"],
+    [{ memtableBytes: 10 }, "memtableBytes"],
+    [{ bloomBitsPerKey: 0 }, "bloomBitsPerKey"],
+  ] as const) {
+    try {
+      await openSimStore(fs, overrides as never);
+      assert.unreachable("expected a configuration error");
+    } catch (error) {
+      assert.match(String(error), field);
+    }
+  }
+  assert.is(fs.exists("/store/MANIFEST"), false);
+});
+
+test("on the real disk, flushes and compactions run in the piscina pool and data survives reopen", async () => {
+  const directory = temporaryDirectory("store");
+  try {
+    let store = await openStore({ directory: directory.path, memtableBytes: 256 * 1024, compactionTablesMin: 3 });
+    const value = "v".repeat(200);
+    for (let round = 0; round < 8; round++) {
+      const writes: Promise<void>[] = [];
+      for (let i = 0; i < 500; i++) writes.push(store.put(`key-${round}-${i}`, [{ version: v1, value: `${value}${round}-${i}` }]));
+      await Promise.all(writes);
+    }
+    await store.flush();
+    const stats = store.stats();
+    assert.ok(stats.flushes >= 3, `flushes: ${stats.flushes}`);
+    assert.ok(stats.compactions >= 1, `compactions: ${stats.compactions}`);
+    await store.close();
+    store = await openStore({ directory: directory.path, memtableBytes: 256 * 1024 });
+    for (let round = 0; round < 8; round += 3) {
+      assert.is(textOf(store.get(`key-${round}-7`)[0]?.value), `${value}${round}-7`);
+    }
+    assert.is([...store.entries()].length, 8 * 500);
+    await store.close();
+  } finally {
+    directory.remove();
+  }
+});
+
+test("on the real disk, unflushed writes are replayed from the commit log after reopen", async () => {
+  const directory = temporaryDirectory("replay");
+  const fs = new RealFileSystem();
+  try {
+    let store = await Store.open({ directory: directory.path, fs, clock: new RealClock(), jobs: new InlineStorageJobs(fs), fsync: "batch" });
+    for (let i = 0; i < 100; i++) await store.put(`k${i}`, [{ version: v1, value: `value ${i}` }]);
+    await store.close();
+    store = await Store.open({ directory: directory.path, fs, clock: new RealClock(), jobs: new InlineStorageJobs(fs) });
+    assert.is(store.stats().recovery.recordsReplayed, 100);
+    assert.is(textOf(store.get("k42")[0]?.value), "value 42");
+    await store.close();
+  } finally {
+    directory.remove();
+  }
+});
+
+test.run();
