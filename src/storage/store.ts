@@ -104,8 +104,6 @@ interface Waiter {
   reject(error: unknown): void;
 }
 
-const MEMTABLE_RECORD_OVERHEAD_BYTES = 128;
-
 export class Store {
   readonly directory: string;
   readonly config: StoreConfig;
@@ -211,20 +209,19 @@ export class Store {
     if (!Array.isArray(operations) || operations.length === 0) {
       throw new LoomRangeError("write failed: a batch needs at least one operation");
     }
-    let bytes = 0;
+    let needed = 0;
     const entries = operations.map((operation): BatchEntry => {
       const key = toKeyBytes("write", operation?.key);
       if (operation.kind !== "put" && operation.kind !== "merge") {
         throw new LoomRangeError(`write failed: operation kind must be "put" or "merge", got ${String(operation.kind)}`);
       }
       const payload = encodeVersionSet(toVersions("write", operation.versions), this.#payloadWriter);
-      bytes += key.length + payload.length;
+      needed += Memtable.recordBytesMax(key.length, payload.length);
       return { key, kind: operation.kind === "put" ? RecordKind.put : RecordKind.merge, payload };
     });
-    const room = this.config.memtableBytes / 2;
-    if (bytes + entries.length * MEMTABLE_RECORD_OVERHEAD_BYTES > Math.min(room, limits.logBatchBytesMax)) {
-      throw new LoomRangeError(`write failed: batch is ${bytes} bytes, limit is ${Math.min(room, limits.logBatchBytesMax)}`);
-    }
+    // A batch must fit an empty memtable with room to spare, and one commit-log record.
+    const limit = Math.min(this.config.memtableBytes / 2, limits.logBatchBytesMax);
+    if (needed > limit) throw new LoomRangeError(`write failed: batch needs ${needed} bytes, limit is ${limit}`);
     return entries;
   }
 
@@ -247,7 +244,7 @@ export class Store {
   /** Freezes the active memtable if `entries` would not fit in it. */
   #ensureRoom(entries: readonly BatchEntry[]): void {
     let needed = 0;
-    for (const entry of entries) needed += entry.key.length + entry.payload.length + MEMTABLE_RECORD_OVERHEAD_BYTES;
+    for (const entry of entries) needed += Memtable.recordBytesMax(entry.key.length, entry.payload.length);
     const memtable = this.#active.memtable;
     if (memtable.arenaBytes - memtable.usedBytes >= needed) return;
     this.#rotate();
@@ -368,13 +365,9 @@ export class Store {
         this.#bloomSkips++;
         continue;
       }
-      if (take(this.#readTable(table, key))) return collected;
+      if (take(table.reader.recordsFor(key))) return collected;
     }
     return collected;
-  }
-
-  #readTable(table: TableSlot, key: Uint8Array): StoredRecord[] {
-    return table.reader.recordsFor(key);
   }
 
   /**
