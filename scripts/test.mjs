@@ -4,13 +4,15 @@
 // counts, and exits non-zero if anything failed. Usage: node scripts/test.mjs [--node-only|--deno-only] [pattern]
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
-import { existsSync, writeFileSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
 
 const require = createRequire(import.meta.url);
 const args = process.argv.slice(2);
 const nodeOnly = args.includes("--node-only");
 const denoOnly = args.includes("--deno-only");
 const filter = args.find((arg) => !arg.startsWith("--")) ?? "";
+const writeReport = args.includes("--report");
 const uvuBin = new URL("../node_modules/uvu/bin.js", import.meta.url).pathname;
 const denoBin = new URL("../node_modules/deno/bin.cjs", import.meta.url).pathname;
 const tscBin = new URL("../node_modules/typescript/bin/tsc", import.meta.url).pathname;
@@ -65,5 +67,43 @@ for (const [label, command, commandArgs] of steps) {
 
 mkdirSync(".tmp", { recursive: true });
 writeFileSync(".tmp/last-test-run.json", JSON.stringify(results.map(({ label, code, seconds, output }) => ({ label, code, seconds, ...(label.startsWith("uvu") ? counts({ code, output }) : {}) })), null, 2));
+if (writeReport) writeTestReport(results, { passed, failed, skipped });
 console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
 process.exit(failed > 0 ? 1 : 0);
+
+/** Per-file counts from uvu's output: a file name line, then "(passed / total)". */
+function perFile(output) {
+  const plain = output.replace(/\u001b\[[0-9;]*m/g, "");
+  const rows = [];
+  const pattern = /^(\S+\.test\.(?:js|ts))\s*$([\s\S]*?)\((\d+) \/ (\d+)\)/gm;
+  for (const match of plain.matchAll(pattern)) rows.push({ file: match[1], passed: Number(match[3]), total: Number(match[4]) });
+  return rows;
+}
+
+/** Rewrites the results section of docs/test-report.md (between the markers), keeping the prose. */
+function writeTestReport(results, totals) {
+  const path = "docs/test-report.md";
+  const start = "<!-- results:start -->";
+  const end = "<!-- results:end -->";
+  const current = existsSync(path) ? readFileSync(path, "utf8") : `# Test report\n\n${start}\n${end}\n`;
+  const lines = [start, "", `Recorded ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC on ${os.cpus().length} cores, Node ${process.version}, ` +
+    `by \`npm test -- --report\`: **${totals.passed} passed, ${totals.failed} failed**.`, ""];
+  for (const result of results) {
+    if (!result.label.startsWith("uvu")) {
+      lines.push(`- ${result.label}: ${result.code === 0 ? "clean" : "FAILED"} (${result.seconds.toFixed(1)} s)`);
+      continue;
+    }
+    lines.push(`- ${result.label}: exit ${result.code}, ${result.seconds.toFixed(1)} s`);
+  }
+  const [node, deno] = ["uvu on Node", "uvu on Deno"].map((label) => perFile(results.find((r) => r.label === label)?.output ?? ""));
+  lines.push("", "| test file | Node passed / total | Deno passed / total |", "|---|---|---|");
+  for (const row of node ?? []) {
+    const stem = row.file.replace(/\.js$/, "");
+    const other = (deno ?? []).find((d) => d.file.replace(/\.ts$/, "") === stem);
+    lines.push(`| ${stem} | ${row.passed} / ${row.total} | ${other ? `${other.passed} / ${other.total}` : "-"} |`);
+  }
+  lines.push("", end);
+  const before = current.includes(start) ? current.slice(0, current.indexOf(start)) : current + "\n";
+  const after = current.includes(end) ? current.slice(current.indexOf(end) + end.length) : "\n";
+  writeFileSync(path, before + lines.join("\n") + after);
+}
