@@ -13,6 +13,7 @@ const nodeOnly = args.includes("--node-only");
 const denoOnly = args.includes("--deno-only");
 const filter = args.find((arg) => !arg.startsWith("--")) ?? "";
 const writeReport = args.includes("--report");
+const STEP_TIMEOUT_MS = 8 * 60 * 1000;
 const uvuBin = new URL("../node_modules/uvu/bin.js", import.meta.url).pathname;
 const denoBin = new URL("../node_modules/deno/bin.cjs", import.meta.url).pathname;
 const tscBin = new URL("../node_modules/typescript/bin/tsc", import.meta.url).pathname;
@@ -25,7 +26,16 @@ function run(label, command, commandArgs, env = {}) {
     let output = "";
     child.stdout.on("data", (chunk) => { output += chunk; process.stdout.write(chunk); });
     child.stderr.on("data", (chunk) => { output += chunk; process.stderr.write(chunk); });
-    child.on("close", (code) => resolve({ label, code: code ?? 1, output, seconds: (Date.now() - started) / 1000 }));
+    // A hung suite must fail loudly, not run into CI's time limit.
+    const timer = setTimeout(() => {
+      output += `\n${label} timed out after ${STEP_TIMEOUT_MS / 1000} s\n`;
+      process.stderr.write(`\n${label} timed out after ${STEP_TIMEOUT_MS / 1000} s: killed\n`);
+      child.kill("SIGKILL");
+    }, STEP_TIMEOUT_MS);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ label, code: code ?? 1, output, seconds: (Date.now() - started) / 1000 });
+    });
   });
 }
 

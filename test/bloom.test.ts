@@ -8,22 +8,13 @@ import {
   mayContain,
 } from "../src/storage/bloom.ts";
 import { utf8Encode } from "../src/util/bytes.ts";
+import { createPrng } from "../src/io/prng.ts";
+import { isError } from "./support/assertions.ts";
 
-/** uvu's `throws` calls a function argument as a predicate: wrap the class in one. */
-function isError(type: abstract new (...args: never[]) => Error): (error: unknown) => boolean {
-  return (error) => error instanceof type;
-}
-
-/** Seeded PRNG (mulberry32): tests replay exactly. */
+/** Seeded test randomness from the project's PRNG: the same seed gives the same data on every run. */
 function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = createPrng(seed);
+  return () => random.nextFloat();
 }
 
 function bigEndianKey(value: number): Uint8Array {

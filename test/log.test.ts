@@ -26,16 +26,10 @@ function freshPath(): string {
   return nodePath.join(directory, `${++fileCount}.log`);
 }
 
-/** A seeded generator (mulberry32): the same seed gives the same test data on every run. */
+/** Seeded test randomness from the project's PRNG: the same seed gives the same data on every run. */
 function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = createPrng(seed);
+  return () => random.nextFloat();
 }
 
 function payloadOf(size: number, seed: number): Uint8Array {

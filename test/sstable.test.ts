@@ -12,6 +12,8 @@ import { SSTableWriter, type SSTableWriterOptions } from "../src/storage/sstable
 import { AssertionError } from "../src/util/assert.ts";
 import { compareBytes, equalBytes, utf8Encode } from "../src/util/bytes.ts";
 import { ClosedError, CorruptionError } from "../src/util/errors.ts";
+import { createPrng } from "../src/io/prng.ts";
+import { isError } from "./support/assertions.ts";
 
 const fs = new RealFileSystem();
 const directory = nodeFs.mkdtempSync(joinPath(os.tmpdir(), "loomkv-sstable-"));
@@ -19,21 +21,10 @@ let fileCounter = 0;
 
 test.after(() => fs.removeTree(directory));
 
-/** uvu's `throws` calls a function argument as a predicate: wrap the class in one. */
-function isError(type: abstract new (...args: never[]) => Error): (error: unknown) => boolean {
-  return (error) => error instanceof type;
-}
-
-/** Seeded PRNG (mulberry32): tests replay exactly. */
+/** Seeded test randomness from the project's PRNG: the same seed gives the same data on every run. */
 function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = createPrng(seed);
+  return () => random.nextFloat();
 }
 
 function compareRecords(a: StoredRecord, b: StoredRecord): number {

@@ -31,6 +31,14 @@ export const limits = {
   bloomBitsPerKeyMax: 32,
   /** Writes queued behind a stalled memtable before puts are refused with BusyError. */
   pendingWritesMax: 100_000,
+  /** Virtual nodes per physical node: past 1024 the load-spread gain is under a point (docs/ring.md). */
+  vnodesPerNodeMax: 1024,
+  /** Physical nodes in one cluster (one worker thread each, on one host). */
+  nodesMax: 256,
+  /** Largest node id. Node ids are the actors of version vectors, so they share its bound. */
+  nodeIdMax: 0xffff,
+  /** Entries a version's past or a causal context may hold (the pruning threshold's upper bound). */
+  clockEntriesMax: 64,
 } as const;
 
 assert(limits.keyBytesMax < limits.memtableBytesMin, "a key must fit in the smallest memtable");
@@ -41,3 +49,6 @@ assert(
 assert(limits.recordPayloadBytesMax + limits.keyBytesMax < limits.logBatchBytesMax + limits.recordPayloadBytesMax);
 assert(limits.recordPayloadBytesMax <= limits.logBatchBytesMax * 2, "a record fits in at most two batches");
 assert(limits.blockBytesTarget < limits.logBlockBytes);
+assert(limits.nodesMax * limits.vnodesPerNodeMax <= 2 ** 18, "a ring holds at most 2^18 tokens");
+assert(limits.nodesMax <= limits.nodeIdMax + 1, "every node can have a distinct id");
+assert(limits.nodesMax <= limits.clockEntriesMax * 4, "a clock can name a good share of the nodes before pruning");
