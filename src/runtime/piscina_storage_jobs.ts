@@ -15,6 +15,12 @@ export function workerFileUrl(name: string): URL {
 export interface PiscinaStorageJobsOptions {
   /** Pool threads. @default 1 (flush and compaction are IO-bound; the machine has 2 cores) */
   readonly threads?: number;
+  /**
+   * V8 heap bound of each pool thread, in MiB. Jobs stream their input and output in bounded
+   * chunks, so a small heap suffices; a lower bound means more frequent garbage collection.
+   * @default 64
+   */
+  readonly heapMib?: number;
 }
 
 export class PiscinaStorageJobs implements StorageJobs {
@@ -27,6 +33,7 @@ export class PiscinaStorageJobs implements StorageJobs {
       minThreads: threads,
       maxThreads: threads,
       idleTimeout: 60_000,
+      resourceLimits: { maxOldGenerationSizeMb: options.heapMib ?? 64, maxYoungGenerationSizeMb: 8 },
     });
   }
 

@@ -341,8 +341,6 @@ export class Store {
   get(key: KeyInput): Version[] {
     const keyBytes = toKeyBytes("get", key);
     if (this.#state === "closed") throw new ClosedError("get failed: store is closed");
-    const newest = this.#active.memtable.newest(keyBytes);
-    if (newest && newest.kind === RecordKind.put) return resolveRecords([newest], this.#rule, true).versions;
     const records = this.#collect(keyBytes);
     if (records.length === 0) return [];
     return resolveRecords(records, this.#rule, true).versions;
