@@ -283,4 +283,19 @@ test("an empty memtable has no records and reports only its fixed overhead as us
   assert.ok(memtable.usedBytes > 0 && memtable.usedBytes < 256);
 });
 
+test("a reused arena starts empty and ends byte-identical to a fresh one given the same inserts", () => {
+  const used = populate(3).memtable;
+  used.freeze();
+  const reused = Memtable.create({ arenaBytes: ARENA_BYTES, seed: 5, reuse: used.buffer });
+  const fresh = Memtable.create({ arenaBytes: ARENA_BYTES, seed: 5 });
+  assert.is(reused.entryCount, 0);
+  assert.is(reused.frozen, false);
+  assert.equal([...reused.records()], []);
+  for (const memtable of [reused, fresh]) {
+    for (let i = 0; i < 50; i++) assert.ok(memtable.insert(Uint8Array.of(i, 1), i + 1, RecordKind.put, Uint8Array.of(i)));
+  }
+  assert.ok(compareBytes(new Uint8Array(reused.buffer), new Uint8Array(fresh.buffer)) === 0);
+  assert.throws(() => Memtable.create({ arenaBytes: ARENA_BYTES * 2, reuse: used.buffer }), (error: Error) => error instanceof LoomRangeError);
+});
+
 test.run();

@@ -7,6 +7,7 @@ import { SimFileSystem } from "../src/io/sim_file_system.ts";
 import { openStore } from "../src/runtime/open_store.ts";
 import { InlineStorageJobs } from "../src/storage/storage_jobs.ts";
 import { Store } from "../src/storage/store.ts";
+import { SimClock } from "../src/io/sim_clock.ts";
 import { limits } from "../src/util/limits.ts";
 import { counterVersion, highestCounterWinsReference } from "./fixtures/highest_counter_rule.ts";
 import { bytesOf, openSimStore, temporaryDirectory, textOf } from "./support/store_harness.ts";
@@ -166,6 +167,7 @@ test("on the real disk, flushes and compactions run in the piscina pool and data
       await Promise.all(writes);
     }
     await store.flush();
+    await store.idle();
     const stats = store.stats();
     assert.ok(stats.flushes >= 3, `flushes: ${stats.flushes}`);
     assert.ok(stats.compactions >= 1, `compactions: ${stats.compactions}`);
@@ -195,6 +197,50 @@ test("on the real disk, unflushed writes are replayed from the commit log after 
   } finally {
     directory.remove();
   }
+});
+
+test("a range scan keeps its snapshot while its memtable is flushed and the next memtable reuses arenas", async () => {
+  const store = await openSimStore(new SimFileSystem(createPrng(11)));
+  const value = "x".repeat(300);
+  for (let i = 0; i < 100; i++) await store.put(`a-${String(i).padStart(3, "0")}`, [{ version: v1, value: `${value}${i}` }]);
+  const scan = store.entries();
+  const first = scan.next();
+  assert.is(textOf(first.value!.key), "a-000");
+  // Rotate and flush the scanned memtable, then write enough for several more rotations.
+  for (let round = 0; round < 6; round++) {
+    for (let i = 0; i < 200; i++) await store.put(`b-${round}-${i}`, [{ version: v2, value: "y".repeat(300) }]);
+    await store.flush();
+  }
+  const rest = [...scan];
+  assert.is(rest.length, 99);
+  rest.forEach((entry, index) => {
+    assert.is(textOf(entry.key), `a-${String(index + 1).padStart(3, "0")}`);
+    assert.is(textOf(entry.versions[0]!.value), `${value}${index + 1}`);
+  });
+  assert.ok(store.stats().flushes >= 6);
+  await store.close();
+});
+
+test("sustained writes still get compacted: compaction takes turns with flushes", async () => {
+  // Jobs that take real time, like the pool's, so that writers keep frozen memtables waiting.
+  const fs = new SimFileSystem(createPrng(12));
+  const inline = new InlineStorageJobs(fs);
+  const later = <T>(work: () => Promise<T>) => new Promise<T>((resolve, reject) => setTimeout(() => work().then(resolve, reject), 5));
+  const jobs = {
+    flush: (request: Parameters<typeof inline.flush>[0]) => later(() => inline.flush(request)),
+    compact: (request: Parameters<typeof inline.compact>[0]) => later(() => inline.compact(request)),
+    close: () => inline.close(),
+  };
+  const store = await Store.open({ directory: "/store", fs, clock: new SimClock(), jobs, fsync: "always", memtableBytes: 64 * 1024, compactionTablesMin: 2 });
+  for (let wave = 0; wave < 40; wave++) {
+    const writes: Promise<void>[] = [];
+    for (let i = 0; i < 150; i++) writes.push(store.put(`k-${(wave * 150 + i) % 700}`, [{ version: counterVersion(wave), value: "z".repeat(200) }]));
+    await Promise.all(writes);
+  }
+  const stats = store.stats();
+  assert.ok(stats.flushes >= 10, `flushes: ${stats.flushes}`);
+  assert.ok(stats.compactions > 0, `no compaction ran during ${stats.flushes} flushes`);
+  await store.close();
 });
 
 test.run();

@@ -13,7 +13,7 @@ export function workerFileUrl(name: string): URL {
 }
 
 export interface PiscinaStorageJobsOptions {
-  /** Pool threads. @default 1 (flush and compaction are IO-bound; the machine has 2 cores) */
+  /** Pool threads. @default 2 (a store runs one flush and one compaction side by side) */
   readonly threads?: number;
   /**
    * V8 heap bound of each pool thread, in MiB. Jobs stream their input and output in bounded
@@ -27,7 +27,7 @@ export class PiscinaStorageJobs implements StorageJobs {
   readonly #pool: Piscina;
 
   constructor(options: PiscinaStorageJobsOptions = {}) {
-    const threads = options.threads ?? 1;
+    const threads = options.threads ?? 2;
     this.#pool = new Piscina({
       filename: workerFileUrl("storage_job").href,
       minThreads: threads,

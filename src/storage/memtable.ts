@@ -148,8 +148,13 @@ export class Memtable {
    * and limits.memtableBytesMax). `seed` (a uint32, default a constant) drives heights only.
    * The returned memtable is writable by the calling thread.
    */
-  static create(options: { arenaBytes: number; seed?: number }): Memtable {
-    const { arenaBytes, seed = SEED_DEFAULT } = options;
+  /**
+   * A new, empty memtable. With `reuse`, the arena of a memtable that is no longer read anywhere
+   * is zeroed and used again instead of allocating (bounded memory under sustained writes).
+   * REQUIRES: nothing reads the reused arena's old records any more; its size is `arenaBytes`.
+   */
+  static create(options: { arenaBytes: number; seed?: number; reuse?: SharedArrayBuffer | undefined }): Memtable {
+    const { arenaBytes, seed = SEED_DEFAULT, reuse } = options;
     if (
       !Number.isInteger(arenaBytes) ||
       arenaBytes % 8 !== 0 ||
@@ -163,7 +168,11 @@ export class Memtable {
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffff_ffff) {
       throw new LoomRangeError(`memtable create failed: seed is ${describe(seed)}, must be an integer from 0 to 4294967295`);
     }
-    const memtable = new Memtable(new SharedArrayBuffer(arenaBytes), seed);
+    if (reuse !== undefined && reuse.byteLength !== arenaBytes) {
+      throw new LoomRangeError(`memtable create failed: reused arena is ${reuse.byteLength} bytes, arenaBytes is ${arenaBytes}`);
+    }
+    if (reuse !== undefined) new Uint8Array(reuse).fill(0);
+    const memtable = new Memtable(reuse ?? new SharedArrayBuffer(arenaBytes), seed);
     const words = memtable.#words;
     words[WORD_MAGIC] = MAGIC;
     words[WORD_FORMAT_VERSION] = FORMAT_VERSION;

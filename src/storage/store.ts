@@ -89,6 +89,8 @@ interface MemtableSlot {
   readonly memtable: Memtable;
   /** Oldest log holding any of this memtable's records. */
   readonly logNumberMin: number;
+  /** Open range iterations reading this memtable (its arena must not be reused under them). */
+  references: number;
 }
 
 interface TableSlot {
@@ -131,7 +133,11 @@ export class Store {
   #commitTimer: TimerHandle | undefined;
   #stallWaiters: (() => void)[] = [];
   #stalledWrites = 0;
-  #background: Promise<void> | undefined;
+  /** The running flush and the running compaction: at most one of each, side by side. */
+  #flushing: Promise<void> | undefined;
+  #compacting: Promise<void> | undefined;
+  /** The arena of the last flushed memtable, zeroed and reused by the next one. */
+  #spareArena: SharedArrayBuffer | undefined;
   #state: "open" | "closing" | "closed" = "open";
   #failure: Error | undefined;
 
@@ -158,7 +164,7 @@ export class Store {
     this.#recovery = recovered.recovery;
     const logNumber = this.#nextFileNumber++;
     this.#log = this.#createLog(logNumber);
-    this.#active = { memtable: Memtable.create({ arenaBytes: config.memtableBytes }), logNumberMin: logNumber };
+    this.#active = { memtable: Memtable.create({ arenaBytes: config.memtableBytes }), logNumberMin: logNumber, references: 0 };
   }
 
   /**
@@ -320,7 +326,9 @@ export class Store {
     const newLog = this.#createLog(logNumber);
     this.#log.writer.close();
     this.#log = newLog;
-    this.#active = { memtable: Memtable.create({ arenaBytes: this.config.memtableBytes }), logNumberMin: logNumber };
+    const memtable = Memtable.create({ arenaBytes: this.config.memtableBytes, reuse: this.#spareArena });
+    this.#spareArena = undefined;
+    this.#active = { memtable, logNumberMin: logNumber, references: 0 };
     if (old.memtable.entryCount > 0) this.#frozen.unshift(old);
     this.#scheduleBackgroundWork();
   }
@@ -379,11 +387,12 @@ export class Store {
     const end = options.end === undefined ? undefined : toKeyBytes("entries", options.end);
     const snapshot = this.#nextSequence - 1;
     const tables = [...this.#tables];
+    const memtables = [this.#active, ...this.#frozen];
     for (const table of tables) table.references++;
+    for (const slot of memtables) slot.references++;
     try {
       const sources: Iterable<StoredRecord>[] = [
-        this.#active.memtable.records(start),
-        ...this.#frozen.map((slot) => slot.memtable.records(start)),
+        ...memtables.map((slot) => slot.memtable.records(start)),
         ...tables.map((table) => table.reader.records(start)),
       ];
       const visible = filterRecords(mergeRecords(sources), snapshot, end);
@@ -393,6 +402,7 @@ export class Store {
       }
     } finally {
       for (const table of tables) this.#release(table);
+      for (const slot of memtables) slot.references--;
     }
   }
 
@@ -403,33 +413,35 @@ export class Store {
 
   // ---- background work ----------------------------------------------------------------------
 
-  /** Starts the next flush or compaction if none is running. */
+  /**
+   * Starts a flush if none runs and a memtable is frozen, and a compaction if none runs and one
+   * is due. They run side by side: under sustained writes flushes never stop, and compaction
+   * must not wait for them or the table count (and every read's cost) grows without bound. A
+   * flush only adds a table in front; a compaction swaps the contiguous run it picked, found
+   * again by identity when it ends, so neither disturbs the other.
+   */
   #scheduleBackgroundWork(): void {
-    if (this.#background || this.#failure || this.#state === "closed") return;
-    const work = this.#nextBackgroundJob();
-    if (work) this.#runBackground(work);
+    if (this.#failure || this.#state === "closed") return;
+    if (!this.#flushing && this.#frozen.length > 0) {
+      this.#flushing = this.#track(this.#flushOldest(), () => (this.#flushing = undefined));
+    }
+    if (!this.#compacting && this.#state === "open") {
+      const run = pickCompaction(
+        this.#tables.map((table) => table.meta.fileBytes),
+        { tablesMin: this.config.compactionTablesMin, tablesMax: this.config.compactionTablesMax, sizeRatio: this.config.compactionSizeRatio },
+      );
+      if (run) this.#compacting = this.#track(this.#compactRun(run[0], run[1]), () => (this.#compacting = undefined));
+    }
   }
 
-  /** Tracks `work` as the one background job; a failure makes the store read-only. */
-  #runBackground(work: Promise<void>): Promise<void> {
-    assert(this.#background === undefined, "one background job at a time");
-    this.#background = work
+  /** Settles `work` into the store: a failure makes it read-only; either way, look for more work. */
+  #track(work: Promise<void>, clear: () => void): Promise<void> {
+    return work
       .catch((error: unknown) => this.#fail(error))
       .finally(() => {
-        this.#background = undefined;
+        clear();
         if (this.#state === "open") this.#scheduleBackgroundWork();
       });
-    return this.#background;
-  }
-
-  #nextBackgroundJob(): Promise<void> | undefined {
-    if (this.#frozen.length > 0) return this.#flushOldest();
-    if (this.#state !== "open") return undefined;
-    const run = pickCompaction(
-      this.#tables.map((table) => table.meta.fileBytes),
-      { tablesMin: this.config.compactionTablesMin, tablesMax: this.config.compactionTablesMax, sizeRatio: this.config.compactionSizeRatio },
-    );
-    return run ? this.#compactRun(run[0], run[1]) : undefined;
   }
 
   async #flushOldest(): Promise<void> {
@@ -447,6 +459,7 @@ export class Store {
       tables: [table, ...this.#tables],
     });
     this.#frozen = remaining;
+    if (slot.references === 0 && slot.memtable.arenaBytes === this.config.memtableBytes) this.#spareArena = slot.memtable.buffer;
     this.#flushes++;
     this.#removeObsoleteLogs(logNumberMin);
     for (const resolve of this.#stallWaiters.splice(0)) resolve();
@@ -465,7 +478,7 @@ export class Store {
       mergeRule: this.config.mergeRule,
     });
     this.#fs.syncDirectory(this.directory);
-    // Flushes run one at a time with compactions, so the run is still contiguous and in place.
+    // Only this compaction removes tables, and flushes only add in front: the run is intact.
     const at = this.#tables.indexOf(inputs[0]!);
     assert(at >= 0 && this.#tables[at + inputs.length - 1] === inputs[inputs.length - 1], "compaction inputs moved");
     const output = summary.recordCount > 0 ? [this.#openTable(fileNumber, summary)] : [];
@@ -522,19 +535,30 @@ export class Store {
   async flush(): Promise<void> {
     this.#checkWritable("flush");
     if (this.#active.memtable.entryCount > 0) this.#rotate();
-    while (this.#frozen.length > 0 || this.#background) {
+    while (this.#frozen.length > 0 || this.#flushing) {
       if (this.#failure) throw this.#failure;
       this.#scheduleBackgroundWork();
-      await this.#background;
+      await this.#flushing;
     }
     if (this.#failure) throw this.#failure;
+  }
+
+  /** Resolves once no flush or compaction runs and none is due (background work has caught up). */
+  async idle(): Promise<void> {
+    while (this.#flushing || this.#compacting) {
+      await Promise.all([this.#flushing, this.#compacting]);
+      if (this.#failure) throw this.#failure;
+    }
   }
 
   /** Flushes, then merges every table into one (a major compaction). */
   async compact(): Promise<void> {
     await this.flush();
-    while (this.#background) await this.#background;
-    if (this.#tables.length > 1 && !this.#failure) await this.#runBackground(this.#compactRun(0, this.#tables.length));
+    while (this.#compacting) await this.#compacting;
+    if (this.#tables.length > 1 && !this.#failure) {
+      this.#compacting = this.#track(this.#compactRun(0, this.#tables.length), () => (this.#compacting = undefined));
+      await this.#compacting;
+    }
     if (this.#failure) throw this.#failure;
   }
 
@@ -551,7 +575,7 @@ export class Store {
     this.#commitTimer = undefined;
     this.#commitGroup();
     for (const resolve of this.#stallWaiters.splice(0)) resolve();
-    while (this.#background) await this.#background.catch(() => undefined);
+    while (this.#flushing || this.#compacting) await Promise.all([this.#flushing, this.#compacting]);
     this.#state = "closed";
     this.#log.writer.close();
     for (const table of this.#tables) table.reader.close();
@@ -670,7 +694,7 @@ function replayLogs(fs: FileSystem, directory: string, logNumbers: readonly numb
         if (record.sequence <= lastSequence) continue; // already in a table
         if (!current || !current.memtable.insert(record.key, record.sequence, record.kind, record.payload)) {
           if (current) frozen.unshift(current);
-          current = { memtable: Memtable.create({ arenaBytes }), logNumberMin: logNumber };
+          current = { memtable: Memtable.create({ arenaBytes }), logNumberMin: logNumber, references: 0 };
           assert(current.memtable.insert(record.key, record.sequence, record.kind, record.payload), "record fits an empty memtable");
         }
         sequenceMax = Math.max(sequenceMax, record.sequence);
