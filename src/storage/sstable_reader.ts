@@ -6,7 +6,7 @@
  * the index → block from the cache or one pread (CRC-verified right after the read) → binary
  * search of the block's restart points → linear scan. Every record returned is a copy: its key
  * and payload never alias a block (cached or not). They are views into a small shared slab
- * (sstable_format.ts, allocateRecordBytes): copy a payload before transferring its `.buffer`.
+ * (data_block_cursor.ts, allocateRecordBytes): copy a payload before transferring its `.buffer`.
  *
  * Not thread-safe: one reader serves one thread. Corruption is reported as CorruptionError naming
  * the file and the offset of the block (or footer) that failed; a wrong value is never returned.
@@ -19,7 +19,6 @@ import type { StoredRecord } from "./record.ts";
 import {
   BLOCK_TRAILER_BYTES,
   BlockKind,
-  DataBlockCursor,
   decodeFooter,
   decodeIndex,
   decodeProperties,
@@ -30,6 +29,7 @@ import {
   type TableIndex,
   type TableProperties,
 } from "./sstable_format.ts";
+import { DataBlockCursor } from "./data_block_cursor.ts";
 
 /** A scan reads this many bytes of consecutive data blocks per pread (at least one block). */
 const SCAN_READAHEAD_BYTES = 256 * 1024;
