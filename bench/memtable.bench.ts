@@ -7,20 +7,17 @@
 import { stdout } from "node:process";
 import { Memtable } from "../src/storage/memtable.ts";
 import { RecordKind } from "../src/storage/record.ts";
+import { createPrng } from "../src/io/prng.ts";
 
 const ENTRIES = 500_000;
 const KEY_BYTES = 16;
 const PAYLOAD_BYTES = 100;
 const ARENA_BYTES = 128 * 1024 * 1024;
 
+/** Reproducible numbers from the project's seeded PRNG (uint32 per call). */
 function prng(seed: number): () => number {
-  let state = seed | 0;
-  return () => {
-    let t = (state = (state + 0x6d2b79f5) | 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
+  const random = createPrng(seed >>> 0);
+  return () => random.nextU32();
 }
 
 function randomKeys(count: number, seed: number): Uint8Array[] {

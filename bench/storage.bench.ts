@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Bench, type Task } from "tinybench";
 import type { BenchPeer, BenchRecord } from "./peers/peer.ts";
+import { createPrng } from "../src/io/prng.ts";
 
 export const KEY_BYTES = 16;
 export const VALUE_BYTES = 100;
@@ -126,15 +127,10 @@ export interface Workload {
   readonly absentSample: readonly Uint8Array[];
 }
 
-/** mulberry32: a small seeded PRNG; the bench needs reproducible, not cryptographic, numbers. */
+/** Reproducible numbers from the project's seeded PRNG (uint32 per call). */
 export function seededRandom(seed: number): () => number {
-  let state = seed | 0;
-  return () => {
-    let t = (state = (state + 0x6d2b79f5) | 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
+  const random = createPrng(seed >>> 0);
+  return () => random.nextU32();
 }
 
 /** Writes the 16-byte key "key" + 13-digit zero-padded `keyNumber` into `target` at `offset`. */

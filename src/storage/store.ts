@@ -493,15 +493,8 @@ export class Store {
   }
 
   #openTable(fileNumber: number, summary: TableSummary): TableSlot {
-    const meta: TableMeta = {
-      fileNumber,
-      fileBytes: summary.fileBytes,
-      recordCount: summary.recordCount,
-      sequenceMin: summary.sequenceMin,
-      sequenceMax: summary.sequenceMax,
-      smallestKeyHex: summary.smallestKeyHex,
-      largestKeyHex: summary.largestKeyHex,
-    };
+    const { path: _path, ...rest } = summary;
+    const meta: TableMeta = { fileNumber, ...rest };
     const reader = SSTableReader.open(this.#fs, summary.path, { cache: this.#cache, fileNumber });
     return { meta, reader, references: 0, obsolete: false };
   }

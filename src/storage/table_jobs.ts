@@ -11,6 +11,7 @@
  */
 import { utf8Decode } from "../util/bytes.ts";
 import type { FileSystem } from "../io/file_system.ts";
+import type { TableMeta } from "./manifest.ts";
 import { Memtable } from "./memtable.ts";
 import { loadMergeRule, type MergeRuleReference } from "./merge_rule.ts";
 import { groupByKey, mergeRecords } from "./merge_iterator.ts";
@@ -36,15 +37,9 @@ export interface CompactionRequest {
   readonly mergeRule: MergeRuleReference;
 }
 
-/** What a job wrote. `recordCount` 0 means no file was written. */
-export interface TableSummary {
+/** What a job wrote: the table's manifest entry but for its number, and its path. */
+export interface TableSummary extends Omit<TableMeta, "fileNumber"> {
   readonly path: string;
-  readonly fileBytes: number;
-  readonly recordCount: number;
-  readonly sequenceMin: number;
-  readonly sequenceMax: number;
-  readonly smallestKeyHex: string;
-  readonly largestKeyHex: string;
 }
 
 function toHex(bytes: Uint8Array): string {

@@ -1,0 +1,202 @@
+/**
+ * The coordinator's state machine for one read of one key, with read repair.
+ *
+ * `createGetSession` asks every replica of the preference list (the local store through a
+ * read-local effect, the others through read messages). `onReply` collects their version sets and
+ * responds, exactly once, as soon as R replicas answered: the merge of the answers so far (the
+ * dominance merge rule: versions no other version dominates, newest first). It fails (LOOM_QUORUM)
+ * as soon as R answers are impossible, or at `deadlineMs`.
+ *
+ * Read repair runs once, when every replica answered (or refused) or at the deadline, whichever
+ * comes first, and only after the response: the answers are merged again (late ones included) and
+ * every replica whose answer lacked a version of that merge receives it (the local store through a
+ * store-local effect). Replicas that answered with an equal set, and replicas that never answered,
+ * are left alone. Pure: see put_session.ts and docs/coordinator.md.
+ */
+import type { Version } from "../storage/version_set_format.ts";
+import { assert } from "../util/assert.ts";
+import { compareBytes } from "../util/bytes.ts";
+import { describe, LoomTypeError } from "../util/errors.ts";
+import { join } from "../version/dotted_version_vector.ts";
+import { dominanceMergeRule } from "../version/sibling_merge_rule.ts";
+import { decodeVersion, encodeContext } from "../version/version_codec.ts";
+import type { QuorumFailure } from "./quorum_error.ts";
+import { checkInteger, checkPreferenceList, checkSessionTiming } from "./session_checks.ts";
+
+export interface GetSessionOptions {
+  readonly requestId: number;
+  /** The key, already validated. */
+  readonly key: Uint8Array;
+  /** The key's N replicas, this node first. */
+  readonly preferenceList: readonly number[];
+  readonly self: number;
+  /** Answers required, 1..N. */
+  readonly r: number;
+  readonly timeoutMs: number;
+  readonly nowMs: number;
+}
+
+export interface ReadMessage {
+  readonly type: "read";
+  readonly requestId: number;
+  readonly key: Uint8Array;
+}
+
+export interface RepairMessage {
+  readonly type: "repair";
+  readonly key: Uint8Array;
+  /** The merged set; the replica merges it into its own (applyReplicated). */
+  readonly versions: readonly Version[];
+}
+
+/** A replica's answer: the versions it holds for the key (none: []), or a refusal. */
+export type ReadReply = { readonly ok: true; readonly versions: readonly Version[] } | { readonly ok: false };
+
+export type GetResult =
+  | {
+      readonly ok: true;
+      /** Values of the non-tombstone versions, newest first; [] when absent or deleted. */
+      readonly values: readonly Uint8Array[];
+      /** Encoded join of every merged version, tombstones included: pass it with the next write. */
+      readonly context: string;
+      /** Versions merged, tombstones included (values.length can be lower). */
+      readonly siblings: number;
+    }
+  | { readonly ok: false; readonly error: QuorumFailure };
+
+export type GetEffect =
+  /** Read the local versions of `key`, then report them with onReply(self, { ok: true, versions }). */
+  | { readonly kind: "read-local"; readonly key: Uint8Array }
+  /** Merge `versions` into the local record (read repair of this node). */
+  | { readonly kind: "store-local"; readonly key: Uint8Array; readonly versions: readonly Version[] }
+  | { readonly kind: "send"; readonly to: number; readonly message: ReadMessage | RepairMessage }
+  /** Answer the caller. Emitted exactly once per session. */
+  | { readonly kind: "respond"; readonly requestId: number; readonly result: GetResult };
+
+export class GetSession {
+  readonly requestId: number;
+  readonly key: Uint8Array;
+  readonly preferenceList: readonly number[];
+  readonly self: number;
+  readonly r: number;
+  /** When `onTick` ends the session (fails it if it has not answered, and repairs). */
+  readonly deadlineMs: number;
+  /** Answers in arrival order. */
+  readonly #answers = new Map<number, readonly Version[]>();
+  readonly #refused = new Set<number>();
+  #responded = false;
+  #finished = false;
+
+  /** Use createGetSession. */
+  constructor(options: GetSessionOptions) {
+    this.requestId = options.requestId;
+    this.key = options.key;
+    this.preferenceList = [...options.preferenceList];
+    this.self = options.self;
+    this.r = options.r;
+    this.deadlineMs = options.nowMs + options.timeoutMs;
+  }
+
+  get responded(): boolean {
+    return this.#responded;
+  }
+
+  /** True once read repair ran: the session may be dropped. */
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  /** Records one replica's answer; the first answer of each replica in the list counts. */
+  reply(from: number, reply: ReadReply, nowMs: number): GetEffect[] {
+    if (this.#finished) return [];
+    if (!this.preferenceList.includes(from) || this.#answers.has(from) || this.#refused.has(from)) {
+      return this.tick(nowMs);
+    }
+    if (reply.ok) this.#answers.set(from, [...reply.versions]);
+    else this.#refused.add(from);
+    if (this.#answers.size + this.#refused.size === this.preferenceList.length) return this.#finish();
+    const effects: GetEffect[] = [];
+    if (!this.#responded && this.#answers.size >= this.r) effects.push(this.#respondMerged());
+    if (!this.#responded && this.preferenceList.length - this.#refused.size < this.r) effects.push(this.#fail());
+    return [...effects, ...this.tick(nowMs)];
+  }
+
+  /** At the deadline: fails the session if it has not answered, then repairs. */
+  tick(nowMs: number): GetEffect[] {
+    if (this.#finished || nowMs < this.deadlineMs) return [];
+    return this.#finish();
+  }
+
+  /** Responds if still due, then emits read repair for the replicas that answered. */
+  #finish(): GetEffect[] {
+    assert(!this.#finished, "a get session finishes once");
+    this.#finished = true;
+    const effects: GetEffect[] = [];
+    if (!this.#responded) effects.push(this.#answers.size >= this.r ? this.#respondMerged() : this.#fail());
+    const merged = mergeAnswers(this.#answers);
+    for (const [from, versions] of this.#answers) {
+      if (merged.every((version) => versions.some((held) => sameVersion(held, version)))) continue;
+      if (from === this.self) effects.push({ kind: "store-local", key: this.key, versions: merged });
+      else effects.push({ kind: "send", to: from, message: { type: "repair", key: this.key, versions: merged } });
+    }
+    return effects;
+  }
+
+  #respondMerged(): GetEffect {
+    const merged = mergeAnswers(this.#answers);
+    const values = merged.flatMap((version) => (version.value === null ? [] : [version.value]));
+    const context = encodeContext(join(merged.map((version) => decodeVersion(version.version))));
+    return this.#respond({ ok: true, values, context, siblings: merged.length });
+  }
+
+  #fail(): GetEffect {
+    return this.#respond({ ok: false, error: { code: "LOOM_QUORUM", acknowledged: this.#answers.size, required: this.r } });
+  }
+
+  #respond(result: GetResult): GetEffect {
+    assert(!this.#responded, "a get session responds once");
+    this.#responded = true;
+    return { kind: "respond", requestId: this.requestId, result };
+  }
+}
+
+/**
+ * Starts a read. Returns the session and its first effects: read-local and one read message per
+ * other replica. Throws LoomTypeError or LoomRangeError on an invalid option.
+ */
+export function createGetSession(options: GetSessionOptions): { session: GetSession; effects: GetEffect[] } {
+  const action = "get session";
+  checkPreferenceList(action, options.preferenceList, options.self);
+  checkInteger(action, "r", options.r, 1, options.preferenceList.length);
+  checkInteger(action, "requestId", options.requestId, 0, Number.MAX_SAFE_INTEGER);
+  checkSessionTiming(action, options);
+  if (!(options.key instanceof Uint8Array) || options.key.length === 0) {
+    throw new LoomTypeError(`${action} failed: key is ${describe(options.key)}, must be a non-empty Uint8Array`);
+  }
+  const { key, requestId } = options;
+  const effects: GetEffect[] = [{ kind: "read-local", key }];
+  for (const to of options.preferenceList.slice(1)) effects.push({ kind: "send", to, message: { type: "read", requestId, key } });
+  return { session: new GetSession(options), effects };
+}
+
+/** Feeds one replica's answer (`from` = self for the local read). Returns the effects to run. */
+export function onReply(session: GetSession, from: number, reply: ReadReply, nowMs: number): GetEffect[] {
+  return session.reply(from, reply, nowMs);
+}
+
+/** Feeds the time; at the deadline fails an unanswered session and repairs. */
+export function onTick(session: GetSession, nowMs: number): GetEffect[] {
+  return session.tick(nowMs);
+}
+
+/** The dominance merge of every answer. Throws LoomRangeError on a blob that is not a version clock. */
+function mergeAnswers(answers: ReadonlyMap<number, readonly Version[]>): Version[] {
+  return dominanceMergeRule.merge([...answers.values()].flat());
+}
+
+/** Same clock blob and same value (or both tombstones). */
+function sameVersion(a: Version, b: Version): boolean {
+  if (compareBytes(a.version, b.version) !== 0) return false;
+  if (a.value === null || b.value === null) return a.value === b.value;
+  return compareBytes(a.value, b.value) === 0;
+}

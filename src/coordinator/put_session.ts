@@ -1,0 +1,218 @@
+/**
+ * The coordinator's state machine for one write (put or delete) of one key.
+ *
+ * The coordinator is the key's first live replica. `createPutSession` stamps the new version with
+ * a dotted version vector (actor = self, past = the client's context), merges it into the key's
+ * local versions (`sync`), and returns effects: store that post-write set locally, and send the
+ * WHOLE set to every other replica (docs/versioning.md: context ranges are exact only if whole sets
+ * travel). `onReply` and `onTick` then feed in acknowledgements, refusals and time, and return one
+ * respond effect, exactly once:
+ * - success as soon as W replicas acknowledged (the local store is one of them once the caller
+ *   reports it with `onReply(session, self, ok)`);
+ * - failure (LOOM_QUORUM) as soon as W acknowledgements are impossible (more than N - W refused),
+ *   or when `nowMs` reaches `deadlineMs` first.
+ * After the response every input is ignored. Pure: no clock, timer, port or storage access; the
+ * caller owns all of that and sets a timer for `deadlineMs`. See docs/coordinator.md.
+ */
+import type { Version } from "../storage/version_set_format.ts";
+import { assert } from "../util/assert.ts";
+import { describe, LoomTypeError } from "../util/errors.ts";
+import { type CausalContext, join, update } from "../version/dotted_version_vector.ts";
+import { decodeVersion, encodeContext, encodeVersion } from "../version/version_codec.ts";
+import type { QuorumFailure } from "./quorum_error.ts";
+import {
+  applyReplicated,
+  type SiblingLimits,
+  siblingLimits as defaultSiblingLimits,
+  type SiblingWarning,
+  type TooManySiblingsFailure,
+} from "./replica_apply.ts";
+import { checkInteger, checkPreferenceList, checkSessionTiming } from "./session_checks.ts";
+
+export interface PutSessionOptions {
+  /** The caller's id for the request; echoed in every message and in the response. */
+  readonly requestId: number;
+  /** The key, already validated (non-empty, within limits.keyBytesMax). */
+  readonly key: Uint8Array;
+  /** The value to write, or null for a delete (a tombstone). */
+  readonly value: Uint8Array | null;
+  /** The client's decoded context, or emptyContext for a blind write. */
+  readonly context: CausalContext;
+  /** The key's N replicas, this node first. */
+  readonly preferenceList: readonly number[];
+  /** This node's id: the actor of the new version's dot. */
+  readonly self: number;
+  /** Acknowledgements required, 1..N. */
+  readonly w: number;
+  /** How long after `nowMs` the session gives up. */
+  readonly timeoutMs: number;
+  readonly nowMs: number;
+  /** Every version the local store holds for the key now, tombstones included. */
+  readonly localVersions: readonly Version[];
+  /** Most entries the new version's past keeps (the cluster's current setting). */
+  readonly pruneThreshold: number;
+  /** This node's wall time for the dot; orders siblings and pruning only. */
+  readonly timestampMs: number;
+  /** Lowest counter the dot may take: a per-node counter that only grows (see `update`). */
+  readonly counterFloor: number;
+  /** @default siblingLimits from replica_apply.ts */
+  readonly siblingLimits?: SiblingLimits;
+}
+
+export interface ReplicateMessage {
+  readonly type: "replicate";
+  readonly requestId: number;
+  readonly key: Uint8Array;
+  readonly versions: readonly Version[];
+}
+
+export type PutResult =
+  | {
+      readonly ok: true;
+      /** Replicas that had acknowledged when the session answered (W of them). */
+      readonly acknowledged: number;
+      /** Encoded context of the version this write created: pass it with the next write. */
+      readonly context: string;
+    }
+  | { readonly ok: false; readonly error: QuorumFailure | TooManySiblingsFailure };
+
+export type PutEffect =
+  /** Merge `versions` into the local record for `key`, then report with onReply(self, ok). */
+  | { readonly kind: "store-local"; readonly key: Uint8Array; readonly versions: readonly Version[] }
+  /** Send `message` to node `to`; its acknowledgement comes back through onReply(to, ok). */
+  | { readonly kind: "send"; readonly to: number; readonly message: ReplicateMessage }
+  /** Answer the caller. Emitted exactly once per session. */
+  | { readonly kind: "respond"; readonly requestId: number; readonly result: PutResult }
+  | SiblingWarning;
+
+export class PutSession {
+  readonly requestId: number;
+  readonly key: Uint8Array;
+  readonly preferenceList: readonly number[];
+  readonly w: number;
+  /** When `onTick` fails the session if it has not answered yet. */
+  readonly deadlineMs: number;
+  /** The post-write set: stored locally and sent to every other replica. Empty if refused. */
+  readonly versions: readonly Version[];
+  /** Encoded context of the new version. */
+  readonly context: string;
+  readonly #acknowledged = new Set<number>();
+  readonly #refused = new Set<number>();
+  #responded = false;
+
+  /** Use createPutSession. */
+  constructor(options: PutSessionOptions, versions: readonly Version[], context: string, responded: boolean) {
+    this.requestId = options.requestId;
+    this.key = options.key;
+    this.preferenceList = [...options.preferenceList];
+    this.w = options.w;
+    this.deadlineMs = options.nowMs + options.timeoutMs;
+    this.versions = versions;
+    this.context = context;
+    this.#responded = responded;
+  }
+
+  /** True once the respond effect was emitted: nothing the session is fed changes anything after. */
+  get responded(): boolean {
+    return this.#responded;
+  }
+
+  get acknowledged(): number {
+    return this.#acknowledged.size;
+  }
+
+  /** Records one replica's answer; the first answer of each replica in the list counts, others are ignored. */
+  reply(from: number, ok: boolean, nowMs: number): PutEffect[] {
+    if (this.#responded) return [];
+    if (!this.preferenceList.includes(from) || this.#acknowledged.has(from) || this.#refused.has(from)) {
+      return this.tick(nowMs);
+    }
+    (ok ? this.#acknowledged : this.#refused).add(from);
+    if (this.#acknowledged.size >= this.w) {
+      return this.#respond({ ok: true, acknowledged: this.#acknowledged.size, context: this.context });
+    }
+    if (this.preferenceList.length - this.#refused.size < this.w) return this.#fail();
+    return this.tick(nowMs);
+  }
+
+  /** Fails the session once `nowMs` reaches the deadline without a response. */
+  tick(nowMs: number): PutEffect[] {
+    if (this.#responded || nowMs < this.deadlineMs) return [];
+    return this.#fail();
+  }
+
+  #fail(): PutEffect[] {
+    return this.#respond({ ok: false, error: { code: "LOOM_QUORUM", acknowledged: this.#acknowledged.size, required: this.w } });
+  }
+
+  #respond(result: PutResult): PutEffect[] {
+    assert(!this.#responded, "a put session responds once");
+    this.#responded = true;
+    return [{ kind: "respond", requestId: this.requestId, result }];
+  }
+}
+
+/**
+ * Stamps the write and starts its session. Returns the session and the first effects: store-local
+ * and one send per other replica (plus a sibling warning past siblingsWarn); or, when the post-write
+ * set would exceed siblingsMax, only a failed respond (LOOM_TOO_MANY_SIBLINGS) and nothing written.
+ * Throws LoomTypeError or LoomRangeError on an invalid option (nothing is written then either).
+ */
+export function createPutSession(options: PutSessionOptions): { session: PutSession; effects: PutEffect[] } {
+  checkPutOptions(options);
+  const clock = update({
+    context: options.context,
+    actor: options.self,
+    local: options.localVersions.map((version) => decodeVersion(version.version)),
+    timestampMs: options.timestampMs,
+    pruneThreshold: options.pruneThreshold,
+    counterFloor: options.counterFloor,
+  });
+  const written: Version = { version: encodeVersion(clock), value: options.value };
+  const context = encodeContext(join([clock]));
+  const applied = applyReplicated({
+    key: options.key,
+    localVersions: options.localVersions,
+    incoming: [written],
+    limits: options.siblingLimits ?? defaultSiblingLimits,
+  });
+  if (!applied.ok) {
+    const session = new PutSession(options, [], context, true);
+    return { session, effects: [{ kind: "respond", requestId: options.requestId, result: { ok: false, error: applied.error } }] };
+  }
+  assert(applied.versions.includes(written), "a freshly stamped version is never dominated");
+  const session = new PutSession(options, applied.versions, context, false);
+  const { key, requestId } = options;
+  const effects: PutEffect[] = [...applied.effects, { kind: "store-local", key, versions: applied.versions }];
+  for (const to of options.preferenceList.slice(1)) {
+    effects.push({ kind: "send", to, message: { type: "replicate", requestId, key, versions: applied.versions } });
+  }
+  return { session, effects };
+}
+
+/** Feeds one replica's answer (`from` = self for the local store). Returns the effects to run. */
+export function onReply(session: PutSession, from: number, ok: boolean, nowMs: number): PutEffect[] {
+  return session.reply(from, ok, nowMs);
+}
+
+/** Feeds the time; fails the session at its deadline. Returns the effects to run. */
+export function onTick(session: PutSession, nowMs: number): PutEffect[] {
+  return session.tick(nowMs);
+}
+
+function checkPutOptions(options: PutSessionOptions): void {
+  const action = "put session";
+  checkPreferenceList(action, options.preferenceList, options.self);
+  checkInteger(action, "w", options.w, 1, options.preferenceList.length);
+  checkInteger(action, "requestId", options.requestId, 0, Number.MAX_SAFE_INTEGER);
+  checkSessionTiming(action, options);
+  if (!(options.key instanceof Uint8Array) || options.key.length === 0) {
+    throw new LoomTypeError(`${action} failed: key is ${describe(options.key)}, must be a non-empty Uint8Array`);
+  }
+  if (options.value !== null && !(options.value instanceof Uint8Array)) {
+    throw new LoomTypeError(`${action} failed: value is ${describe(options.value)}, must be a Uint8Array or null`);
+  }
+  if (!Array.isArray(options.localVersions)) {
+    throw new LoomTypeError(`${action} failed: localVersions is ${describe(options.localVersions)}, must be an array`);
+  }
+}
