@@ -1,0 +1,143 @@
+/**
+ * The cluster's configuration: every setting the design says can change while traffic runs,
+ * with its default and what it trades off. `resolveClusterConfig` validates a whole configuration
+ * (names the field and the reason); `applyConfigChange` validates a partial change against the
+ * current configuration and returns the next one, or throws and changes nothing.
+ *
+ * Pure: no IO. The cluster (issue 3) calls it from `createCluster()` and `configure()`.
+ */
+import { LoomRangeError, LoomTypeError, describe } from "../util/errors.ts";
+import { limits } from "../util/limits.ts";
+
+export interface GossipConfig {
+  /** How often each node gossips its heartbeat table to a random peer. @default 100 */
+  readonly intervalMs: number;
+  /** A node whose heartbeat has not risen for this long is marked down. @default 1000 */
+  readonly failAfterMs: number;
+  /** A down node is forgotten (its hints kept) after this long. @default 30000 */
+  readonly cleanupAfterMs: number;
+}
+
+export interface AntiEntropyConfig {
+  /** Merkle tree leaves per key range: more buckets, smaller repairs, bigger trees. @default 1024 */
+  readonly buckets: number;
+  /** Pause between anti-entropy rounds per node. @default 10000 */
+  readonly intervalMs: number;
+}
+
+export interface ClusterConfig {
+  /** Physical nodes (worker threads). @default 5 */
+  readonly nodes: number;
+  /** Replicas of every key. @default 3 */
+  readonly n: number;
+  /** Replicas that must acknowledge a write. W + R > N gives read-your-writes. @default 2 */
+  readonly w: number;
+  /** Replicas that must answer a read. @default 2 */
+  readonly r: number;
+  /** Virtual nodes per physical node: more even load (docs/ring.md), more ranges. @default 256 */
+  readonly vnodesPerNode: number;
+  /** Clock entries kept per version before the oldest are pruned (docs/versioning.md). @default 16 */
+  readonly pruneThreshold: number;
+  /** Default time a request may take before it fails with the replicas that answered. @default 1000 */
+  readonly requestTimeoutMs: number;
+  readonly gossip: GossipConfig;
+  readonly antiEntropy: AntiEntropyConfig;
+}
+
+export type ClusterConfigChange = Partial<Omit<ClusterConfig, "gossip" | "antiEntropy">> & {
+  readonly gossip?: Partial<GossipConfig>;
+  readonly antiEntropy?: Partial<AntiEntropyConfig>;
+};
+
+export const clusterConfigDefaults: ClusterConfig = {
+  nodes: 5,
+  n: 3,
+  w: 2,
+  r: 2,
+  vnodesPerNode: 256,
+  pruneThreshold: 16,
+  requestTimeoutMs: 1000,
+  gossip: { intervalMs: 100, failAfterMs: 1000, cleanupAfterMs: 30_000 },
+  antiEntropy: { buckets: 1024, intervalMs: 10_000 },
+};
+
+const KNOWN_FIELDS = new Set(["nodes", "n", "w", "r", "vnodesPerNode", "pruneThreshold", "requestTimeoutMs", "gossip", "antiEntropy"]);
+const KNOWN_GOSSIP = new Set(["intervalMs", "failAfterMs", "cleanupAfterMs"]);
+const KNOWN_ANTI_ENTROPY = new Set(["buckets", "intervalMs"]);
+
+function integerIn(action: string, field: string, value: unknown, min: number, max: number): void {
+  if (typeof value !== "number" || !Number.isInteger(value)) {
+    throw new LoomTypeError(`${action} failed: ${field} must be an integer, got ${describe(value)}`);
+  }
+  if (value < min || value > max) {
+    throw new LoomRangeError(`${action} failed: ${field} is ${value}, must be between ${min} and ${max}`);
+  }
+}
+
+function checkFields(action: string, value: unknown, known: Set<string>, prefix: string): void {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new LoomTypeError(`${action} failed: ${prefix || "configuration"} must be an object, got ${describe(value)}`);
+  }
+  for (const key of Object.keys(value)) {
+    if (!known.has(key)) throw new LoomTypeError(`${action} failed: unknown setting ${prefix}${key}`);
+  }
+}
+
+/** Checks a complete configuration; throws the first problem found, naming the field. */
+export function validateClusterConfig(action: string, config: ClusterConfig): ClusterConfig {
+  integerIn(action, "nodes", config.nodes, 1, limits.nodesMax);
+  integerIn(action, "n", config.n, 1, limits.nodesMax);
+  integerIn(action, "w", config.w, 1, limits.nodesMax);
+  integerIn(action, "r", config.r, 1, limits.nodesMax);
+  if (config.n > config.nodes) throw new LoomRangeError(`${action} failed: n is ${config.n} but the cluster has ${config.nodes} nodes`);
+  if (config.w > config.n) throw new LoomRangeError(`${action} failed: w is ${config.w}, must be at most n (${config.n})`);
+  if (config.r > config.n) throw new LoomRangeError(`${action} failed: r is ${config.r}, must be at most n (${config.n})`);
+  integerIn(action, "vnodesPerNode", config.vnodesPerNode, 1, limits.vnodesPerNodeMax);
+  integerIn(action, "pruneThreshold", config.pruneThreshold, 1, limits.clockEntriesMax);
+  integerIn(action, "requestTimeoutMs", config.requestTimeoutMs, 1, 600_000);
+  const { gossip, antiEntropy } = config;
+  integerIn(action, "gossip.intervalMs", gossip.intervalMs, 1, 60_000);
+  integerIn(action, "gossip.failAfterMs", gossip.failAfterMs, 1, 3_600_000);
+  integerIn(action, "gossip.cleanupAfterMs", gossip.cleanupAfterMs, 1, 86_400_000);
+  if (gossip.failAfterMs < 2 * gossip.intervalMs) {
+    throw new LoomRangeError(
+      `${action} failed: gossip.failAfterMs is ${gossip.failAfterMs}, must be at least twice gossip.intervalMs (${gossip.intervalMs}) or healthy nodes flap`,
+    );
+  }
+  if (gossip.cleanupAfterMs <= gossip.failAfterMs) {
+    throw new LoomRangeError(`${action} failed: gossip.cleanupAfterMs (${gossip.cleanupAfterMs}) must exceed gossip.failAfterMs (${gossip.failAfterMs})`);
+  }
+  integerIn(action, "antiEntropy.buckets", antiEntropy.buckets, 1, 1 << 20);
+  if ((antiEntropy.buckets & (antiEntropy.buckets - 1)) !== 0) {
+    throw new LoomRangeError(`${action} failed: antiEntropy.buckets is ${antiEntropy.buckets}, must be a power of two`);
+  }
+  integerIn(action, "antiEntropy.intervalMs", antiEntropy.intervalMs, 1, 86_400_000);
+  return config;
+}
+
+/** Defaults overlaid with `options` (unknown settings refused), validated. */
+export function resolveClusterConfig(options: unknown = {}): ClusterConfig {
+  return applyConfigChange("create cluster", clusterConfigDefaults, options);
+}
+
+/**
+ * The configuration after `change`, validated as a whole (so `{ n: 2, w: 3 }` fails even though
+ * each field alone is in range). Throws and changes nothing on any problem.
+ */
+export function applyConfigChange(action: string, current: ClusterConfig, change: unknown): ClusterConfig {
+  checkFields(action, change, KNOWN_FIELDS, "");
+  const partial = change as ClusterConfigChange;
+  if (partial.gossip !== undefined) checkFields(action, partial.gossip, KNOWN_GOSSIP, "gossip.");
+  if (partial.antiEntropy !== undefined) checkFields(action, partial.antiEntropy, KNOWN_ANTI_ENTROPY, "antiEntropy.");
+  const next: ClusterConfig = {
+    ...current,
+    ...withoutUndefined(partial),
+    gossip: { ...current.gossip, ...withoutUndefined(partial.gossip ?? {}) },
+    antiEntropy: { ...current.antiEntropy, ...withoutUndefined(partial.antiEntropy ?? {}) },
+  };
+  return validateClusterConfig(action, next);
+}
+
+function withoutUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined)) as Partial<T>;
+}
