@@ -24,6 +24,7 @@ export function checkPreferenceList(action: string, preferenceList: readonly num
   if (!Array.isArray(preferenceList)) {
     throw new LoomTypeError(`${action} failed: preferenceList is ${describe(preferenceList)}, must be an array`);
   }
+  checkInteger(action, "self", self, 0, limits.nodeIdMax);
   checkInteger(action, "preferenceList length", preferenceList.length, 1, limits.nodesMax);
   for (const [index, node] of preferenceList.entries()) {
     checkInteger(action, `preferenceList[${index}]`, node, 0, limits.nodeIdMax);
@@ -32,7 +33,7 @@ export function checkPreferenceList(action: string, preferenceList: readonly num
     throw new LoomRangeError(`${action} failed: preferenceList ${JSON.stringify(preferenceList)} repeats a node`);
   }
   if (preferenceList[0] !== self) {
-    throw new LoomRangeError(`${action} failed: self is ${describe(self)}, must be first in preferenceList ${JSON.stringify(preferenceList)}`);
+    throw new LoomRangeError(`${action} failed: self is ${self}, must be first in preferenceList ${JSON.stringify(preferenceList)}`);
   }
 }
 

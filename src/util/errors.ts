@@ -10,7 +10,9 @@ export type ErrorCode =
   | "LOOM_CLOSED" // use after close
   | "LOOM_CORRUPTION" // checksum or format failure in a file
   | "LOOM_IO" // the file system refused an operation
-  | "LOOM_BUSY"; // a bounded queue is full
+  | "LOOM_BUSY" // a bounded queue is full
+  | "LOOM_QUORUM" // fewer than W (or R) replicas answered in time
+  | "LOOM_TOO_MANY_SIBLINGS"; // a key's sibling count would pass its limit
 
 export class LoomTypeError extends TypeError {
   override readonly name = "LoomTypeError";
