@@ -3,6 +3,9 @@
  * a flipped byte mid-log, and power lost at 1,000 random points of a write workload (mid-flush,
  * mid-compaction and mid-manifest update included). The scenarios that can run on the real disk do.
  */
+import { spawn } from "node:child_process";
+import process from "node:process";
+import { fileURLToPath } from "node:url";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import type { FileSystem } from "../src/io/file_system.ts";
@@ -220,6 +223,75 @@ test("power lost at 1,000 random points never loses an acknowledged write nor le
   assert.ok(hit(/N\.sst/) > 0, "some crashes fell inside a flush or compaction");
   assert.ok(hit(/MANIFEST/) > 0, "some crashes fell inside a manifest update");
   assert.ok(hit(/N\.log/) > 0, "some crashes fell inside a commit-log write");
+});
+
+test("a failed fsync rejects its writes, makes the store refuse later writes, and loses nothing acknowledged", async () => {
+  const fs = new SimFileSystem(createPrng(13));
+  const store = await openSimStore(fs);
+  for (let i = 0; i < 10; i++) await store.put(`acked-${i}`, [{ version: counterVersion(i), value: `value-${i}` }]);
+  fs.failNextSync(/\.log$/);
+  const failed = await store.put("unacknowledged", [{ version: counterVersion(99), value: "x" }]).then(() => null, (error: unknown) => error);
+  assert.is((failed as { code?: string } | null)?.code, "LOOM_IO");
+  const later = await store.put("later", [{ version: counterVersion(100), value: "y" }]).then(() => null, (error: unknown) => error);
+  assert.is((later as { code?: string } | null)?.code, "LOOM_IO", "a store whose fsync failed acknowledges nothing more");
+  assert.is(textOf(store.get("acked-3")[0]?.value), "value-3", "reads still work");
+  fs.crash({ tornTail: "random" });
+  const reopened = await openSimStore(fs);
+  for (let i = 0; i < 10; i++) assert.is(textOf(reopened.get(`acked-${i}`)[0]?.value), `value-${i}`);
+  assert.equal(reopened.get("later"), []);
+  await reopened.close();
+});
+
+/** Runs the kill_writer child until `acknowledgements` writes are acknowledged, then SIGKILLs it. */
+function killWriterAfter(directory: string, policy: string, acknowledgements: number): Promise<number[]> {
+  const extension = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
+  const fixture = fileURLToPath(new URL(`./fixtures/kill_writer${extension}`, import.meta.url));
+  const isDeno = extension === ".ts";
+  const args = isDeno ? ["run", "-A", fixture, directory, policy] : [fixture, directory, policy];
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+  const acknowledged: number[] = [];
+  let pending = "";
+  return new Promise((resolve, reject) => {
+    child.stdout.on("data", (chunk: Uint8Array) => {
+      pending += new TextDecoder().decode(chunk);
+      const lines = pending.split("\n");
+      pending = lines.pop()!;
+      for (const line of lines) if (/^\d+$/.test(line)) acknowledged.push(Number(line));
+      if (acknowledged.length >= acknowledgements) child.kill("SIGKILL");
+    });
+    child.on("error", reject);
+    child.on("exit", (code, signal) => {
+      if (signal === "SIGKILL") resolve(acknowledged);
+      else reject(new Error(`writer exited with ${code ?? signal} before it was killed`));
+    });
+  });
+}
+
+test("a writer process killed at random points on the real disk loses no acknowledged write", async () => {
+  const prng = createPrng(77);
+  for (const policy of ["always", "batch", "never"]) {
+    for (let round = 0; round < 2; round++) {
+      const directory = temporaryDirectory(`kill-${policy}`);
+      try {
+        const acknowledged = await killWriterAfter(directory.path, policy, 200 + prng.nextInt(3000));
+        const fs = new RealFileSystem();
+        const store = await Store.open({ directory: directory.path, fs, clock: new RealClock(), jobs: new InlineStorageJobs(fs) });
+        const lastAcknowledged = new Map<number, number>();
+        for (const n of acknowledged) lastAcknowledged.set(n % 500, Math.max(lastAcknowledged.get(n % 500) ?? -1, n));
+        for (const [slot, n] of lastAcknowledged) {
+          const value = textOf(store.get(`key-${slot}`)[0]?.value);
+          assert.ok(value !== null, `${policy}: acknowledged write ${n} to key-${slot} lost`);
+          const recovered = Number(value.split(":")[0]);
+          assert.is(recovered % 500, slot, `${policy}: key-${slot} holds a value never written to it`);
+          assert.ok(recovered >= n, `${policy}: key-${slot} went back from acknowledged write ${n} to ${recovered}`);
+          assert.is(value, `${recovered}:${"p".repeat(recovered % 300)}`);
+        }
+        await store.close();
+      } finally {
+        directory.remove();
+      }
+    }
+  }
 });
 
 test.run();
