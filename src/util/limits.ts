@@ -39,6 +39,15 @@ export const limits = {
   nodeIdMax: 0xffff,
   /** Entries a version's past or a causal context may hold (the pruning threshold's upper bound). */
   clockEntriesMax: 64,
+  /**
+   * Messages one destination's outbox holds in one turn of the event loop; sends past it are
+   * dropped and counted. One postMessage carries at most this many.
+   */
+  outboxMessagesMax: 16_384,
+  /** Messages the simulated network holds in flight (all pairs together) before it drops sends. */
+  simInFlightMessagesMax: 1 << 22,
+  /** Largest per-message delay the simulated network accepts, in ms (one virtual hour). */
+  simDelayMsMax: 3_600_000,
 } as const;
 
 assert(limits.keyBytesMax < limits.memtableBytesMin, "a key must fit in the smallest memtable");
@@ -52,3 +61,5 @@ assert(limits.blockBytesTarget < limits.logBlockBytes);
 assert(limits.nodesMax * limits.vnodesPerNodeMax <= 2 ** 18, "a ring holds at most 2^18 tokens");
 assert(limits.nodesMax <= limits.nodeIdMax + 1, "every node can have a distinct id");
 assert(limits.nodesMax <= limits.clockEntriesMax * 4, "a clock can name a good share of the nodes before pruning");
+assert(limits.outboxMessagesMax >= 1024, "a turn can carry a 1000-request batch to one peer");
+assert(limits.simInFlightMessagesMax >= limits.outboxMessagesMax * limits.nodesMax, "the simulator can hold one full outbox per node");
