@@ -3,14 +3,9 @@
  * system. A frozen memtable's SharedArrayBuffer is shared with the job, not copied.
  */
 import { Piscina } from "piscina";
+import { workerFileUrl } from "./worker_file.ts";
 import type { StorageJobs } from "../storage/storage_jobs.ts";
 import type { CompactionRequest, FlushRequest, TableSummary } from "../storage/table_jobs.ts";
-
-/** The job file next to this module's build: `.ts` when running sources (Deno), `.js` when compiled. */
-export function workerFileUrl(name: string): URL {
-  const extension = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
-  return new URL(`../../workers/${name}${extension}`, import.meta.url);
-}
 
 export interface PiscinaStorageJobsOptions {
   /** Pool threads. @default 2 (a store runs one flush and one compaction side by side) */

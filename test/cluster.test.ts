@@ -1,0 +1,133 @@
+/**
+ * The worker-thread cluster, end to end: real worker threads, each node with its own store on the
+ * real disk, quorum requests routed through a coordinating node.
+ */
+import { suite } from "uvu";
+import * as assert from "uvu/assert";
+import { rmSync } from "node:fs";
+import { createCluster, type Cluster } from "../src/runtime/cluster.ts";
+import { limits } from "../src/util/limits.ts";
+
+const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+
+const shared = suite<{ cluster: Cluster }>("a running 3-node cluster", { cluster: undefined as unknown as Cluster });
+
+shared.before(async (context) => {
+  context.cluster = await createCluster({ nodes: 3, n: 3, w: 2, r: 2, vnodesPerNode: 16 });
+});
+
+shared.after(async (context) => {
+  await context.cluster.close();
+  rmSync(context.cluster.dataDir, { recursive: true, force: true });
+});
+
+shared("strings and bytes round-trip, and an absent key reads as no values", async ({ cluster }) => {
+  await cluster.put("user:1", "alice");
+  assert.equal((await cluster.get("user:1")).values.map(text), ["alice"]);
+  await cluster.put(new Uint8Array([0, 255]), new Uint8Array([1, 2, 3]));
+  assert.equal([...(await cluster.get(new Uint8Array([0, 255]))).values[0]!], [1, 2, 3]);
+  assert.equal((await cluster.get("never-written")).values, []);
+});
+
+shared("two writes carrying the same context become siblings, and a write with their context resolves them", async ({ cluster }) => {
+  const { context } = await cluster.put("cart", "base");
+  await Promise.all([cluster.put("cart", "apple", { context }), cluster.put("cart", "pear", { context })]);
+  const read = await cluster.get("cart");
+  assert.equal(read.values.map(text).sort(), ["apple", "pear"]);
+  await cluster.put("cart", "apple+pear", { context: read.context });
+  assert.equal((await cluster.get("cart")).values.map(text), ["apple+pear"]);
+});
+
+shared("writes without a context are kept as siblings, never silently dropped", async ({ cluster }) => {
+  await Promise.all([cluster.put("blind", "one"), cluster.put("blind", "two")]);
+  assert.equal((await cluster.get("blind")).values.map(text).sort(), ["one", "two"]);
+});
+
+shared("a sequential writer that passes its context never sees a sibling", async ({ cluster }) => {
+  let context = "";
+  for (let i = 0; i < 300; i++) ({ context } = await cluster.put("counter", String(i), { context }));
+  const read = await cluster.get("counter");
+  assert.equal(read.values.map(text), ["299"]);
+});
+
+shared("a delete with the read context makes the key read as absent", async ({ cluster }) => {
+  await cluster.put("temp", "x");
+  const { context } = await cluster.get("temp");
+  await cluster.delete("temp", { context });
+  assert.equal((await cluster.get("temp")).values, []);
+});
+
+shared("per-request quorum overrides are validated against N", async ({ cluster }) => {
+  await cluster.put("k", "v", { w: 3 });
+  assert.equal((await cluster.get("k", { r: 3 })).values.map(text), ["v"]);
+  for (const [call, pattern] of [
+    [() => cluster.put("k", "v", { w: 4 }), /w is 4, must be between 1 and n \(3\)/],
+    [() => cluster.get("k", { r: 0 }), /r is 0/],
+  ] as const) {
+    try {
+      await call();
+      assert.unreachable("expected a RangeError");
+    } catch (error) {
+      assert.is((error as { code?: string }).code, "LOOM_OUT_OF_RANGE");
+      assert.match(String(error), pattern);
+    }
+  }
+});
+
+shared("bad input is refused with a typed error before anything is sent", async ({ cluster }) => {
+  const cases: [() => Promise<unknown>, string][] = [
+    [() => cluster.put("", "v"), "LOOM_OUT_OF_RANGE"],
+    [() => cluster.put("x".repeat(limits.keyBytesMax + 1), "v"), "LOOM_OUT_OF_RANGE"],
+    [() => cluster.put("k", 5 as unknown as string), "LOOM_INVALID_ARGUMENT"],
+    [() => cluster.put("k", "v", { context: "%%%not-a-context" }), "LOOM_INVALID_ARGUMENT"],
+    [() => cluster.get(undefined as unknown as string), "LOOM_INVALID_ARGUMENT"],
+  ];
+  for (const [call, code] of cases) {
+    try {
+      await call();
+      assert.unreachable(`expected ${code}`);
+    } catch (error) {
+      assert.is((error as { code?: string }).code, code, String(error));
+    }
+  }
+});
+
+shared.run();
+
+const lifecycle = suite("cluster lifecycle");
+
+lifecycle("closing and re-opening on the same data directory restores the data and the configuration", async () => {
+  let cluster = await createCluster({ nodes: 3, n: 2, w: 1, r: 1, vnodesPerNode: 8 });
+  const dataDir = cluster.dataDir;
+  try {
+    for (let i = 0; i < 50; i++) await cluster.put(`key-${i}`, `value-${i}`);
+    await cluster.close();
+    cluster = await createCluster({ dataDir });
+    assert.is(cluster.config.n, 2);
+    assert.is(cluster.config.vnodesPerNode, 8);
+    for (let i = 0; i < 50; i += 7) assert.equal((await cluster.get(`key-${i}`)).values.map(text), [`value-${i}`]);
+  } finally {
+    await cluster.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+lifecycle("use after close is refused, and impossible settings open nothing", async () => {
+  const cluster = await createCluster({ nodes: 1, n: 1, w: 1, r: 1 });
+  await cluster.close();
+  rmSync(cluster.dataDir, { recursive: true, force: true });
+  try {
+    await cluster.put("k", "v");
+    assert.unreachable("expected ClosedError");
+  } catch (error) {
+    assert.is((error as { code?: string }).code, "LOOM_CLOSED");
+  }
+  try {
+    await createCluster({ nodes: 2, n: 3 });
+    assert.unreachable("expected a RangeError");
+  } catch (error) {
+    assert.match(String(error), /n is 3 but the cluster has 2 nodes/);
+  }
+});
+
+lifecycle.run();

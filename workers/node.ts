@@ -1,0 +1,63 @@
+/**
+ * Node worker entry point: opens the node's store, connects its transport to the main thread and
+ * (as the main thread hands them over) to every peer, and runs a NodeRuntime. Control messages
+ * arrive on parentPort: { kind: "connect", peer, port }, { kind: "close" }.
+ */
+import process from "node:process";
+import { parentPort, workerData, type MessagePort } from "node:worker_threads";
+import { RealClock } from "../src/io/real_clock.ts";
+import { NodeRuntime, MAIN_PEER } from "../src/runtime/node_runtime.ts";
+import { openStore } from "../src/runtime/open_store.ts";
+import { PiscinaStorageJobs } from "../src/runtime/piscina_storage_jobs.ts";
+import type { FsyncPolicy } from "../src/storage/store_config.ts";
+import { dominanceMergeRuleReference } from "../src/version/sibling_merge_rule.ts";
+import { PortTransport } from "../src/transport/port_transport.ts";
+
+export interface NodeWorkerData {
+  readonly nodeId: number;
+  readonly directory: string;
+  readonly fsync: FsyncPolicy;
+  readonly memtableBytes: number;
+  /** The data-plane port to the main thread. */
+  readonly mainPort: MessagePort;
+}
+
+type Control =
+  | { readonly kind: "connect"; readonly peer: number; readonly port: MessagePort }
+  | { readonly kind: "sync" }
+  | { readonly kind: "close" };
+
+const data = workerData as NodeWorkerData;
+const port = parentPort!;
+const jobs = new PiscinaStorageJobs({ threads: 1 });
+const store = await openStore({
+  directory: data.directory,
+  fsync: data.fsync,
+  memtableBytes: data.memtableBytes,
+  mergeRule: dominanceMergeRuleReference,
+  jobs,
+});
+const transport = new PortTransport({ self: data.nodeId });
+transport.connect(MAIN_PEER, data.mainPort);
+const runtime = new NodeRuntime({ nodeId: data.nodeId, store, transport, clock: new RealClock() });
+
+async function onControl(message: Control): Promise<void> {
+  if (message.kind === "connect") {
+    transport.connect(message.peer, message.port);
+    return;
+  }
+  if (message.kind === "sync") {
+    port.postMessage({ kind: "synced" }); // every earlier control message has been applied
+    return;
+  }
+  runtime.stop();
+  await store.close();
+  await jobs.close();
+  transport.close();
+  port.postMessage({ kind: "closed" });
+  port.off("message", onControl);
+  process.exit(0);
+}
+
+port.on("message", onControl);
+port.postMessage({ kind: "ready" });
