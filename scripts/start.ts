@@ -1,45 +1,38 @@
 /**
- * `npm start`: the demo. Until the cluster lands (issue 3) it runs one storage engine on a
- * temporary directory: writes 200k keys, reads some back, flushes and compacts, reopens, prints
- * stats, and removes the directory.
+ * `npm start`: a demo cluster (5 node workers on a temporary directory, default settings) behind
+ * the HTTP front on 127.0.0.1 (PORT, default 7070). Ctrl-C closes the cluster and removes the
+ * directory. With --smoke it runs a few requests against itself and exits (used by CI-like checks).
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { openStore } from "../src/runtime/open_store.ts";
+import { rmSync } from "node:fs";
+import process from "node:process";
+import { createCluster } from "../src/runtime/cluster.ts";
+import { startHttpFront } from "../src/runtime/http_front.ts";
 
-const directory = mkdtempSync(join(tmpdir(), "loomkv-demo-"));
-const version = new Uint8Array([0, 0, 0, 1]);
-const keys = 200_000;
-const value = "v".repeat(100);
+const smoke = process.argv.includes("--smoke");
+const cluster = await createCluster();
+const front = await startHttpFront(cluster, { port: smoke ? 0 : Number(process.env["PORT"] ?? 7070) });
+console.log(`loomkv: ${cluster.config.nodes} nodes (N=${cluster.config.n} W=${cluster.config.w} R=${cluster.config.r}), data in ${cluster.dataDir}`);
+console.log(`HTTP front on ${front.url}. Try:
+  curl -i -X PUT --data 'alice' ${front.url}/items/user:1
+  curl -i ${front.url}/items/user:1
+  curl -i -X PUT -H 'X-Loom-Context: <context from the GET>' --data 'bob' ${front.url}/items/user:1
+  curl -i -X DELETE -H 'X-Loom-Context: <context>' ${front.url}/items/user:1
+  curl -s ${front.url}/stats
+  curl -s ${front.url}/ring
+  curl -s -X PATCH --data '{"w":3}' ${front.url}/config`);
 
-try {
-  let store = await openStore({ directory, memtableBytes: 8 * 1024 * 1024 });
-  console.log(`loomkv storage demo in ${directory}`);
-  let started = performance.now();
-  const inFlight = new Set<Promise<void>>();
-  for (let batch = 0; batch < keys / 100; batch++) {
-    const operations = [];
-    for (let i = 0; i < 100; i++) {
-      operations.push({ key: `key:${String(batch * 100 + i).padStart(8, "0")}`, kind: "put" as const, versions: [{ version, value }] });
-    }
-    const write = store.write(operations).finally(() => inFlight.delete(write));
-    inFlight.add(write);
-    if (inFlight.size >= 16) await Promise.race(inFlight);
-  }
-  await Promise.all(inFlight);
-  console.log(`wrote ${keys} keys in batches of 100, 16 batches in flight (fsync "batch") in ${(performance.now() - started).toFixed(0)} ms`);
-  started = performance.now();
-  let found = 0;
-  for (let i = 0; i < keys; i += 7) if (store.get(`key:${String(i).padStart(8, "0")}`).length === 1) found++;
-  console.log(`read back ${found} keys in ${(performance.now() - started).toFixed(0)} ms; absent key gives ${JSON.stringify(store.get("nope"))}`);
-  await store.compact();
-  await store.close();
-  store = await openStore({ directory });
-  const stats = store.stats();
-  console.log(`after compaction and reopen: ${stats.tables.length} table(s), ${(stats.tableBytes / 1e6).toFixed(1)} MB, key:00000042 = ${new TextDecoder().decode(store.get("key:00000042")[0]!.value!).slice(0, 10)}…`);
-  console.log(JSON.stringify(stats, null, 2));
-  await store.close();
-} finally {
-  rmSync(directory, { recursive: true, force: true });
+async function shutdown(): Promise<void> {
+  await front.close();
+  await cluster.close();
+  rmSync(cluster.dataDir, { recursive: true, force: true });
+}
+
+if (smoke) {
+  const put = await fetch(`${front.url}/items/user:1`, { method: "PUT", body: "alice" });
+  const get = await fetch(`${front.url}/items/user:1`);
+  console.log(`smoke: PUT ${put.status}, GET ${get.status} "${await get.text()}" from node ${get.headers.get("x-node-index")} of ${get.headers.get("x-node-count")}`);
+  await shutdown();
+} else {
+  process.once("SIGINT", () => void shutdown().then(() => process.exit(0)));
+  process.once("SIGTERM", () => void shutdown().then(() => process.exit(0)));
 }

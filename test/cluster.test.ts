@@ -92,6 +92,30 @@ shared("bad input is refused with a typed error before anything is sent", async 
   }
 });
 
+shared("stats count each node's coordinated requests and report its store", async ({ cluster }) => {
+  const before = await cluster.stats();
+  const total = (stats: typeof before) => stats.nodes.reduce((sum, node) => sum + node.requests.put + node.requests.get, 0);
+  for (let i = 0; i < 20; i++) await cluster.put(`stats-${i}`, "v");
+  for (let i = 0; i < 10; i++) await cluster.get(`stats-${i}`);
+  const after = await cluster.stats();
+  assert.is(total(after) - total(before), 30);
+  assert.is(after.nodes.length, 3);
+  assert.ok(after.nodes.every((node) => node.store.records > 0), "every node holds replicas (N = 3)");
+  assert.ok(after.nodes.some((node) => node.latencyMs.put.samples > 0 && node.latencyMs.put.p99 >= node.latencyMs.put.p50));
+});
+
+shared("W, R and the pruning threshold change live; N and vnodes changes are refused until streaming exists", async ({ cluster }) => {
+  const writes = Array.from({ length: 50 }, (_, i) => cluster.put(`live-${i}`, String(i)));
+  const next = cluster.configure({ w: 3, r: 1, pruneThreshold: 8 });
+  assert.is(next.w, 3);
+  await Promise.all(writes);
+  for (let i = 0; i < 50; i += 5) assert.equal((await cluster.get(`live-${i}`)).values.map(text), [String(i)]);
+  assert.throws(() => cluster.configure({ vnodesPerNode: 32 }), /not built yet/);
+  assert.throws(() => cluster.configure({ w: 4 }), /w is 4/);
+  assert.is(cluster.config.w, 3, "a refused change changes nothing");
+  cluster.configure({ w: 2, r: 2, pruneThreshold: 16 });
+});
+
 shared.run();
 
 const lifecycle = suite("cluster lifecycle");

@@ -25,6 +25,7 @@ export interface NodeWorkerData {
 type Control =
   | { readonly kind: "connect"; readonly peer: number; readonly port: MessagePort }
   | { readonly kind: "sync" }
+  | { readonly kind: "stats" }
   | { readonly kind: "close" };
 
 const data = workerData as NodeWorkerData;
@@ -44,6 +45,10 @@ const runtime = new NodeRuntime({ nodeId: data.nodeId, store, transport, clock: 
 async function onControl(message: Control): Promise<void> {
   if (message.kind === "connect") {
     transport.connect(message.peer, message.port);
+    return;
+  }
+  if (message.kind === "stats") {
+    port.postMessage({ kind: "stats", stats: runtime.stats() });
     return;
   }
   if (message.kind === "sync") {

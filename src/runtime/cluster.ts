@@ -13,17 +13,23 @@ import { mkdtempSync, existsSync, readFileSync, writeFileSync, renameSync, mkdir
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MessageChannel, Worker } from "node:worker_threads";
-import { resolveClusterConfig, validateClusterConfig, type ClusterConfig } from "../cluster/cluster_config.ts";
+import {
+  applyConfigChange,
+  resolveClusterConfig,
+  validateClusterConfig,
+  type ClusterConfig,
+  type ClusterConfigChange,
+} from "../cluster/cluster_config.ts";
 import { toQuorumError, type QuorumFailure } from "../coordinator/quorum_error.ts";
 import { TooManySiblingsError } from "../coordinator/replica_apply.ts";
-import { HashRing } from "../ring/hash_ring.ts";
+import { HashRing, RING_SIZE, rangeSize } from "../ring/hash_ring.ts";
 import { decodeContext } from "../version/version_codec.ts";
 import { toKeyBytes, toValueBytes, type KeyInput, type ValueInput } from "../storage/store_input.ts";
 import type { FsyncPolicy } from "../storage/store_config.ts";
 import { MessageType, type Message } from "../transport/message_types.ts";
 import { PortTransport } from "../transport/port_transport.ts";
 import { ClosedError, LoomRangeError, LoomTypeError, describe } from "../util/errors.ts";
-import { MAIN_PEER } from "./node_runtime.ts";
+import { MAIN_PEER, type NodeStats } from "./node_runtime.ts";
 import { workerFileUrl } from "./worker_file.ts";
 
 export interface CreateClusterOptions extends Partial<Omit<ClusterConfig, "gossip" | "antiEntropy">> {
@@ -213,6 +219,47 @@ export class Cluster {
     if (this.#closed) throw new ClosedError(`${action} failed: cluster is closed`);
   }
 
+  /** The nodes that hold `key`, coordinator first. */
+  preferenceList(key: KeyInput): number[] {
+    return this.#ring.preferenceList(toKeyBytes("preference list", key), this.#config.n);
+  }
+
+  /** The ring: nodes, virtual nodes per node, and the share of the key space each node owns. */
+  ring(): { nodes: number[]; vnodesPerNode: number; tokens: number; ownership: Record<number, number> } {
+    const ownership: Record<number, number> = {};
+    for (const node of this.#ring.nodes) ownership[node] = 0;
+    for (const range of this.#ring.replicaRanges(1)) {
+      const owner = range.replicas[0]!;
+      ownership[owner] = (ownership[owner] ?? 0) + rangeSize(range.range) / RING_SIZE;
+    }
+    return { nodes: [...this.#ring.nodes], vnodesPerNode: this.#config.vnodesPerNode, tokens: this.#ring.vnodeCount, ownership };
+  }
+
+  /** Per node: requests coordinated, latency percentiles, memtable and table sizes, records. */
+  async stats(): Promise<{ config: ClusterConfig; nodes: NodeStats[] }> {
+    this.#checkOpen("stats");
+    const replies = await Promise.all(this.#workers.map((worker) => controlRoundTrip<{ stats: NodeStats }>(worker, "stats", "stats")));
+    return { config: this.#config, nodes: replies.map((reply) => reply.stats) };
+  }
+
+  /**
+   * Changes settings while traffic runs. W, R, the pruning threshold and the request timeout take
+   * effect for the next request (requests carry them). Changing N, the node count or virtual
+   * nodes per node moves keys between nodes, which is not built yet: refused, nothing changes.
+   */
+  configure(change: ClusterConfigChange): ClusterConfig {
+    this.#checkOpen("configure");
+    const next = applyConfigChange("configure", this.#config, change);
+    for (const field of ["n", "nodes", "vnodesPerNode"] as const) {
+      if (next[field] !== this.#config[field]) {
+        throw new LoomRangeError(`configure failed: changing ${field} live needs key streaming, which is not built yet`);
+      }
+    }
+    saveConfig(this.dataDir, next);
+    this.#config = next;
+    return next;
+  }
+
   /** Waits for the nodes to close their stores, then stops their threads. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -240,9 +287,14 @@ function loadConfig(dataDir: string, settings: Partial<ClusterConfig>): ClusterC
   if (stored && config.nodes !== stored.nodes) {
     throw new LoomRangeError(`create cluster failed: ${dataDir} holds a ${stored.nodes}-node cluster, asked for ${config.nodes} nodes`);
   }
+  saveConfig(dataDir, config);
+  return config;
+}
+
+function saveConfig(dataDir: string, config: ClusterConfig): void {
+  const path = join(dataDir, CLUSTER_FILE);
   writeFileSync(`${path}.tmp`, JSON.stringify({ format: 1, config }, null, 2));
   renameSync(`${path}.tmp`, path);
-  return config;
 }
 
 function withoutUndefined<T extends object>(value: T): Partial<T> {
@@ -285,12 +337,12 @@ function wireMesh(workers: readonly Worker[]): void {
 }
 
 /** Sends a control message and waits for its answer (control messages are applied in order). */
-function controlRoundTrip(worker: Worker, kind: string, answer: string): Promise<void> {
-  return new Promise<void>((resolve) => {
+function controlRoundTrip<T = unknown>(worker: Worker, kind: string, answer: string): Promise<T> {
+  return new Promise<T>((resolve) => {
     const onMessage = (message: { kind?: string }) => {
       if (message?.kind !== answer) return;
       worker.off("message", onMessage);
-      resolve();
+      resolve(message as T);
     };
     worker.on("message", onMessage);
     worker.postMessage({ kind });

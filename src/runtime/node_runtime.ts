@@ -57,12 +57,50 @@ export interface ResponseMessage {
 
 type Session = { readonly kind: "put"; readonly session: PutSession } | { readonly kind: "get"; readonly session: GetSession };
 
+/** The last LATENCY_SAMPLES request latencies of one kind, for percentiles. */
+const LATENCY_SAMPLES = 1024;
+
+class LatencySamples {
+  readonly #samples = new Float64Array(LATENCY_SAMPLES);
+  #count = 0;
+
+  add(milliseconds: number): void {
+    this.#samples[this.#count++ % LATENCY_SAMPLES] = milliseconds;
+  }
+
+  /** p50, p99 and max of the samples kept, in milliseconds (0 when there are none). */
+  summary(): { p50: number; p99: number; max: number; samples: number } {
+    const kept = this.#samples.slice(0, Math.min(this.#count, LATENCY_SAMPLES)).sort();
+    const at = (quantile: number) => (kept.length === 0 ? 0 : kept[Math.min(kept.length - 1, Math.floor(quantile * kept.length))]!);
+    return { p50: at(0.5), p99: at(0.99), max: at(1), samples: kept.length };
+  }
+}
+
+export interface NodeStats {
+  readonly nodeId: number;
+  readonly requests: { readonly put: number; readonly get: number; readonly failed: number };
+  readonly latencyMs: { readonly put: ReturnType<LatencySamples["summary"]>; readonly get: ReturnType<LatencySamples["summary"]> };
+  readonly siblingWarnings: number;
+  readonly store: {
+    readonly memtableEntries: number;
+    readonly memtableBytes: number;
+    readonly tables: number;
+    readonly tableBytes: number;
+    /** Records in memtable and tables: an upper bound on keys (a key may have several records). */
+    readonly records: number;
+    readonly flushes: number;
+    readonly compactions: number;
+  };
+}
+
 export class NodeRuntime {
   readonly nodeId: number;
   readonly #store: Store;
   readonly #transport: Transport;
   readonly #clock: Clock;
-  readonly #sessions = new Map<number, { session: Session; timer: TimerHandle }>();
+  readonly #sessions = new Map<number, { session: Session; timer: TimerHandle; startedMs: number }>();
+  readonly #latency = { put: new LatencySamples(), get: new LatencySamples() };
+  readonly #requests = { put: 0, get: 0, failed: 0 };
   /** Lowest counter a new dot may take: grows with every write this node coordinates. */
   #counterFloor: number;
   siblingWarnings = 0;
@@ -153,11 +191,12 @@ export class NodeRuntime {
     const timer = this.#clock.setTimer(timeoutMs, () => {
       const tracked = this.#sessions.get(requestId);
       if (!tracked) return;
-      this.#sessions.delete(requestId);
       if (tracked.session.kind === "put") this.#runPutEffects(tracked.session.session, onPutTick(tracked.session.session, this.#now()));
       else this.#runGetEffects(tracked.session.session, onGetTick(tracked.session.session, this.#now()));
+      this.#sessions.delete(requestId);
     });
-    this.#sessions.set(requestId, { session, timer });
+    this.#sessions.set(requestId, { session, timer, startedMs: this.#clock.nowMs() });
+    this.#requests[session.kind]++;
   }
 
   #onPutReply(requestId: number, from: number, ok: boolean): void {
@@ -185,7 +224,7 @@ export class NodeRuntime {
           this.#transport.send(effect.to, { ...effect.message, type: MessageType.replicate });
           break;
         case "respond":
-          this.#transport.send(MAIN_PEER, { type: MessageType.response, requestId: effect.requestId, result: effect.result });
+          this.#respond("put", effect.requestId, effect.result);
           break;
         default:
           this.siblingWarnings++;
@@ -208,10 +247,36 @@ export class NodeRuntime {
           break;
         }
         case "respond":
-          this.#transport.send(MAIN_PEER, { type: MessageType.response, requestId: effect.requestId, result: effect.result });
+          this.#respond("get", effect.requestId, effect.result);
           break;
       }
     }
+  }
+
+  #respond(kind: "put" | "get", requestId: number, result: { readonly ok: boolean }): void {
+    const tracked = this.#sessions.get(requestId);
+    if (tracked) this.#latency[kind].add(this.#clock.nowMs() - tracked.startedMs);
+    if (!result.ok) this.#requests.failed++;
+    this.#transport.send(MAIN_PEER, { type: MessageType.response, requestId, result });
+  }
+
+  stats(): NodeStats {
+    const store = this.#store.stats();
+    return {
+      nodeId: this.nodeId,
+      requests: { ...this.#requests },
+      latencyMs: { put: this.#latency.put.summary(), get: this.#latency.get.summary() },
+      siblingWarnings: this.siblingWarnings,
+      store: {
+        memtableEntries: store.memtable.entries,
+        memtableBytes: store.memtable.usedBytes,
+        tables: store.tables.length,
+        tableBytes: store.tableBytes,
+        records: store.memtable.entries + store.tables.reduce((sum, table) => sum + table.records, 0),
+        flushes: store.flushes,
+        compactions: store.compactions,
+      },
+    };
   }
 
   #refuse(requestId: number, error: unknown): void {
