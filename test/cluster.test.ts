@@ -154,4 +154,40 @@ lifecycle("use after close is refused, and impossible settings open nothing", as
   }
 });
 
+lifecycle("with one node crashed writes still reach W; with two they fail saying how many replicas answered; restarts bring every acknowledged value back", async () => {
+  const cluster = await createCluster({ nodes: 3, n: 3, w: 2, r: 2, vnodesPerNode: 8, requestTimeoutMs: 300 });
+  try {
+    for (let i = 0; i < 20; i++) await cluster.put(`before-${i}`, `value-${i}`);
+    await cluster.faults.crash(1);
+    for (let i = 0; i < 20; i++) await cluster.put(`during-${i}`, `value-${i}`);
+    assert.equal((await cluster.get("before-3")).values.map(text), ["value-3"]);
+    await cluster.faults.crash(2);
+    try {
+      await cluster.put("doomed", "x");
+      assert.unreachable("a write needing 2 acknowledgements with 1 live replica must fail");
+    } catch (error) {
+      assert.is((error as { code?: string }).code, "LOOM_QUORUM");
+      assert.is((error as { acknowledged?: number }).acknowledged, 1);
+      assert.match(String(error), /1 of 3 replicas acknowledged, 2 required/);
+    }
+    assert.equal((await cluster.stats()).down, [1, 2]);
+    await cluster.faults.restart(1);
+    await cluster.faults.restart(2);
+    for (let i = 0; i < 20; i += 3) {
+      assert.equal((await cluster.get(`before-${i}`, { r: 3 })).values.map(text), [`value-${i}`]);
+      assert.equal((await cluster.get(`during-${i}`, { r: 3 })).values.map(text), [`value-${i}`]);
+    }
+    await assert.not.throws(() => cluster.faults.restart(1), "restarting a live node is a no-op");
+    try {
+      await cluster.faults.crash(7);
+      assert.unreachable("expected a RangeError");
+    } catch (error) {
+      assert.match(String(error), /no node 7, nodes are 0\.\.2/);
+    }
+  } finally {
+    await cluster.close();
+    rmSync(cluster.dataDir, { recursive: true, force: true });
+  }
+});
+
 lifecycle.run();

@@ -44,6 +44,7 @@ const runtime = new NodeRuntime({ nodeId: data.nodeId, store, transport, clock: 
 
 async function onControl(message: Control): Promise<void> {
   if (message.kind === "connect") {
+    transport.disconnect(message.peer); // a restarted peer comes back on a new port
     transport.connect(message.peer, message.port);
     return;
   }

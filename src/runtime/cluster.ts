@@ -74,6 +74,9 @@ const CLUSTER_FILE = "cluster.json";
 export class Cluster {
   readonly dataDir: string;
   readonly #workers: Worker[];
+  /** Nodes crashed by fault injection: requests route around them until they restart. */
+  readonly #down = new Set<number>();
+  readonly #nodeOptions: { fsync: FsyncPolicy; memtableBytes: number };
   readonly #transport: PortTransport;
   readonly #pending = new Map<number, Pending>();
   #config: ClusterConfig;
@@ -81,8 +84,9 @@ export class Cluster {
   #nextRequestId = 1;
   #closed = false;
 
-  private constructor(dataDir: string, config: ClusterConfig, workers: Worker[], transport: PortTransport) {
+  private constructor(dataDir: string, config: ClusterConfig, workers: Worker[], transport: PortTransport, nodeOptions: { fsync: FsyncPolicy; memtableBytes: number }) {
     this.dataDir = dataDir;
+    this.#nodeOptions = nodeOptions;
     this.#config = config;
     this.#workers = workers;
     this.#transport = transport;
@@ -111,7 +115,7 @@ export class Cluster {
       await Promise.all(workers.map((worker) => worker.terminate()));
       throw error;
     }
-    return new Cluster(dataDir, config, workers, transport);
+    return new Cluster(dataDir, config, workers, transport, { fsync, memtableBytes });
   }
 
   get config(): ClusterConfig {
@@ -167,8 +171,18 @@ export class Cluster {
     return { context: result.context };
   }
 
+  /**
+   * Sends a request to the first live node of `preferenceList`, which coordinates it with the
+   * list reordered to put itself first. With every replica down it fails at once.
+   */
   #request(action: Pending["action"], preferenceList: number[], timeoutMs: number, body: Message): Promise<unknown> {
     const requestId = this.#nextRequestId++;
+    const coordinator = preferenceList.find((node) => !this.#down.has(node));
+    if (coordinator === undefined) {
+      return Promise.reject(toQuorumError(action, { code: "LOOM_QUORUM", acknowledged: 0, required: 1 } as QuorumFailure, preferenceList.length));
+    }
+    const ordered = [coordinator, ...preferenceList.filter((node) => node !== coordinator)];
+    body = { ...body, preferenceList: ordered };
     return new Promise((resolve, reject) => {
       // The coordinator answers by its deadline; this guards against a node that died with the request.
       const timer = setTimeout(() => {
@@ -176,7 +190,7 @@ export class Cluster {
         reject(toQuorumError(action, { code: "LOOM_QUORUM", acknowledged: 0, required: 1 } as QuorumFailure, preferenceList.length));
       }, timeoutMs * 2 + 1000);
       this.#pending.set(requestId, { action, replicas: preferenceList.length, resolve, reject, timer });
-      this.#transport.send(preferenceList[0]!, { ...body, requestId });
+      this.#transport.send(coordinator, { ...body, requestId });
     });
   }
 
@@ -219,6 +233,43 @@ export class Cluster {
     if (this.#closed) throw new ClosedError(`${action} failed: cluster is closed`);
   }
 
+  /**
+   * Fault injection. `crash(node)` kills the node's thread without warning (its store closes
+   * nothing: unsynced data is lost as in a process crash, synced data survives); requests route
+   * around it, and writes that needed it fail with the count of replicas that answered.
+   * `restart(node)` starts it again on its directory (the store replays its log).
+   */
+  readonly faults = {
+    crash: async (node: number): Promise<void> => {
+      this.#checkNode("crash", node);
+      if (this.#down.has(node)) return;
+      this.#down.add(node);
+      this.#transport.disconnect(node);
+      await this.#workers[node]!.terminate();
+    },
+    restart: async (node: number): Promise<void> => {
+      this.#checkNode("restart", node);
+      if (!this.#down.has(node)) return;
+      const worker = await startNode({ nodeId: node, directory: join(this.dataDir, `node-${node}`), ...this.#nodeOptions, transport: this.#transport });
+      this.#workers[node] = worker;
+      const live = this.#workers.map((other, id) => ({ other, id })).filter(({ id }) => id !== node && !this.#down.has(id));
+      for (const { other, id } of live) {
+        const { port1, port2 } = new MessageChannel();
+        worker.postMessage({ kind: "connect", peer: id, port: port1 }, [port1]);
+        other.postMessage({ kind: "connect", peer: node, port: port2 }, [port2]);
+      }
+      await Promise.all([worker, ...live.map(({ other }) => other)].map((w) => controlRoundTrip(w, "sync", "synced")));
+      this.#down.delete(node);
+    },
+  };
+
+  #checkNode(action: string, node: unknown): void {
+    this.#checkOpen(action);
+    if (typeof node !== "number" || !Number.isInteger(node) || node < 0 || node >= this.#workers.length) {
+      throw new LoomRangeError(`${action} failed: no node ${typeof node === "number" ? node : describe(node)}, nodes are 0..${this.#workers.length - 1}`);
+    }
+  }
+
   /** The nodes that hold `key`, coordinator first. */
   preferenceList(key: KeyInput): number[] {
     return this.#ring.preferenceList(toKeyBytes("preference list", key), this.#config.n);
@@ -236,10 +287,11 @@ export class Cluster {
   }
 
   /** Per node: requests coordinated, latency percentiles, memtable and table sizes, records. */
-  async stats(): Promise<{ config: ClusterConfig; nodes: NodeStats[] }> {
+  async stats(): Promise<{ config: ClusterConfig; down: number[]; nodes: NodeStats[] }> {
     this.#checkOpen("stats");
-    const replies = await Promise.all(this.#workers.map((worker) => controlRoundTrip<{ stats: NodeStats }>(worker, "stats", "stats")));
-    return { config: this.#config, nodes: replies.map((reply) => reply.stats) };
+    const live = this.#workers.filter((_, node) => !this.#down.has(node));
+    const replies = await Promise.all(live.map((worker) => controlRoundTrip<{ stats: NodeStats }>(worker, "stats", "stats")));
+    return { config: this.#config, down: [...this.#down].sort((a, b) => a - b), nodes: replies.map((reply) => reply.stats) };
   }
 
   /**
@@ -264,7 +316,7 @@ export class Cluster {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await Promise.all(this.#workers.map((worker) => stopNode(worker)));
+    await Promise.all(this.#workers.filter((_, node) => !this.#down.has(node)).map((worker) => stopNode(worker)));
     this.#transport.close();
     for (const [, pending] of this.#pending) {
       clearTimeout(pending.timer);
