@@ -8,6 +8,7 @@
  */
 import { describe, LoomRangeError } from "../util/errors.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
+import { MinHeap } from "../util/min_heap.ts";
 
 interface SimTimer {
   readonly handle: TimerHandle;
@@ -39,7 +40,7 @@ export class SimClock implements Clock {
   /** Pending timers; cleared ones leave the map at once and the heap lazily. */
   readonly #pending = new Map<TimerHandle, SimTimer>();
   /** Binary min-heap by (deadline, set order). */
-  #heap: SimTimer[] = [];
+  #heap = new MinHeap<SimTimer>(earlier);
 
   constructor(options: SimClockOptions = {}) {
     const startMs = options.startMs ?? 0;
@@ -59,13 +60,13 @@ export class SimClock implements Clock {
     }
     const timer: SimTimer = { handle: { timerId: this.#nextTimerId++ }, deadlineMs: this.#nowMs + delayMs, callback };
     this.#pending.set(timer.handle, timer);
-    this.#push(timer);
+    this.#heap.push(timer);
     return timer.handle;
   }
 
   clearTimer(handle: TimerHandle): void {
     if (!this.#pending.delete(handle)) return;
-    if (this.#heap.length > 64 && this.#heap.length > 2 * this.#pending.size) this.#rebuildHeap();
+    if (this.#heap.size > 64 && this.#heap.size > 2 * this.#pending.size) this.#rebuildHeap();
   }
 
   /** Timers set and not yet fired or cleared. */
@@ -125,7 +126,7 @@ export class SimClock implements Clock {
   }
 
   #fire(timer: SimTimer): void {
-    this.#popRoot();
+    this.#heap.pop();
     this.#pending.delete(timer.handle);
     this.#nowMs = Math.max(this.#nowMs, timer.deadlineMs);
     timer.callback();
@@ -134,46 +135,15 @@ export class SimClock implements Clock {
   /** The earliest pending timer (at the heap root), dropping cleared ones on the way. */
   #peek(): SimTimer | undefined {
     for (;;) {
-      const root = this.#heap[0];
+      const root = this.#heap.peek();
       if (root === undefined || this.#pending.get(root.handle) === root) return root;
-      this.#popRoot();
+      this.#heap.pop();
     }
   }
 
   #rebuildHeap(): void {
-    const live = [...this.#pending.values()];
-    this.#heap = [];
-    for (const timer of live) this.#push(timer);
+    this.#heap.retain((timer) => this.#pending.get(timer.handle) === timer);
   }
 
-  #push(timer: SimTimer): void {
-    const heap = this.#heap;
-    heap.push(timer);
-    let index = heap.length - 1;
-    while (index > 0) {
-      const parent = (index - 1) >> 1;
-      const parentTimer = heap[parent]!;
-      if (!earlier(timer, parentTimer)) break;
-      heap[index] = parentTimer;
-      index = parent;
-    }
-    heap[index] = timer;
-  }
 
-  #popRoot(): void {
-    const heap = this.#heap;
-    const last = heap.pop();
-    if (last === undefined || heap.length === 0) return;
-    let index = 0;
-    for (;;) {
-      const left = 2 * index + 1;
-      if (left >= heap.length) break;
-      const right = left + 1;
-      const child = right < heap.length && earlier(heap[right]!, heap[left]!) ? right : left;
-      if (!earlier(heap[child]!, last)) break;
-      heap[index] = heap[child]!;
-      index = child;
-    }
-    heap[index] = last;
-  }
 }

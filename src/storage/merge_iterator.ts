@@ -4,6 +4,7 @@
  */
 import { compareBytes } from "../util/bytes.ts";
 import type { StoredRecord } from "./record.ts";
+import { MinHeap } from "../util/min_heap.ts";
 
 export function compareRecords(a: StoredRecord, b: StoredRecord): number {
   const byKey = compareBytes(a.key, b.key);
@@ -17,50 +18,21 @@ interface Cursor {
 }
 
 export function* mergeRecords(sources: readonly Iterable<StoredRecord>[]): Generator<StoredRecord> {
-  const heap: Cursor[] = [];
+  const heap = new MinHeap<Cursor>((a, b) => compareRecords(a.current, b.current) < 0);
   for (const source of sources) {
     const iterator = source[Symbol.iterator]();
     const first = iterator.next();
-    if (!first.done) heapPush(heap, { iterator, current: first.value });
+    if (!first.done) heap.push({ iterator, current: first.value });
   }
-  while (heap.length > 0) {
-    const top = heap[0]!;
+  for (let top = heap.peek(); top !== undefined; top = heap.peek()) {
     yield top.current;
     const next = top.iterator.next();
     if (next.done) {
-      const last = heap.pop()!;
-      if (heap.length > 0) {
-        heap[0] = last;
-        siftDown(heap, 0);
-      }
+      heap.pop();
     } else {
       top.current = next.value;
-      siftDown(heap, 0);
+      heap.fixFirst();
     }
-  }
-}
-
-function heapPush(heap: Cursor[], cursor: Cursor): void {
-  heap.push(cursor);
-  let index = heap.length - 1;
-  while (index > 0) {
-    const parent = (index - 1) >> 1;
-    if (compareRecords(heap[parent]!.current, heap[index]!.current) <= 0) break;
-    [heap[parent], heap[index]] = [heap[index]!, heap[parent]!];
-    index = parent;
-  }
-}
-
-function siftDown(heap: Cursor[], index: number): void {
-  for (;;) {
-    const left = index * 2 + 1;
-    const right = left + 1;
-    let smallest = index;
-    if (left < heap.length && compareRecords(heap[left]!.current, heap[smallest]!.current) < 0) smallest = left;
-    if (right < heap.length && compareRecords(heap[right]!.current, heap[smallest]!.current) < 0) smallest = right;
-    if (smallest === index) return;
-    [heap[smallest], heap[index]] = [heap[index]!, heap[smallest]!];
-    index = smallest;
   }
 }
 

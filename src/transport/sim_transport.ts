@@ -24,6 +24,7 @@ import type { Prng } from "../io/prng.ts";
 import type { Message } from "./message_types.ts";
 import { isPeerNumber, type MessageHandler, type Transport, TransportCounters, type TransportStats } from "./transport.ts";
 import { transportLimits } from "./transport_limits.ts";
+import { MinHeap } from "../util/min_heap.ts";
 
 export interface SimNetworkOptions {
   /** The source of every delay and loss draw; fork it from the simulator's seed. */
@@ -73,7 +74,7 @@ export class SimNetwork {
   #nowMs: number;
   #nextOrder = 0;
   /** Binary min-heap by (deliverAtMs, order). */
-  #heap: InFlight[] = [];
+  #heap = new MinHeap<InFlight>(earlier);
   readonly #endpoints = new Map<number, SimTransport>();
   /** from -> to -> delivery time of the pair's latest message. */
   readonly #pairLastMs = new Map<number, Map<number, number>>();
@@ -150,7 +151,7 @@ export class SimNetwork {
 
   /** Delivery time of the next message in flight, or undefined if none. */
   nextDeliveryMs(): number | undefined {
-    return this.#heap[0]?.deliverAtMs;
+    return this.#heap.peek()?.deliverAtMs;
   }
 
   /**
@@ -163,8 +164,8 @@ export class SimNetwork {
       throw new LoomRangeError(`deliver failed: nowMs is ${describe(nowMs)}, must be finite and >= ${this.#nowMs}`);
     }
     let delivered = 0;
-    for (let next = this.#heap[0]; next !== undefined && next.deliverAtMs <= nowMs; next = this.#heap[0]) {
-      this.#pop();
+    for (let next = this.#heap.peek(); next !== undefined && next.deliverAtMs <= nowMs; next = this.#heap.peek()) {
+      this.#heap.pop();
       this.#nowMs = next.deliverAtMs;
       if (this.#deliver(next)) delivered += 1;
     }
@@ -185,7 +186,7 @@ export class SimNetwork {
       lost: this.#lost,
       droppedPartition: this.#droppedPartition,
       droppedCrash: this.#droppedCrash,
-      inFlight: this.#heap.length,
+      inFlight: this.#heap.size,
     };
   }
 
@@ -202,7 +203,7 @@ export class SimNetwork {
       counters.messagesDroppedNoPeer += 1;
       return;
     }
-    if (this.#heap.length >= transportLimits.simInFlightMessagesMax) {
+    if (this.#heap.size >= transportLimits.simInFlightMessagesMax) {
       counters.messagesDroppedOutboxFull += 1;
       return;
     }
@@ -220,7 +221,7 @@ export class SimNetwork {
     if (lastByTo === undefined) this.#pairLastMs.set(from, (lastByTo = new Map()));
     const deliverAtMs = Math.max(this.#nowMs + delayMs, lastByTo.get(to) ?? -Infinity);
     lastByTo.set(to, deliverAtMs);
-    this.#push({ from, to, message: structuredClone(message), deliverAtMs, order: this.#nextOrder++ });
+    this.#heap.push({ from, to, message: structuredClone(message), deliverAtMs, order: this.#nextOrder++ });
   }
 
   #deliver(item: InFlight): boolean {
@@ -240,43 +241,10 @@ export class SimNetwork {
   #leave(node: number, endpoint: SimTransport): void {
     if (this.#endpoints.get(node) !== endpoint) return;
     this.#endpoints.delete(node);
-    const kept = this.#heap.filter((item) => item.from !== node && item.to !== node);
-    this.#droppedCrash += this.#heap.length - kept.length;
-    this.#heap = [];
-    for (const item of kept) this.#push(item);
+    this.#droppedCrash += this.#heap.retain((item) => item.from !== node && item.to !== node);
   }
 
-  #push(item: InFlight): void {
-    const heap = this.#heap;
-    heap.push(item);
-    let index = heap.length - 1;
-    while (index > 0) {
-      const parent = (index - 1) >> 1;
-      const above = heap[parent] as InFlight;
-      if (!earlier(item, above)) break;
-      heap[index] = above;
-      index = parent;
-    }
-    heap[index] = item;
-  }
 
-  #pop(): void {
-    const heap = this.#heap;
-    const last = heap.pop();
-    if (last === undefined || heap.length === 0) return;
-    let index = 0;
-    for (;;) {
-      const left = 2 * index + 1;
-      if (left >= heap.length) break;
-      const right = left + 1;
-      const child = right < heap.length && earlier(heap[right] as InFlight, heap[left] as InFlight) ? right : left;
-      const below = heap[child] as InFlight;
-      if (!earlier(below, last)) break;
-      heap[index] = below;
-      index = child;
-    }
-    heap[index] = last;
-  }
 }
 
 interface EndpointAccess {
