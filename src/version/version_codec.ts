@@ -48,7 +48,7 @@ assert(clockEntriesMax < 128, "an entry count must fit in one varint byte");
 /** Encodes a clock into a version blob. Throws LoomTypeError or LoomRangeError on an invalid clock. */
 export function encodeVersion(clock: DottedVersionVector): Uint8Array {
   checkClock("encode version", clock, LoomRangeError);
-  return writeVersion(clock);
+  return writeVersion(clock).slice();
 }
 
 /**
@@ -66,8 +66,13 @@ export function decodeVersion(blob: Uint8Array): DottedVersionVector {
   return clock;
 }
 
+/** One scratch writer per thread for both encoders: they run to completion without yielding. */
+const scratch = new ByteWriter(256);
+
+/** The encoding of `clock` as a view of the scratch writer, valid until the next write. */
 function writeVersion(clock: DottedVersionVector): Uint8Array {
-  const writer = new ByteWriter(16 + clock.past.length * 6);
+  const writer = scratch;
+  writer.reset();
   writer.u8(versionFormat);
   writer.varint(clock.dot.actor);
   writer.varint(clock.dot.counter);
@@ -80,7 +85,7 @@ function writeVersion(clock: DottedVersionVector): Uint8Array {
     writer.varint(zigzag(entry.timestampMs - clock.dot.timestampMs));
     previousActor = entry.actor;
   }
-  return writer.finish();
+  return writer.view();
 }
 
 function readVersion(reader: ByteReader, fail: (detail: string) => never): DottedVersionVector {
@@ -108,7 +113,7 @@ function readVersion(reader: ByteReader, fail: (detail: string) => never): Dotte
 /** Encodes a context as an opaque base64url string. Throws LoomTypeError or LoomRangeError on an invalid one. */
 export function encodeContext(context: CausalContext): string {
   checkContext("encode context", context, LoomRangeError);
-  return toBase64Url(writeContext(context));
+  return toBase64Url(writeContext(context)); // reads the view before anything else writes
 }
 
 /**
@@ -128,11 +133,13 @@ export function decodeContext(text: unknown): CausalContext {
   return context;
 }
 
+/** The encoding of `context` as a view of the scratch writer, valid until the next write. */
 function writeContext(context: CausalContext): Uint8Array {
-  const writer = new ByteWriter(16 + context.entries.length * 6);
+  const writer = scratch;
+  writer.reset();
   writer.u8(contextFormat);
   writer.varint(context.entries.length);
-  if (context.entries.length === 0) return writer.finish();
+  if (context.entries.length === 0) return writer.view();
   const newest = Math.max(...context.entries.map((entry) => entry.timestampMs));
   writer.varint(newest);
   let previousActor = 0;
@@ -143,7 +150,7 @@ function writeContext(context: CausalContext): Uint8Array {
     writer.varint(newest - entry.timestampMs);
     previousActor = entry.actor;
   }
-  return writer.finish();
+  return writer.view();
 }
 
 function readContext(reader: ByteReader, fail: (detail: string) => never): CausalContext {
