@@ -7,6 +7,7 @@ import * as assert from "uvu/assert";
 import { rmSync } from "node:fs";
 import { createCluster, type Cluster } from "../src/runtime/cluster.ts";
 import { limits } from "../src/util/limits.ts";
+import { rejectsWithCode } from "./support/assertions.ts";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
@@ -82,14 +83,7 @@ shared("bad input is refused with a typed error before anything is sent", async 
     [() => cluster.put("k", "v", { context: "%%%not-a-context" }), "LOOM_INVALID_ARGUMENT"],
     [() => cluster.get(undefined as unknown as string), "LOOM_INVALID_ARGUMENT"],
   ];
-  for (const [call, code] of cases) {
-    try {
-      await call();
-      assert.unreachable(`expected ${code}`);
-    } catch (error) {
-      assert.is((error as { code?: string }).code, code, String(error));
-    }
-  }
+  for (const [call, code] of cases) await rejectsWithCode(call, code);
 });
 
 shared("stats count each node's coordinated requests and report its store", async ({ cluster }) => {

@@ -12,7 +12,6 @@ import {
   createPutSession,
   onReply as onPutReply,
   onTick as onPutTick,
-  type PutEffect,
   type PutResult,
   type PutSessionOptions,
 } from "../src/coordinator/put_session.ts";

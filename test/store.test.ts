@@ -11,6 +11,7 @@ import { SimClock } from "../src/io/sim_clock.ts";
 import { limits } from "../src/util/limits.ts";
 import { counterVersion, highestCounterWinsReference } from "./fixtures/highest_counter_rule.ts";
 import { bytesOf, openSimStore, temporaryDirectory, textOf } from "./support/store_harness.ts";
+import { rejectsWithCode } from "./support/assertions.ts";
 
 const v1 = counterVersion(1);
 const v2 = counterVersion(2);
@@ -99,14 +100,7 @@ test("bad input is refused with a typed error and writes nothing", async () => {
     [() => store.write([]), "LOOM_OUT_OF_RANGE"],
     [() => store.get(""), "LOOM_OUT_OF_RANGE"],
   ];
-  for (const [call, code] of cases) {
-    try {
-      await call();
-      assert.unreachable(`expected ${code}`);
-    } catch (error) {
-      assert.is((error as { code?: string }).code, code, String(error));
-    }
-  }
+  for (const [call, code] of cases) await rejectsWithCode(call, code);
   assert.is(store.stats().sequence, sequence);
   assert.equal([...store.entries()], []);
   await store.close();

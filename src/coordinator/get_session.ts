@@ -16,12 +16,11 @@
 import type { Version } from "../storage/version_set_format.ts";
 import { assert } from "../util/assert.ts";
 import { compareBytes } from "../util/bytes.ts";
-import { describe, LoomTypeError } from "../util/errors.ts";
 import { join } from "../version/dotted_version_vector.ts";
 import { dominanceMergeRule } from "../version/sibling_merge_rule.ts";
 import { decodeVersion, encodeContext } from "../version/version_codec.ts";
 import type { QuorumFailure } from "./quorum_error.ts";
-import { checkInteger, checkPreferenceList, checkSessionTiming } from "./session_checks.ts";
+import { checkSessionBasics } from "./session_checks.ts";
 
 export interface GetSessionOptions {
   readonly requestId: number;
@@ -166,13 +165,7 @@ export class GetSession {
  */
 export function createGetSession(options: GetSessionOptions): { session: GetSession; effects: GetEffect[] } {
   const action = "get session";
-  checkPreferenceList(action, options.preferenceList, options.self);
-  checkInteger(action, "r", options.r, 1, options.preferenceList.length);
-  checkInteger(action, "requestId", options.requestId, 0, Number.MAX_SAFE_INTEGER);
-  checkSessionTiming(action, options);
-  if (!(options.key instanceof Uint8Array) || options.key.length === 0) {
-    throw new LoomTypeError(`${action} failed: key is ${describe(options.key)}, must be a non-empty Uint8Array`);
-  }
+  checkSessionBasics(action, options, { name: "r", value: options.r });
   const { key, requestId } = options;
   const effects: GetEffect[] = [{ kind: "read-local", key }];
   for (const to of options.preferenceList.slice(1)) effects.push({ kind: "send", to, message: { type: "read", requestId, key } });

@@ -27,7 +27,7 @@ import {
   type SiblingWarning,
   type TooManySiblingsFailure,
 } from "./replica_apply.ts";
-import { checkInteger, checkPreferenceList, checkSessionTiming } from "./session_checks.ts";
+import { checkSessionBasics } from "./session_checks.ts";
 
 export interface PutSessionOptions {
   /** The caller's id for the request; echoed in every message and in the response. */
@@ -202,13 +202,7 @@ export function onTick(session: PutSession, nowMs: number): PutEffect[] {
 
 function checkPutOptions(options: PutSessionOptions): void {
   const action = "put session";
-  checkPreferenceList(action, options.preferenceList, options.self);
-  checkInteger(action, "w", options.w, 1, options.preferenceList.length);
-  checkInteger(action, "requestId", options.requestId, 0, Number.MAX_SAFE_INTEGER);
-  checkSessionTiming(action, options);
-  if (!(options.key instanceof Uint8Array) || options.key.length === 0) {
-    throw new LoomTypeError(`${action} failed: key is ${describe(options.key)}, must be a non-empty Uint8Array`);
-  }
+  checkSessionBasics(action, options, { name: "w", value: options.w });
   if (options.value !== null && !(options.value instanceof Uint8Array)) {
     throw new LoomTypeError(`${action} failed: value is ${describe(options.value)}, must be a Uint8Array or null`);
   }

@@ -40,8 +40,27 @@ export function checkPreferenceList(action: string, preferenceList: readonly num
 /** Largest timeout a session accepts (one hour): a longer one is a unit mistake. */
 export const sessionTimeoutMsMax = 60 * 60 * 1000;
 
-/** Checks quorum, timeout and clock options common to both sessions. */
-export function checkSessionTiming(action: string, options: { timeoutMs: unknown; nowMs: unknown }): void {
+/** The options every session takes. */
+export interface SessionBasics {
+  readonly requestId: unknown;
+  readonly key: unknown;
+  readonly preferenceList: readonly number[];
+  readonly self: number;
+  readonly timeoutMs: unknown;
+  readonly nowMs: unknown;
+}
+
+/**
+ * Checks the options common to both sessions, and the quorum (`w` or `r`) against the
+ * preference list. Throws LoomTypeError or LoomRangeError naming the option.
+ */
+export function checkSessionBasics(action: string, options: SessionBasics, quorum: { name: "w" | "r"; value: unknown }): void {
+  checkPreferenceList(action, options.preferenceList, options.self);
+  checkInteger(action, quorum.name, quorum.value, 1, options.preferenceList.length);
+  checkInteger(action, "requestId", options.requestId, 0, Number.MAX_SAFE_INTEGER);
   checkInteger(action, "timeoutMs", options.timeoutMs, 1, sessionTimeoutMsMax);
   checkInteger(action, "nowMs", options.nowMs, 0, Number.MAX_SAFE_INTEGER - sessionTimeoutMsMax);
+  if (!(options.key instanceof Uint8Array) || options.key.length === 0) {
+    throw new LoomTypeError(`${action} failed: key is ${describe(options.key)}, must be a non-empty Uint8Array`);
+  }
 }

@@ -9,7 +9,6 @@
  * Both write the output file, sync it and close it; the caller makes it visible (directory sync,
  * manifest). Neither deletes anything.
  */
-import { utf8Decode } from "../util/bytes.ts";
 import type { FileSystem } from "../io/file_system.ts";
 import type { TableMeta } from "./manifest.ts";
 import { Memtable } from "./memtable.ts";
@@ -109,10 +108,4 @@ export async function runCompaction(fs: FileSystem, request: CompactionRequest):
   } finally {
     for (const reader of readers) reader.close();
   }
-}
-
-export function describeKeyHex(hex: string): string {
-  const bytes = new Uint8Array(hex.length / 2);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  return utf8Decode(bytes);
 }
