@@ -1,5 +1,5 @@
 /** loomkv's public API. */
-export { createCluster, Cluster, type CreateClusterOptions, type GetResult, type RequestOptions, type WriteOptions } from "./runtime/cluster.ts";
+export { createCluster, Cluster, type CreateClusterOptions, type GetResult, type RequestOptions, type RingChangeReport, type WriteOptions } from "./runtime/cluster.ts";
 export { clusterConfigDefaults, type ClusterConfig } from "./cluster/cluster_config.ts";
 export { openStore, type OpenStoreOptions } from "./runtime/open_store.ts";
 export { Store, type StoreEntry, type StoreStats, type WriteOperation } from "./storage/store.ts";
@@ -8,5 +8,5 @@ export type { Version } from "./storage/version_set_format.ts";
 export type { MergeRule, MergeRuleReference } from "./storage/merge_rule.ts";
 export { QuorumError } from "./coordinator/quorum_error.ts";
 export { TooManySiblingsError } from "./coordinator/replica_apply.ts";
-export { BusyError, ClosedError, CorruptionError, IoError, LoomRangeError, LoomTypeError, type ErrorCode } from "./util/errors.ts";
+export { BusyError, ClosedError, CorruptionError, IoError, LoomRangeError, LoomTypeError, RingChangeError, type ErrorCode } from "./util/errors.ts";
 export { limits } from "./util/limits.ts";

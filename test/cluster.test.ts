@@ -98,16 +98,22 @@ shared("stats count each node's coordinated requests and report its store", asyn
   assert.ok(after.nodes.some((node) => node.latencyMs.put.samples > 0 && node.latencyMs.put.p99 >= node.latencyMs.put.p50));
 });
 
-shared("W, R and the pruning threshold change live; N and vnodes changes are refused until streaming exists", async ({ cluster }) => {
+shared("W, R and the pruning threshold change live; impossible settings are refused and change nothing", async ({ cluster }) => {
   const writes = Array.from({ length: 50 }, (_, i) => cluster.put(`live-${i}`, String(i)));
-  const next = cluster.configure({ w: 3, r: 1, pruneThreshold: 8 });
+  const next = await cluster.configure({ w: 3, r: 1, pruneThreshold: 8 });
   assert.is(next.w, 3);
   await Promise.all(writes);
   for (let i = 0; i < 50; i += 5) assert.equal((await cluster.get(`live-${i}`)).values.map(text), [String(i)]);
-  assert.throws(() => cluster.configure({ vnodesPerNode: 32 }), /not built yet/);
-  assert.throws(() => cluster.configure({ w: 4 }), /w is 4/);
+  await rejectsWithCode(() => cluster.configure({ w: 4 }), "LOOM_OUT_OF_RANGE", /w is 4/);
+  await rejectsWithCode(() => cluster.configure({ n: 4 }), "LOOM_OUT_OF_RANGE", /n is 4 but the cluster has 3 nodes/);
+  await rejectsWithCode(() => cluster.configure({ nodes: 4 }), "LOOM_OUT_OF_RANGE", /addNode/);
+  await rejectsWithCode(() => cluster.configure({ vnodesPerNode: 0 }), "LOOM_OUT_OF_RANGE", /vnodesPerNode/);
+  await rejectsWithCode(() => cluster.configure({ bogus: 1 } as never), "LOOM_INVALID_ARGUMENT", /unknown setting bogus/);
+  await rejectsWithCode(() => cluster.removeNode(7), "LOOM_OUT_OF_RANGE", /no node 7/);
+  await rejectsWithCode(() => cluster.removeNode(0), "LOOM_OUT_OF_RANGE", /cannot hold n = 3/);
   assert.is(cluster.config.w, 3, "a refused change changes nothing");
-  cluster.configure({ w: 2, r: 2, pruneThreshold: 16 });
+  assert.is(cluster.config.nodes, 3);
+  await cluster.configure({ w: 2, r: 2, pruneThreshold: 16 });
 });
 
 shared.run();
@@ -176,7 +182,7 @@ lifecycle("with one node crashed writes still reach W; with two they fail saying
       await cluster.faults.crash(7);
       assert.unreachable("expected a RangeError");
     } catch (error) {
-      assert.match(String(error), /no node 7, nodes are 0\.\.2/);
+      assert.match(String(error), /no node 7, nodes are 0, 1, 2/);
     }
   } finally {
     await cluster.close();

@@ -6,7 +6,7 @@
 import process from "node:process";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { RealClock } from "../src/io/real_clock.ts";
-import { NodeRuntime, MAIN_PEER } from "../src/runtime/node_runtime.ts";
+import { NodeRuntime, MAIN_PEER, type StreamPlan } from "../src/runtime/node_runtime.ts";
 import { openStore } from "../src/runtime/open_store.ts";
 import { PiscinaStorageJobs } from "../src/runtime/piscina_storage_jobs.ts";
 import type { FsyncPolicy } from "../src/storage/store_config.ts";
@@ -22,10 +22,13 @@ export interface NodeWorkerData {
   readonly mainPort: MessagePort;
 }
 
+/** Control messages; those that expect an answer carry an `id` the answer echoes. */
 type Control =
   | { readonly kind: "connect"; readonly peer: number; readonly port: MessagePort }
-  | { readonly kind: "sync" }
-  | { readonly kind: "stats" }
+  | { readonly kind: "disconnect"; readonly peer: number }
+  | { readonly kind: "sync"; readonly id: number }
+  | { readonly kind: "stats"; readonly id: number }
+  | { readonly kind: "stream"; readonly id: number; readonly plan: StreamPlan }
   | { readonly kind: "close" };
 
 const data = workerData as NodeWorkerData;
@@ -48,12 +51,24 @@ async function onControl(message: Control): Promise<void> {
     transport.connect(message.peer, message.port);
     return;
   }
+  if (message.kind === "disconnect") {
+    transport.disconnect(message.peer); // the peer left the cluster
+    return;
+  }
   if (message.kind === "stats") {
-    port.postMessage({ kind: "stats", stats: runtime.stats() });
+    port.postMessage({ kind: "stats", id: message.id, stats: runtime.stats() });
     return;
   }
   if (message.kind === "sync") {
-    port.postMessage({ kind: "synced" }); // every earlier control message has been applied
+    port.postMessage({ kind: "synced", id: message.id }); // every earlier control message has been applied
+    return;
+  }
+  if (message.kind === "stream") {
+    try {
+      port.postMessage({ kind: "streamed", id: message.id, report: await runtime.streamKeys(message.plan) });
+    } catch (error) {
+      port.postMessage({ kind: "streamed", id: message.id, error: error instanceof Error ? error.message : String(error) });
+    }
     return;
   }
   runtime.stop();

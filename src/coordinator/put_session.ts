@@ -16,7 +16,7 @@
  */
 import type { Version } from "../storage/version_set_format.ts";
 import { assert } from "../util/assert.ts";
-import { describe, LoomTypeError } from "../util/errors.ts";
+import { describe, LoomRangeError, LoomTypeError } from "../util/errors.ts";
 import { type CausalContext, join, update } from "../version/dotted_version_vector.ts";
 import { decodeVersion, encodeContext, encodeVersion } from "../version/version_codec.ts";
 import type { QuorumFailure } from "./quorum_error.ts";
@@ -44,6 +44,12 @@ export interface PutSessionOptions {
   readonly self: number;
   /** Acknowledgements required, 1..N. */
   readonly w: number;
+  /**
+   * While the ring changes (docs/ring.md, "Moving keys"), the write must reach W replicas of the
+   * old set AND W of the new one: each group here needs min(w, group size) acknowledgements.
+   * Every node of every group must be in `preferenceList`. @default [preferenceList]
+   */
+  readonly quorumGroups?: readonly (readonly number[])[];
   /** How long after `nowMs` the session gives up. */
   readonly timeoutMs: number;
   readonly nowMs: number;
@@ -90,6 +96,8 @@ export class PutSession {
   readonly key: Uint8Array;
   readonly preferenceList: readonly number[];
   readonly w: number;
+  /** Each group with the acknowledgements it needs; success when every group has them. */
+  readonly quorumGroups: readonly { readonly nodes: readonly number[]; readonly needed: number }[];
   /** When `onTick` fails the session if it has not answered yet. */
   readonly deadlineMs: number;
   /** The post-write set: stored locally and sent to every other replica. Empty if refused. */
@@ -106,6 +114,10 @@ export class PutSession {
     this.key = options.key;
     this.preferenceList = [...options.preferenceList];
     this.w = options.w;
+    this.quorumGroups = (options.quorumGroups ?? [options.preferenceList]).map((nodes) => ({
+      nodes: [...nodes],
+      needed: Math.min(options.w, nodes.length),
+    }));
     this.deadlineMs = options.nowMs + options.timeoutMs;
     this.versions = versions;
     this.context = context;
@@ -128,11 +140,19 @@ export class PutSession {
       return this.tick(nowMs);
     }
     (ok ? this.#acknowledged : this.#refused).add(from);
-    if (this.#acknowledged.size >= this.w) {
+    if (this.quorumGroups.every((group) => this.#count(group.nodes, this.#acknowledged) >= group.needed)) {
       return this.#respond({ ok: true, acknowledged: this.#acknowledged.size, context: this.context });
     }
-    if (this.preferenceList.length - this.#refused.size < this.w) return this.#fail();
+    if (this.quorumGroups.some((group) => group.nodes.length - this.#count(group.nodes, this.#refused) < group.needed)) {
+      return this.#fail();
+    }
     return this.tick(nowMs);
+  }
+
+  #count(nodes: readonly number[], answered: ReadonlySet<number>): number {
+    let count = 0;
+    for (const node of nodes) if (answered.has(node)) count++;
+    return count;
   }
 
   /** Fails the session once `nowMs` reaches the deadline without a response. */
@@ -203,6 +223,16 @@ export function onTick(session: PutSession, nowMs: number): PutEffect[] {
 function checkPutOptions(options: PutSessionOptions): void {
   const action = "put session";
   checkSessionBasics(action, options, { name: "w", value: options.w });
+  if (options.quorumGroups !== undefined) {
+    if (!Array.isArray(options.quorumGroups) || options.quorumGroups.length === 0) {
+      throw new LoomTypeError(`${action} failed: quorumGroups is ${describe(options.quorumGroups)}, must be a non-empty array`);
+    }
+    for (const group of options.quorumGroups) {
+      if (!Array.isArray(group) || group.length === 0 || !group.every((node) => options.preferenceList.includes(node))) {
+        throw new LoomRangeError(`${action} failed: quorum group ${JSON.stringify(group)} must be non-empty and within preferenceList`);
+      }
+    }
+  }
   if (options.value !== null && !(options.value instanceof Uint8Array)) {
     throw new LoomTypeError(`${action} failed: value is ${describe(options.value)}, must be a Uint8Array or null`);
   }

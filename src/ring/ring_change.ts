@@ -94,10 +94,11 @@ interface Piece {
  * `before` and `after`, merged where neighbours have the same before and after lists, ordered by
  * end. Empty when the rings place every key on the same set of nodes.
  */
-export function planTransfer(before: HashRing, after: HashRing, n: number): Transfer[] {
+export function planTransfer(before: HashRing, after: HashRing, n: number, nAfter: number = n): Transfer[] {
   validateChange("plan transfer", before, after, n);
+  validateChange("plan transfer", before, after, nAfter);
   const rangesBefore = before.replicaRanges(n);
-  const rangesAfter = after.replicaRanges(n);
+  const rangesAfter = after.replicaRanges(nAfter);
   const boundaries = unionAscending(
     rangesBefore.map((entry) => entry.range.endInclusive),
     rangesAfter.map((entry) => entry.range.endInclusive),
@@ -126,18 +127,38 @@ export function planTransfer(before: HashRing, after: HashRing, n: number): Tran
 }
 
 /** Counts, over `keys`, those whose replica set and those whose primary owner differ between the rings. */
-export function keyMoves(before: HashRing, after: HashRing, n: number, keys: Iterable<Uint8Array>): KeyMoves {
+export function keyMoves(before: HashRing, after: HashRing, n: number, keys: Iterable<Uint8Array>, nAfter: number = n): KeyMoves {
   validateChange("key moves", before, after, n);
+  validateChange("key moves", before, after, nAfter);
   let count = 0;
   let replicaSetChanged = 0;
   let ownerChanged = 0;
   for (const key of keys) {
     const position = keyPosition(key);
     const listBefore = before.preferenceListAt(position, n);
-    const listAfter = after.preferenceListAt(position, n);
+    const listAfter = after.preferenceListAt(position, nAfter);
     count++;
     if (!sameSet(listBefore, listAfter)) replicaSetChanged++;
     if (listBefore[0] !== listAfter[0]) ownerChanged++;
   }
   return { keys: count, replicaSetChanged, ownerChanged };
+}
+
+/** One side of a ring change: the ring and the replication factor N used with it. */
+export interface Placement {
+  readonly ring: HashRing;
+  readonly n: number;
+}
+
+/**
+ * The nodes `self` must stream the key at `position` to when placement changes from `before` to
+ * `after`: the key's new replicas that were not replicas before, if `self` was one of its replicas
+ * before (every old replica streams, so the targets receive the union of what they held: a write
+ * acknowledged by any W of them is in it). [] when `self` did not hold the key or nothing changes.
+ */
+export function streamTargets(before: Placement, after: Placement, position: number, self: number): number[] {
+  const listBefore = before.ring.preferenceListAt(position, before.n);
+  if (!listBefore.includes(self)) return [];
+  const listAfter = after.ring.preferenceListAt(position, after.n);
+  return listAfter.filter((node) => !listBefore.includes(node));
 }

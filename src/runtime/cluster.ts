@@ -4,8 +4,8 @@
  * and one to the main thread, and routes each request to the first node of the key's preference
  * list, which coordinates it (stamps the version, replicates, waits for W or R).
  *
- * Not yet here (issue 3 continues): live reconfiguration and key streaming, membership changes,
- * routing around down nodes, stats per node, the HTTP front.
+ * Ring changes (virtual nodes per node, N, addNode/removeNode) move keys while traffic runs: see
+ * `#changeRing` and docs/ring.md ("Moving keys").
  *
  * Thread contract: a Cluster is used from the thread that created it.
  */
@@ -20,16 +20,18 @@ import {
   type ClusterConfig,
   type ClusterConfigChange,
 } from "../cluster/cluster_config.ts";
+import type { ReadReply } from "../coordinator/get_session.ts";
 import { toQuorumError, type QuorumFailure } from "../coordinator/quorum_error.ts";
 import { TooManySiblingsError } from "../coordinator/replica_apply.ts";
 import { HashRing, RING_SIZE, rangeSize } from "../ring/hash_ring.ts";
+import { limits } from "../util/limits.ts";
 import { decodeContext } from "../version/version_codec.ts";
 import { toKeyBytes, toValueBytes, type KeyInput, type ValueInput } from "../storage/store_input.ts";
 import type { FsyncPolicy } from "../storage/store_config.ts";
 import { MessageType, type Message } from "../transport/message_types.ts";
 import { PortTransport } from "../transport/port_transport.ts";
-import { ClosedError, LoomRangeError, LoomTypeError, describe } from "../util/errors.ts";
-import { MAIN_PEER, type NodeStats } from "./node_runtime.ts";
+import { ClosedError, LoomRangeError, LoomTypeError, RingChangeError, describe } from "../util/errors.ts";
+import { MAIN_PEER, type NodeStats, type RingSpec, type StreamReport } from "./node_runtime.ts";
 import { workerFileUrl } from "./worker_file.ts";
 
 export interface CreateClusterOptions extends Partial<Omit<ClusterConfig, "gossip" | "antiEntropy">> {
@@ -61,6 +63,27 @@ export interface GetResult {
   readonly context: string;
 }
 
+/** What one ring change did: reported by `configure()`, `addNode()`, `removeNode()` and in stats. */
+export interface RingChangeReport {
+  readonly action: string;
+  readonly before: RingSpec;
+  readonly after: RingSpec;
+  /** Keys read by the old replicas while scanning their stores. */
+  readonly keysScanned: number;
+  /** (key, new replica) pairs streamed: every old replica streams each key it held. */
+  readonly keysSent: number;
+  /** Keys that arrived on a node that did not hold them: the keys moved. */
+  readonly keysMoved: number;
+  readonly chunks: number;
+  readonly durationMs: number;
+}
+
+/** The ring being moved to, while keys stream: writes go to both rings' replicas. */
+interface Transition {
+  readonly ring: HashRing;
+  readonly n: number;
+}
+
 interface Pending {
   readonly action: "put" | "delete" | "get";
   readonly replicas: number;
@@ -73,24 +96,43 @@ const CLUSTER_FILE = "cluster.json";
 
 export class Cluster {
   readonly dataDir: string;
-  readonly #workers: Worker[];
+  /** Node id -> its worker thread (ids are never reused: see #nextNodeId). */
+  readonly #workers: Map<number, Worker>;
+  /** The ring's nodes, ascending. */
+  #members: number[];
+  #nextNodeId: number;
+  #transition: Transition | null = null;
+  /** Ring changes and membership changes run one at a time, in call order. */
+  #changes: Promise<unknown> = Promise.resolve();
+  #nextStreamId = 1;
+  readonly #ringChanges: RingChangeReport[] = [];
   /** Nodes crashed by fault injection: requests route around them until they restart. */
   readonly #down = new Set<number>();
   readonly #nodeOptions: { fsync: FsyncPolicy; memtableBytes: number };
   readonly #transport: PortTransport;
   readonly #pending = new Map<number, Pending>();
+  /** replicaValues() reads waiting for one replica's answer. */
+  readonly #inspections = new Map<number, (reply: ReadReply) => void>();
   #config: ClusterConfig;
   #ring: HashRing;
   #nextRequestId = 1;
   #closed = false;
 
-  private constructor(dataDir: string, config: ClusterConfig, workers: Worker[], transport: PortTransport, nodeOptions: { fsync: FsyncPolicy; memtableBytes: number }) {
+  private constructor(
+    dataDir: string,
+    stored: StoredCluster,
+    workers: Map<number, Worker>,
+    transport: PortTransport,
+    nodeOptions: { fsync: FsyncPolicy; memtableBytes: number },
+  ) {
     this.dataDir = dataDir;
     this.#nodeOptions = nodeOptions;
-    this.#config = config;
+    this.#config = stored.config;
+    this.#members = [...stored.members];
+    this.#nextNodeId = stored.nextNodeId;
     this.#workers = workers;
     this.#transport = transport;
-    this.#ring = HashRing.build({ nodes: workers.map((_, id) => id), vnodesPerNode: config.vnodesPerNode });
+    this.#ring = HashRing.build({ nodes: this.#members, vnodesPerNode: stored.config.vnodesPerNode });
     transport.onMessage((_from, message) => this.#onResponse(message));
   }
 
@@ -102,20 +144,20 @@ export class Cluster {
     const { dataDir: requested, fsync = "batch", memtableBytes = 16 * 1024 * 1024, ...settings } = options;
     if (requested === undefined) resolveClusterConfig(settings); // refuse bad settings before making a directory
     const dataDir = requested ?? mkdtempSync(join(tmpdir(), "loomkv-"));
-    const config = loadConfig(dataDir, settings);
+    const stored = loadCluster(dataDir, settings);
     const transport = new PortTransport({ self: MAIN_PEER });
-    const workers: Worker[] = [];
+    const workers = new Map<number, Worker>();
     try {
-      for (let nodeId = 0; nodeId < config.nodes; nodeId++) {
-        workers.push(await startNode({ nodeId, directory: join(dataDir, `node-${nodeId}`), fsync, memtableBytes, transport }));
+      for (const nodeId of stored.members) {
+        workers.set(nodeId, await startNode({ nodeId, directory: nodeDirectory(dataDir, nodeId), fsync, memtableBytes, transport }));
       }
       wireMesh(workers);
-      await Promise.all(workers.map((worker) => controlRoundTrip(worker, "sync", "synced")));
+      await Promise.all([...workers.values()].map((worker) => control(worker, { kind: "sync" }, "synced")));
     } catch (error) {
-      await Promise.all(workers.map((worker) => worker.terminate()));
+      await Promise.all([...workers.values()].map((worker) => worker.terminate()));
       throw error;
     }
-    return new Cluster(dataDir, config, workers, transport, { fsync, memtableBytes });
+    return new Cluster(dataDir, stored, workers, transport, { fsync, memtableBytes });
   }
 
   get config(): ClusterConfig {
@@ -140,11 +182,12 @@ export class Cluster {
     this.#checkOpen("get");
     const r = this.#quorum("get", "r", options.r ?? this.#config.r);
     const timeoutMs = this.#timeout("get", options.timeoutMs);
+    // While keys move, reads stay on the old replicas: they hold every acknowledged write (writes
+    // reach W of them), and the new ones are complete only once streaming has finished.
     const preferenceList = this.#ring.preferenceList(keyBytes, this.#config.n);
-    const result = (await this.#request("get", preferenceList, timeoutMs, {
+    const result = (await this.#request("get", preferenceList, undefined, timeoutMs, {
       type: MessageType.requestGet,
       key: keyBytes,
-      preferenceList,
       r,
       timeoutMs,
     })) as { values: Uint8Array[]; context: string };
@@ -158,12 +201,16 @@ export class Cluster {
     const context = options.context ?? "";
     if (context !== "") decodeContext(context); // a malformed context is refused here, before anything is sent
     const preferenceList = this.#ring.preferenceList(key, this.#config.n);
-    const result = (await this.#request(action, preferenceList, timeoutMs, {
+    // While keys move, a write goes to the old and the new replicas and needs W of each, so that
+    // whichever ring serves the next read, W of its replicas hold the write.
+    const transition = this.#transition;
+    const pending = transition?.ring.preferenceList(key, transition.n);
+    const moving = pending !== undefined && !(pending.length === preferenceList.length && pending.every((node) => preferenceList.includes(node)));
+    const result = (await this.#request(action, preferenceList, moving ? pending : undefined, timeoutMs, {
       type: MessageType.requestPut,
       key,
       value,
       context,
-      preferenceList,
       w,
       timeoutMs,
       pruneThreshold: this.#config.pruneThreshold,
@@ -173,16 +220,23 @@ export class Cluster {
 
   /**
    * Sends a request to the first live node of `preferenceList`, which coordinates it with the
-   * list reordered to put itself first. With every replica down it fails at once.
+   * list reordered to put itself first. With every replica down it fails at once. `pendingList`
+   * (writes while keys move) is the key's replica list in the ring being moved to: its nodes are
+   * appended to the list, and the write needs W acknowledgements from each list.
    */
-  #request(action: Pending["action"], preferenceList: number[], timeoutMs: number, body: Message): Promise<unknown> {
+  #request(action: Pending["action"], preferenceList: number[], pendingList: number[] | undefined, timeoutMs: number, body: Message): Promise<unknown> {
     const requestId = this.#nextRequestId++;
     const coordinator = preferenceList.find((node) => !this.#down.has(node));
     if (coordinator === undefined) {
       return Promise.reject(toQuorumError(action, { code: "LOOM_QUORUM", acknowledged: 0, required: 1 } as QuorumFailure, preferenceList.length));
     }
     const ordered = [coordinator, ...preferenceList.filter((node) => node !== coordinator)];
-    body = { ...body, preferenceList: ordered };
+    if (pendingList !== undefined) {
+      for (const node of pendingList) if (!ordered.includes(node)) ordered.push(node);
+      body = { ...body, preferenceList: ordered, quorumGroups: [preferenceList, pendingList] };
+    } else {
+      body = { ...body, preferenceList: ordered };
+    }
     return new Promise((resolve, reject) => {
       // The coordinator answers by its deadline; this guards against a node that died with the request.
       const timer = setTimeout(() => {
@@ -195,6 +249,11 @@ export class Cluster {
   }
 
   #onResponse(message: Message): void {
+    if (message.type === MessageType.readReply) {
+      const waiting = this.#inspections.get(message.requestId as number);
+      this.#inspections.delete(message.requestId as number);
+      return waiting?.(message.reply as ReadReply);
+    }
     if (message.type !== MessageType.response) return;
     const pending = this.#pending.get(message.requestId as number);
     if (!pending) return;
@@ -245,29 +304,64 @@ export class Cluster {
       if (this.#down.has(node)) return;
       this.#down.add(node);
       this.#transport.disconnect(node);
-      await this.#workers[node]!.terminate();
+      await this.#workers.get(node)!.terminate();
     },
     restart: async (node: number): Promise<void> => {
       this.#checkNode("restart", node);
       if (!this.#down.has(node)) return;
-      const worker = await startNode({ nodeId: node, directory: join(this.dataDir, `node-${node}`), ...this.#nodeOptions, transport: this.#transport });
-      this.#workers[node] = worker;
-      const live = this.#workers.map((other, id) => ({ other, id })).filter(({ id }) => id !== node && !this.#down.has(id));
-      for (const { other, id } of live) {
-        const { port1, port2 } = new MessageChannel();
-        worker.postMessage({ kind: "connect", peer: id, port: port1 }, [port1]);
-        other.postMessage({ kind: "connect", peer: node, port: port2 }, [port2]);
-      }
-      await Promise.all([worker, ...live.map(({ other }) => other)].map((w) => controlRoundTrip(w, "sync", "synced")));
+      const worker = await startNode({ nodeId: node, directory: nodeDirectory(this.dataDir, node), ...this.#nodeOptions, transport: this.#transport });
+      this.#workers.set(node, worker);
+      await this.#connectToLive(node, worker);
       this.#down.delete(node);
     },
   };
 
+  /** Gives `worker` (node `node`) a port to every other live node and waits until all have it. */
+  async #connectToLive(node: number, worker: Worker): Promise<void> {
+    const live = [...this.#workers].filter(([id]) => id !== node && !this.#down.has(id));
+    for (const [id, other] of live) {
+      const { port1, port2 } = new MessageChannel();
+      worker.postMessage({ kind: "connect", peer: id, port: port1 }, [port1]);
+      other.postMessage({ kind: "connect", peer: node, port: port2 }, [port2]);
+    }
+    await Promise.all([worker, ...live.map(([, other]) => other)].map((w) => control(w, { kind: "sync" }, "synced")));
+  }
+
   #checkNode(action: string, node: unknown): void {
     this.#checkOpen(action);
-    if (typeof node !== "number" || !Number.isInteger(node) || node < 0 || node >= this.#workers.length) {
-      throw new LoomRangeError(`${action} failed: no node ${typeof node === "number" ? node : describe(node)}, nodes are 0..${this.#workers.length - 1}`);
+    if (typeof node !== "number" || !Number.isInteger(node) || !this.#workers.has(node)) {
+      throw new LoomRangeError(`${action} failed: no node ${typeof node === "number" ? node : describe(node)}, nodes are ${this.#members.join(", ")}`);
     }
+  }
+
+  /**
+   * What each replica of `key` holds itself: no quorum, no merge, no read repair. For inspection
+   * (is every replica up to date?) and tests; values are newest first, [] when absent or deleted,
+   * null when the replica did not answer within the request timeout.
+   */
+  async replicaValues(key: KeyInput): Promise<{ node: number; values: Uint8Array[] | null }[]> {
+    const keyBytes = toKeyBytes("replica values", key);
+    this.#checkOpen("replica values");
+    const replicas = this.#ring.preferenceList(keyBytes, this.#config.n);
+    return Promise.all(
+      replicas.map(async (node) => {
+        if (this.#down.has(node)) return { node, values: null };
+        const requestId = this.#nextRequestId++;
+        const reply = await new Promise<ReadReply | null>((resolve) => {
+          const timer = setTimeout(() => {
+            this.#inspections.delete(requestId);
+            resolve(null);
+          }, this.#config.requestTimeoutMs);
+          this.#inspections.set(requestId, (answer) => {
+            clearTimeout(timer);
+            resolve(answer);
+          });
+          this.#transport.send(node, { type: MessageType.read, requestId, key: keyBytes });
+        });
+        if (!reply?.ok) return { node, values: null };
+        return { node, values: reply.versions.flatMap((version) => (version.value === null ? [] : [version.value])) };
+      }),
+    );
   }
 
   /** The nodes that hold `key`, coordinator first. */
@@ -276,47 +370,206 @@ export class Cluster {
   }
 
   /** The ring: nodes, virtual nodes per node, and the share of the key space each node owns. */
-  ring(): { nodes: number[]; vnodesPerNode: number; tokens: number; ownership: Record<number, number> } {
+  ring(): { nodes: number[]; vnodesPerNode: number; tokens: number; ownership: Record<number, number>; moving: boolean } {
     const ownership: Record<number, number> = {};
     for (const node of this.#ring.nodes) ownership[node] = 0;
     for (const range of this.#ring.replicaRanges(1)) {
       const owner = range.replicas[0]!;
       ownership[owner] = (ownership[owner] ?? 0) + rangeSize(range.range) / RING_SIZE;
     }
-    return { nodes: [...this.#ring.nodes], vnodesPerNode: this.#config.vnodesPerNode, tokens: this.#ring.vnodeCount, ownership };
-  }
-
-  /** Per node: requests coordinated, latency percentiles, memtable and table sizes, records. */
-  async stats(): Promise<{ config: ClusterConfig; down: number[]; nodes: NodeStats[] }> {
-    this.#checkOpen("stats");
-    const live = this.#workers.filter((_, node) => !this.#down.has(node));
-    const replies = await Promise.all(live.map((worker) => controlRoundTrip<{ stats: NodeStats }>(worker, "stats", "stats")));
-    return { config: this.#config, down: [...this.#down].sort((a, b) => a - b), nodes: replies.map((reply) => reply.stats) };
+    return {
+      nodes: [...this.#ring.nodes],
+      vnodesPerNode: this.#config.vnodesPerNode,
+      tokens: this.#ring.vnodeCount,
+      ownership,
+      moving: this.#transition !== null,
+    };
   }
 
   /**
-   * Changes settings while traffic runs. W, R, the pruning threshold and the request timeout take
-   * effect for the next request (requests carry them). Changing N, the node count or virtual
-   * nodes per node moves keys between nodes, which is not built yet: refused, nothing changes.
+   * Per node: requests coordinated, latency percentiles, memtable and table sizes, records, keys
+   * streamed; and the cluster's last ring changes with the keys each moved.
    */
-  configure(change: ClusterConfigChange): ClusterConfig {
-    this.#checkOpen("configure");
-    const next = applyConfigChange("configure", this.#config, change);
-    for (const field of ["n", "nodes", "vnodesPerNode"] as const) {
-      if (next[field] !== this.#config[field]) {
-        throw new LoomRangeError(`configure failed: changing ${field} live needs key streaming, which is not built yet`);
+  async stats(): Promise<{ config: ClusterConfig; down: number[]; nodes: NodeStats[]; ringChanges: RingChangeReport[] }> {
+    this.#checkOpen("stats");
+    const live = [...this.#workers].filter(([node]) => !this.#down.has(node)).map(([, worker]) => worker);
+    const replies = await Promise.all(live.map((worker) => control<{ stats: NodeStats }>(worker, { kind: "stats" }, "stats")));
+    return {
+      config: this.#config,
+      down: [...this.#down].sort((a, b) => a - b),
+      nodes: replies.map((reply) => reply.stats),
+      ringChanges: [...this.#ringChanges],
+    };
+  }
+
+  /**
+   * Changes settings while traffic runs; resolves with the new configuration. W, R, the pruning
+   * threshold and the request timeout take effect for the next request (requests carry them).
+   * Changing N or virtual nodes per node moves the keys whose replicas change to their new
+   * replicas first (streamed between the nodes), then switches the ring; reads and writes go on
+   * meanwhile. Invalid settings are refused (LoomTypeError, LoomRangeError) and change nothing;
+   * a move that cannot finish (a node stops answering) rejects with RingChangeError and leaves the
+   * old ring in force. Membership changes with `addNode()` and `removeNode()`.
+   */
+  configure(change: ClusterConfigChange): Promise<ClusterConfig> {
+    try {
+      this.#checkOpen("configure");
+      if (typeof change === "object" && change !== null && "nodes" in change && change.nodes !== undefined && change.nodes !== this.#config.nodes) {
+        throw new LoomRangeError("configure failed: nodes changes with addNode() and removeNode(), not configure()");
       }
+      applyConfigChange("configure", this.#config, change); // refuse at once, whatever is queued
+    } catch (error) {
+      return Promise.reject(error);
     }
-    saveConfig(this.dataDir, next);
-    this.#config = next;
-    return next;
+    return this.#serialize(async () => {
+      this.#checkOpen("configure");
+      const next = applyConfigChange("configure", this.#config, change);
+      if (next.n !== this.#config.n || next.vnodesPerNode !== this.#config.vnodesPerNode) {
+        await this.#changeRing("configure", next, this.#members);
+      } else {
+        this.#save(next, this.#members);
+      }
+      return this.#config;
+    });
+  }
+
+  /**
+   * Starts a new node (the next unused id), streams to it the keys it now replicates, then adds it
+   * to the ring. Resolves with its id. Traffic goes on meanwhile.
+   */
+  addNode(): Promise<number> {
+    return this.#serialize(async () => {
+      this.#checkOpen("add node");
+      if (this.#members.length >= limits.nodesMax) {
+        throw new LoomRangeError(`add node failed: the cluster has ${this.#members.length} nodes, limit is ${limits.nodesMax}`);
+      }
+      const next = applyConfigChange("add node", this.#config, { nodes: this.#members.length + 1 });
+      const node = this.#nextNodeId;
+      const worker = await startNode({ nodeId: node, directory: nodeDirectory(this.dataDir, node), ...this.#nodeOptions, transport: this.#transport });
+      this.#workers.set(node, worker);
+      try {
+        await this.#connectToLive(node, worker);
+        this.#nextNodeId = node + 1;
+        await this.#changeRing("add node", next, [...this.#members, node].sort((a, b) => a - b));
+      } catch (error) {
+        await this.#stopMember(node);
+        throw error;
+      }
+      return node;
+    });
+  }
+
+  /**
+   * Streams the keys `node` holds to the nodes that replicate them once it is gone, takes it off the
+   * ring, then stops its thread. Its directory is left on disk (docs/ring.md). Refused when the
+   * remaining nodes could not hold N replicas.
+   */
+  removeNode(node: number): Promise<void> {
+    try {
+      this.#checkNode("remove node", node);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#serialize(async () => {
+      this.#checkNode("remove node", node);
+      if (this.#members.length - 1 < this.#config.n) {
+        throw new LoomRangeError(
+          `remove node failed: ${this.#members.length - 1} nodes cannot hold n = ${this.#config.n} replicas; lower n first`,
+        );
+      }
+      const next = applyConfigChange("remove node", this.#config, { nodes: this.#members.length - 1 });
+      await this.#changeRing("remove node", next, this.#members.filter((id) => id !== node));
+      // Requests routed before the switch may still wait for the node's answer.
+      await this.#drain(this.#nextRequestId);
+      await this.#stopMember(node);
+    });
+  }
+
+  #serialize<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.#changes.then(work);
+    this.#changes = result.catch(() => {});
+    return result;
+  }
+
+  /**
+   * Moves the cluster to `next` on `members`: (1) from now on writes go to the old and new replicas
+   * of their key (W of each); (2) once every request routed before that has finished, every old
+   * replica streams the keys whose replica set changes to their new replicas, which merge them
+   * durably; (3) the ring switches and the configuration is saved. Every write acknowledged before
+   * (1) is on W old replicas, all of which stream, and every write after (1) reaches W new
+   * replicas: no acknowledged write is missing from the new ring. A node that is down or stops
+   * answering abandons the change (RingChangeError), leaving the old ring in force.
+   */
+  async #changeRing(action: string, next: ClusterConfig, members: number[]): Promise<RingChangeReport> {
+    const startedMs = performance.now();
+    const before: RingSpec = { nodes: [...this.#members], vnodesPerNode: this.#config.vnodesPerNode, n: this.#config.n };
+    const after: RingSpec = { nodes: members, vnodesPerNode: next.vnodesPerNode, n: next.n };
+    const down = [...new Set([...before.nodes, ...after.nodes])].filter((node) => this.#down.has(node));
+    if (down.length > 0) throw new RingChangeError(`${action} failed: node ${down.join(", ")} is down; restart it first`);
+    const ring = HashRing.build({ nodes: members, vnodesPerNode: next.vnodesPerNode });
+    this.#transition = { ring, n: next.n };
+    let reports: StreamReport[];
+    try {
+      await this.#drain(this.#nextRequestId);
+      const plan = { streamId: this.#nextStreamId++, before, after };
+      const replies = await Promise.all(
+        before.nodes.map((node) => control<{ report?: StreamReport; error?: string }>(this.#workers.get(node)!, { kind: "stream", plan }, "streamed")),
+      );
+      const failed = replies.find((reply) => reply.error !== undefined);
+      if (failed) throw new RingChangeError(`${action} failed: ${failed.error}`);
+      reports = replies.map((reply) => reply.report!);
+    } finally {
+      this.#transition = null;
+    }
+    this.#ring = ring;
+    this.#save(next, members);
+    const report: RingChangeReport = {
+      action,
+      before,
+      after,
+      keysScanned: reports.reduce((sum, r) => sum + r.keysScanned, 0),
+      keysSent: reports.reduce((sum, r) => sum + r.keysSent, 0),
+      keysMoved: reports.reduce((sum, r) => sum + r.keysNew, 0),
+      chunks: reports.reduce((sum, r) => sum + r.chunks, 0),
+      durationMs: Math.round(performance.now() - startedMs),
+    };
+    this.#ringChanges.push(report);
+    if (this.#ringChanges.length > RING_CHANGES_KEPT) this.#ringChanges.shift();
+    return report;
+  }
+
+  /** Waits until every request numbered below `mark` has answered (each does by its deadline). */
+  async #drain(mark: number): Promise<void> {
+    const waiting = () => {
+      for (const requestId of this.#pending.keys()) if (requestId < mark) return true;
+      return false;
+    };
+    while (waiting()) await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+
+  /** Stops a member's thread cleanly and forgets it. */
+  async #stopMember(node: number): Promise<void> {
+    const worker = this.#workers.get(node);
+    if (!worker) return;
+    this.#workers.delete(node);
+    this.#transport.disconnect(node);
+    for (const [id, other] of this.#workers) if (!this.#down.has(id)) other.postMessage({ kind: "disconnect", peer: node });
+    if (this.#down.has(node)) this.#down.delete(node);
+    else await stopNode(worker);
+  }
+
+  #save(config: ClusterConfig, members: number[]): void {
+    this.#config = { ...config, nodes: members.length };
+    this.#members = [...members];
+    saveCluster(this.dataDir, { config: this.#config, members: this.#members, nextNodeId: this.#nextNodeId });
   }
 
   /** Waits for the nodes to close their stores, then stops their threads. Idempotent. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    await Promise.all(this.#workers.filter((_, node) => !this.#down.has(node)).map((worker) => stopNode(worker)));
+    await this.#changes;
+    await Promise.all([...this.#workers].filter(([node]) => !this.#down.has(node)).map(([, worker]) => stopNode(worker)));
     this.#transport.close();
     for (const [, pending] of this.#pending) {
       clearTimeout(pending.timer);
@@ -330,22 +583,43 @@ export function createCluster(options: CreateClusterOptions = {}): Promise<Clust
   return Cluster.create(options);
 }
 
-/** The stored configuration of `dataDir` (if any) overlaid with `settings`; saved back durably. */
-function loadConfig(dataDir: string, settings: Partial<ClusterConfig>): ClusterConfig {
-  mkdirSync(dataDir, { recursive: true });
-  const path = join(dataDir, CLUSTER_FILE);
-  const stored = existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as { config: ClusterConfig }).config : undefined;
-  const config = stored ? validateClusterConfig("create cluster", { ...stored, ...withoutUndefined(settings) }) : resolveClusterConfig(settings);
-  if (stored && config.nodes !== stored.nodes) {
-    throw new LoomRangeError(`create cluster failed: ${dataDir} holds a ${stored.nodes}-node cluster, asked for ${config.nodes} nodes`);
-  }
-  saveConfig(dataDir, config);
-  return config;
+/** Ring change reports kept for stats(). */
+const RING_CHANGES_KEPT = 16;
+
+/** What dataDir/cluster.json holds. Format 1 had no members: they were 0..nodes-1. */
+interface StoredCluster {
+  readonly config: ClusterConfig;
+  readonly members: readonly number[];
+  readonly nextNodeId: number;
 }
 
-function saveConfig(dataDir: string, config: ClusterConfig): void {
+function nodeDirectory(dataDir: string, node: number): string {
+  return join(dataDir, `node-${node}`);
+}
+
+/** The stored cluster of `dataDir` (if any) with `settings` overlaid; saved back durably. */
+function loadCluster(dataDir: string, settings: Partial<ClusterConfig>): StoredCluster {
+  mkdirSync(dataDir, { recursive: true });
   const path = join(dataDir, CLUSTER_FILE);
-  writeFileSync(`${path}.tmp`, JSON.stringify({ format: 1, config }, null, 2));
+  const stored = existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as { config: ClusterConfig; members?: number[]; nextNodeId?: number }) : undefined;
+  const config = stored ? validateClusterConfig("create cluster", { ...stored.config, ...withoutUndefined(settings) }) : resolveClusterConfig(settings);
+  if (stored && config.nodes !== stored.config.nodes) {
+    throw new LoomRangeError(`create cluster failed: ${dataDir} holds a ${stored.config.nodes}-node cluster, asked for ${config.nodes} nodes`);
+  }
+  if (stored && (config.n !== stored.config.n || config.vnodesPerNode !== stored.config.vnodesPerNode)) {
+    throw new LoomRangeError(
+      `create cluster failed: ${dataDir} holds a cluster with n = ${stored.config.n} and vnodesPerNode = ${stored.config.vnodesPerNode}; open it as it is, then configure()`,
+    );
+  }
+  const members = stored?.members ?? Array.from({ length: config.nodes }, (_, node) => node);
+  const result = { config, members, nextNodeId: stored?.nextNodeId ?? Math.max(...members) + 1 };
+  saveCluster(dataDir, result);
+  return result;
+}
+
+function saveCluster(dataDir: string, stored: StoredCluster): void {
+  const path = join(dataDir, CLUSTER_FILE);
+  writeFileSync(`${path}.tmp`, JSON.stringify({ format: 2, ...stored }, null, 2));
   renameSync(`${path}.tmp`, path);
 }
 
@@ -378,26 +652,41 @@ async function startNode(options: {
 }
 
 /** A MessageChannel between every pair of nodes, each end handed to its node. */
-function wireMesh(workers: readonly Worker[]): void {
-  for (let a = 0; a < workers.length; a++) {
-    for (let b = a + 1; b < workers.length; b++) {
+function wireMesh(workers: ReadonlyMap<number, Worker>): void {
+  const entries = [...workers];
+  for (let a = 0; a < entries.length; a++) {
+    for (let b = a + 1; b < entries.length; b++) {
+      const [idA, workerA] = entries[a]!;
+      const [idB, workerB] = entries[b]!;
       const { port1, port2 } = new MessageChannel();
-      workers[a]!.postMessage({ kind: "connect", peer: b, port: port1 }, [port1]);
-      workers[b]!.postMessage({ kind: "connect", peer: a, port: port2 }, [port2]);
+      workerA.postMessage({ kind: "connect", peer: idB, port: port1 }, [port1]);
+      workerB.postMessage({ kind: "connect", peer: idA, port: port2 }, [port2]);
     }
   }
 }
 
-/** Sends a control message and waits for its answer (control messages are applied in order). */
-function controlRoundTrip<T = unknown>(worker: Worker, kind: string, answer: string): Promise<T> {
-  return new Promise<T>((resolve) => {
-    const onMessage = (message: { kind?: string }) => {
-      if (message?.kind !== answer) return;
+let nextControlId = 1;
+
+/**
+ * Sends a control message and waits for the answer of kind `answer` carrying the same id (the
+ * worker echoes `id`; control messages are applied in order).
+ */
+function control<T = unknown>(worker: Worker, message: { kind: string; [field: string]: unknown }, answer: string): Promise<T> {
+  const id = nextControlId++;
+  return new Promise<T>((resolve, reject) => {
+    const onMessage = (reply: { kind?: string; id?: number }) => {
+      if (reply?.kind !== answer || reply.id !== id) return;
       worker.off("message", onMessage);
-      resolve(message as T);
+      worker.off("exit", onExit);
+      resolve(reply as T);
+    };
+    const onExit = () => {
+      worker.off("message", onMessage);
+      reject(new ClosedError(`${message.kind} failed: node thread exited`));
     };
     worker.on("message", onMessage);
-    worker.postMessage({ kind });
+    worker.once("exit", onExit);
+    worker.postMessage({ ...message, id });
   });
 }
 

@@ -58,7 +58,7 @@ async function handle(cluster: Cluster, request: IncomingMessage, response: Serv
     } catch {
       return sendJson(response, 400, { error: "LOOM_INVALID_ARGUMENT", message: "configure failed: body is not JSON" });
     }
-    return sendJson(response, 200, cluster.configure(change as never));
+    return sendJson(response, 200, await cluster.configure(change as never));
   }
   sendJson(response, 404, { error: "NOT_FOUND", message: `no route for ${request.method} ${url.pathname}` });
 }

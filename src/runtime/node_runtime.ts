@@ -15,8 +15,12 @@ import {
   type ReadReply,
 } from "../coordinator/get_session.ts";
 import { createPutSession, onReply as onPutReply, onTick as onPutTick, type PutEffect, type PutSession } from "../coordinator/put_session.ts";
-import { applyReplicated } from "../coordinator/replica_apply.ts";
-import type { Store } from "../storage/store.ts";
+import { applyReplicated, siblingLimits } from "../coordinator/replica_apply.ts";
+import { HashRing, keyPosition } from "../ring/hash_ring.ts";
+import { streamTargets, type Placement } from "../ring/ring_change.ts";
+import { RingChangeError } from "../util/errors.ts";
+import { limits } from "../util/limits.ts";
+import type { Store, WriteOperation } from "../storage/store.ts";
 import type { Version } from "../storage/version_set_format.ts";
 import { MessageType, type Message } from "../transport/message_types.ts";
 import type { Transport } from "../transport/transport.ts";
@@ -37,6 +41,8 @@ export interface PutRequest {
   readonly w: number;
   readonly timeoutMs: number;
   readonly pruneThreshold: number;
+  /** While the ring changes: the old and the new replica set, each needing W (put_session.ts). */
+  readonly quorumGroups?: readonly (readonly number[])[];
 }
 
 export interface GetRequest {
@@ -53,6 +59,50 @@ export interface ResponseMessage {
   readonly type: typeof MessageType.response;
   readonly requestId: number;
   readonly result: unknown;
+}
+
+/** A ring as the main thread describes it to the nodes: they rebuild the same HashRing from it. */
+export interface RingSpec {
+  readonly nodes: readonly number[];
+  readonly vnodesPerNode: number;
+  readonly n: number;
+}
+
+/** The main thread's order to stream this node's share of the keys whose replicas change. */
+export interface StreamPlan {
+  readonly streamId: number;
+  readonly before: RingSpec;
+  readonly after: RingSpec;
+}
+
+export interface StreamReport {
+  readonly streamId: number;
+  /** Keys this node read while scanning its store. */
+  readonly keysScanned: number;
+  /** (key, target) pairs sent: a key that gains two replicas is sent twice. */
+  readonly keysSent: number;
+  /** Of those, keys the target did not hold before (moved, as opposed to merged into a copy). */
+  readonly keysNew: number;
+  readonly chunks: number;
+}
+
+/** Stream chunks: at most this many keys, and about this many bytes of versions, per chunk. */
+const STREAM_CHUNK_KEYS = 256;
+const STREAM_CHUNK_BYTES = 256 * 1024;
+/** Chunks in flight to one target before the stream waits for an acknowledgement. */
+const STREAM_WINDOW = 4;
+/** A target that has not acknowledged a chunk by then failed: the ring change is abandoned. */
+const STREAM_ACK_TIMEOUT_MS = 30_000;
+/**
+ * Streamed copies are merged with a larger sibling bound than client writes: refusing one would
+ * abandon the whole ring change, and the union of two replicas' sets can exceed siblingsMax only
+ * after writers ignored the limit's warnings.
+ */
+const streamSiblingLimits = { siblingsWarn: siblingLimits.siblingsMax, siblingsMax: limits.versionsPerRecordMax };
+
+interface StreamEntry {
+  readonly key: Uint8Array;
+  readonly versions: readonly Version[];
 }
 
 type Session = { readonly kind: "put"; readonly session: PutSession } | { readonly kind: "get"; readonly session: GetSession };
@@ -81,6 +131,8 @@ export interface NodeStats {
   readonly requests: { readonly put: number; readonly get: number; readonly failed: number };
   readonly latencyMs: { readonly put: ReturnType<LatencySamples["summary"]>; readonly get: ReturnType<LatencySamples["summary"]> };
   readonly siblingWarnings: number;
+  /** Keys streamed by ring changes since the node started: sent, received, and new on arrival. */
+  readonly streamed: { readonly keysSent: number; readonly keysReceived: number; readonly keysNew: number };
   readonly store: {
     readonly memtableEntries: number;
     readonly memtableBytes: number;
@@ -101,6 +153,11 @@ export class NodeRuntime {
   readonly #sessions = new Map<number, { session: Session; timer: TimerHandle; startedMs: number }>();
   readonly #latency = { put: new LatencySamples(), get: new LatencySamples() };
   readonly #requests = { put: 0, get: 0, failed: 0 };
+  /** Chunks this node sent and awaits acknowledgement of, by chunk number. */
+  readonly #streamAcks = new Map<number, { resolve: (keysNew: number) => void; reject: (error: Error) => void; timer: TimerHandle }>();
+  #nextChunk = 1;
+  #stopped = false;
+  readonly #streamed = { keysSent: 0, keysReceived: 0, keysNew: 0 };
   /** Lowest counter a new dot may take: grows with every write this node coordinates. */
   #counterFloor: number;
   siblingWarnings = 0;
@@ -115,6 +172,7 @@ export class NodeRuntime {
   }
 
   #receive(from: number, message: Message): void {
+    if (this.#stopped) return; // the store is closing: a late message finds nothing to serve it
     switch (message.type) {
       case MessageType.requestPut:
         return this.#startPut(message as unknown as PutRequest);
@@ -130,6 +188,10 @@ export class NodeRuntime {
         return this.#onGetReply(message.requestId as number, from, message.reply as ReadReply);
       case MessageType.repair:
         return void this.#mergeLocal(message.key as Uint8Array, message.versions as Version[]);
+      case MessageType.streamChunk:
+        return void this.#onStreamChunk(from, message);
+      case MessageType.streamAck:
+        return this.#onStreamAck(message);
       default:
         return;
     }
@@ -157,6 +219,7 @@ export class NodeRuntime {
         nowMs: this.#now(),
         localVersions: this.#store.get(request.key),
         pruneThreshold: request.pruneThreshold,
+        ...(request.quorumGroups === undefined ? {} : { quorumGroups: request.quorumGroups }),
         timestampMs: Date.now(),
         counterFloor: this.#counterFloor++,
       });
@@ -236,7 +299,7 @@ export class NodeRuntime {
     for (const effect of effects) {
       switch (effect.kind) {
         case "read-local":
-          this.#onGetReply(session.requestId, this.nodeId, { ok: true, versions: this.#store.get(effect.key) });
+          this.#onGetReply(session.requestId, this.nodeId, this.#readLocal(effect.key));
           break;
         case "store-local":
           void this.#mergeLocal(effect.key, effect.versions);
@@ -267,6 +330,7 @@ export class NodeRuntime {
       requests: { ...this.#requests },
       latencyMs: { put: this.#latency.put.summary(), get: this.#latency.get.summary() },
       siblingWarnings: this.siblingWarnings,
+      streamed: { ...this.#streamed },
       store: {
         memtableEntries: store.memtable.entries,
         memtableBytes: store.memtable.usedBytes,
@@ -295,6 +359,8 @@ export class NodeRuntime {
    * result is durable under the store's fsync policy: true when written, false when refused.
    */
   async #mergeLocal(key: Uint8Array, incoming: readonly Version[]): Promise<boolean> {
+    // Read and write in one synchronous block, so no other merge of the key interleaves.
+    if (this.#store.writeWouldWait) await this.#store.whenWritable();
     const applied = applyReplicated({ key, localVersions: this.#store.get(key), incoming });
     if (!applied.ok) return false;
     await this.#store.put(key, applied.versions);
@@ -311,19 +377,129 @@ export class NodeRuntime {
     this.#transport.send(from, { type: MessageType.replicateAck, requestId: message.requestId, ok });
   }
 
-  #read(from: number, message: Message): void {
-    let reply: ReadReply;
+  /** The local versions of `key`, or a refusal when the store cannot read (closed, failed, corrupt). */
+  #readLocal(key: Uint8Array): ReadReply {
     try {
-      reply = { ok: true, versions: this.#store.get(message.key as Uint8Array) };
+      return { ok: true, versions: this.#store.get(key) };
     } catch {
-      reply = { ok: false };
+      return { ok: false };
     }
-    this.#transport.send(from, { type: MessageType.readReply, requestId: message.requestId, reply });
+  }
+
+  #read(from: number, message: Message): void {
+    this.#transport.send(from, { type: MessageType.readReply, requestId: message.requestId, reply: this.#readLocal(message.key as Uint8Array) });
+  }
+
+  // ---- streaming keys for a ring change -------------------------------------------------------
+
+  /**
+   * Scans the store once and sends every key whose replica set changes from `plan.before` to
+   * `plan.after`, and of which this node was a replica before, to each of its new replicas, in
+   * chunks, at most STREAM_WINDOW chunks in flight per target. Resolves when every chunk is
+   * acknowledged (durably merged by the target); rejects when a target does not answer in time.
+   * The scan sees the store as of the call: writes after it reach the new replicas through the
+   * coordinators, which write to the old and new replica sets while the ring changes.
+   */
+  async streamKeys(plan: StreamPlan): Promise<StreamReport> {
+    const placement = (spec: RingSpec): Placement => ({
+      ring: HashRing.build({ nodes: spec.nodes, vnodesPerNode: spec.vnodesPerNode }),
+      n: spec.n,
+    });
+    const before = placement(plan.before);
+    const after = placement(plan.after);
+    const chunkBytesMax = Math.min(STREAM_CHUNK_BYTES, Math.floor(this.#store.config.memtableBytes / 8));
+    const outgoing = new Map<number, { entries: StreamEntry[]; bytes: number; inFlight: Promise<number>[] }>();
+    const report = { streamId: plan.streamId, keysScanned: 0, keysSent: 0, keysNew: 0, chunks: 0 };
+
+    const send = async (target: number, force: boolean): Promise<void> => {
+      const box = outgoing.get(target)!;
+      if (box.entries.length === 0 || (!force && box.entries.length < STREAM_CHUNK_KEYS && box.bytes < chunkBytesMax)) return;
+      while (box.inFlight.length >= STREAM_WINDOW) report.keysNew += await box.inFlight.shift()!;
+      const chunk = this.#nextChunk++;
+      const acknowledged = new Promise<number>((resolve, reject) => {
+        const timer = this.#clock.setTimer(STREAM_ACK_TIMEOUT_MS, () => {
+          this.#streamAcks.delete(chunk);
+          reject(new RingChangeError(`stream failed: node ${target} did not acknowledge chunk ${chunk} within ${STREAM_ACK_TIMEOUT_MS} ms`));
+        });
+        this.#streamAcks.set(chunk, { resolve, reject, timer });
+      });
+      acknowledged.catch(() => {}); // awaited below; a rejection before then is not unhandled
+      box.inFlight.push(acknowledged);
+      this.#transport.send(target, { type: MessageType.streamChunk, streamId: plan.streamId, chunk, entries: box.entries });
+      report.chunks++;
+      box.entries = [];
+      box.bytes = 0;
+    };
+
+    for (const entry of this.#store.entries()) {
+      report.keysScanned++;
+      const targets = streamTargets(before, after, keyPosition(entry.key), this.nodeId);
+      for (const target of targets) {
+        let box = outgoing.get(target);
+        if (!box) outgoing.set(target, (box = { entries: [], bytes: 0, inFlight: [] }));
+        box.entries.push(entry);
+        box.bytes += entry.key.length + entry.versions.reduce((sum, version) => sum + version.version.length + (version.value?.length ?? 0), 0);
+        report.keysSent++;
+        await send(target, false);
+      }
+    }
+    for (const [target, box] of outgoing) {
+      await send(target, true);
+      for (const acknowledged of box.inFlight) report.keysNew += await acknowledged;
+    }
+    this.#streamed.keysSent += report.keysSent;
+    return report;
+  }
+
+  #onStreamAck(message: Message): void {
+    const waiting = this.#streamAcks.get(message.chunk as number);
+    if (!waiting) return;
+    this.#streamAcks.delete(message.chunk as number);
+    this.#clock.clearTimer(waiting.timer);
+    if (message.ok === true) waiting.resolve(message.keysNew as number);
+    else waiting.reject(new RingChangeError(`stream failed: chunk ${String(message.chunk)} refused: ${String(message.error)}`));
+  }
+
+  /** Merges a streamed chunk into the store as one atomic batch, then acknowledges it. */
+  async #onStreamChunk(from: number, message: Message): Promise<void> {
+    const entries = message.entries as StreamEntry[];
+    let keysNew = 0;
+    let error: string | undefined;
+    try {
+      if (this.#store.writeWouldWait) await this.#store.whenWritable();
+      const operations: WriteOperation[] = [];
+      for (const entry of entries) {
+        const local = this.#store.get(entry.key);
+        if (local.length === 0) keysNew++;
+        const applied = applyReplicated({ key: entry.key, localVersions: local, incoming: entry.versions, limits: streamSiblingLimits });
+        if (!applied.ok) throw new RingChangeError(`key would hold ${applied.error.siblings} versions`);
+        operations.push({ key: entry.key, kind: "put", versions: applied.versions });
+      }
+      if (operations.length > 0) await this.#store.write(operations);
+      this.#streamed.keysReceived += entries.length;
+      this.#streamed.keysNew += keysNew;
+    } catch (caught) {
+      error = caught instanceof Error ? caught.message : String(caught);
+    }
+    this.#transport.send(from, {
+      type: MessageType.streamAck,
+      streamId: message.streamId,
+      chunk: message.chunk,
+      ok: error === undefined,
+      keysNew,
+      ...(error === undefined ? {} : { error }),
+    });
   }
 
   /** Stops sessions' timers. The caller closes the store and the transport. */
   stop(): void {
+    this.#stopped = true;
     for (const { timer } of this.#sessions.values()) this.#clock.clearTimer(timer);
     this.#sessions.clear();
+    for (const waiting of this.#streamAcks.values()) {
+      this.#clock.clearTimer(waiting.timer);
+      waiting.reject(new RingChangeError("stream failed: node stopped"));
+    }
+    this.#streamAcks.clear();
   }
 }

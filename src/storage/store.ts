@@ -211,6 +211,25 @@ export class Store {
     return this.#append(entries);
   }
 
+  /**
+   * Whether a write issued now would first wait for a memtable flush. When false, `write()` appends
+   * before it returns (synchronously), so a read-modify-write of one key done in the same
+   * synchronous block cannot interleave with another: callers that merge into what they read use
+   * `whenWritable()` first.
+   */
+  get writeWouldWait(): boolean {
+    return this.#frozen.length >= limits.frozenMemtablesMax;
+  }
+
+  /** Resolves once `writeWouldWait` is false. Fails like `write()` if the store is closed or failed. */
+  async whenWritable(): Promise<void> {
+    this.#checkWritable("write");
+    while (this.writeWouldWait) {
+      await this.#stall();
+      this.#checkWritable("write");
+    }
+  }
+
   #validateBatch(operations: readonly WriteOperation[]): BatchEntry[] {
     if (!Array.isArray(operations) || operations.length === 0) {
       throw new LoomRangeError("write failed: a batch needs at least one operation");

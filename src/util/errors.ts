@@ -12,7 +12,8 @@ export type ErrorCode =
   | "LOOM_IO" // the file system refused an operation
   | "LOOM_BUSY" // a bounded queue is full
   | "LOOM_QUORUM" // fewer than W (or R) replicas answered in time
-  | "LOOM_TOO_MANY_SIBLINGS"; // a key's sibling count would pass its limit
+  | "LOOM_TOO_MANY_SIBLINGS" // a key's sibling count would pass its limit
+  | "LOOM_RING_CHANGE"; // a ring change (vnodes, N, membership) could not finish; the old ring stays
 
 export class LoomTypeError extends TypeError {
   override readonly name = "LoomTypeError";
@@ -32,6 +33,12 @@ export class ClosedError extends Error {
 export class BusyError extends Error {
   override readonly name = "BusyError";
   readonly code = "LOOM_BUSY" as const;
+}
+
+/** Moving keys for a ring change failed (a node stopped answering); the old ring stays in force. */
+export class RingChangeError extends Error {
+  override readonly name = "RingChangeError";
+  readonly code = "LOOM_RING_CHANGE" as const;
 }
 
 export class IoError extends Error {

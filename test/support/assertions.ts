@@ -6,7 +6,7 @@ export function isError(type: abstract new (...args: never[]) => Error): (error:
 }
 
 /** Asserts that `call` throws or rejects with an error whose stable `code` is `code`. */
-export async function rejectsWithCode(call: () => unknown, code: string): Promise<void> {
+export async function rejectsWithCode(call: () => unknown, code: string, message?: RegExp): Promise<void> {
   let failure: unknown;
   try {
     await call();
@@ -16,4 +16,7 @@ export async function rejectsWithCode(call: () => unknown, code: string): Promis
   if (failure === undefined) throw new Error(`expected an error with code ${code}, but the call succeeded`);
   const actual = (failure as { code?: unknown }).code;
   if (actual !== code) throw new Error(`expected code ${code}, got ${String(actual)}: ${String(failure)}`);
+  if (message && !message.test(String((failure as Error).message))) {
+    throw new Error(`expected a message matching ${message}, got: ${String((failure as Error).message)}`);
+  }
 }
