@@ -216,6 +216,32 @@ test("a put that reaches its deadline fails with the acknowledgements it had", (
   ]);
 });
 
+test("while keys move, a put needs W acknowledgements from the old replicas and W from the new ones", () => {
+  // Old replicas 0,1,2; new replicas 0,1,3 (node 2 leaves the key, node 3 gains it).
+  const options = putOptions({ preferenceList: [0, 1, 2, 3], quorumGroups: [[0, 1, 2], [0, 1, 3]] });
+  const { session, effects } = createPutSession(options);
+  assert.equal(effects.flatMap((effect) => (effect.kind === "send" ? [effect.to] : [])), [1, 2, 3], "every old and new replica gets it");
+  assert.equal(onPutReply(session, 0, true, 1_001), []);
+  assert.equal(onPutReply(session, 2, true, 1_002), [], "W of the old set, but only one of the new set");
+  const answered = responses(onPutReply(session, 3, true, 1_003));
+  assert.equal(answered.map((effect) => effect.result.ok), [true]);
+
+  const refused = createPutSession(options).session;
+  assert.equal(onPutReply(refused, 0, true, 1_001), []);
+  assert.equal(onPutReply(refused, 1, false, 1_002), []);
+  const failed = responses(onPutReply(refused, 3, false, 1_003));
+  assert.equal(failed.map((effect) => effect.result), [{ ok: false, error: { code: "LOOM_QUORUM", acknowledged: 1, required: 2 } }], "the new set can no longer reach W");
+});
+
+test("a quorum group smaller than W needs all of its nodes, and a group outside the list is refused", () => {
+  const { session } = createPutSession(putOptions({ w: 3, preferenceList: [0, 1, 2], quorumGroups: [[0, 1, 2], [0, 1]] }));
+  assert.equal(onPutReply(session, 0, true, 1_001), []);
+  assert.equal(onPutReply(session, 1, true, 1_002), []);
+  assert.equal(responses(onPutReply(session, 2, true, 1_003)).map((effect) => effect.result.ok), [true]);
+  assert.throws(() => createPutSession(putOptions({ quorumGroups: [[0, 9]] })), isError(LoomRangeError));
+  assert.throws(() => createPutSession(putOptions({ quorumGroups: [] })), /quorumGroups/);
+});
+
 // ---- put: versions ----------------------------------------------------------------------------
 
 test("a put replicates the whole post-write set, the siblings it had not seen included", () => {

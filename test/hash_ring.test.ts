@@ -10,7 +10,7 @@ import {
   ringLimits,
   type TokenRange,
 } from "../src/ring/hash_ring.ts";
-import { keyMoves, planTransfer, type Transfer } from "../src/ring/ring_change.ts";
+import { keyMoves, planTransfer, streamTargets, type Transfer } from "../src/ring/ring_change.ts";
 import { utf8Encode } from "../src/util/bytes.ts";
 import { LoomRangeError, LoomTypeError } from "../src/util/errors.ts";
 
@@ -208,13 +208,20 @@ test("raising vnodes per node keeps every existing token, so only about 40 % of 
   assert.ok(share > 0.3 && share < 0.5, `owner changed for ${(share * 100).toFixed(1)} % of keys`);
 });
 
-function checkPlanCoversExactly(before: HashRing, after: HashRing, n: number): Transfer[] {
-  const transfers = planTransfer(before, after, n);
+function checkPlanCoversExactly(before: HashRing, after: HashRing, n: number, nAfter: number = n): Transfer[] {
+  const transfers = planTransfer(before, after, n, nAfter);
   let changed = 0;
   for (const key of keys20k) {
     const position = keyPosition(key);
     const listBefore = before.preferenceList(key, n);
-    const listAfter = after.preferenceList(key, n);
+    const listAfter = after.preferenceList(key, nAfter);
+    // What each old replica streams for this key is exactly the plan's targets.
+    for (const node of listBefore) {
+      const targets = streamTargets({ ring: before, n }, { ring: after, n: nAfter }, position, node);
+      assert.equal(targets, listAfter.filter((other) => !listBefore.includes(other)));
+    }
+    const outsider = [...before.nodes, ...after.nodes].find((node) => !listBefore.includes(node));
+    if (outsider !== undefined) assert.equal(streamTargets({ ring: before, n }, { ring: after, n: nAfter }, position, outsider), [], "a node that did not hold the key streams nothing");
     const holding = transfers.filter((transfer) => rangeContains(transfer.range, position));
     assert.ok(holding.length <= 1, `position ${position} lies in ${holding.length} transfers`);
     const setChanged = !sameSet(listBefore, listAfter);
@@ -227,7 +234,7 @@ function checkPlanCoversExactly(before: HashRing, after: HashRing, n: number): T
     assert.equal(transfer.targets, listAfter.filter((node) => !listBefore.includes(node)));
     assert.equal(transfer.releases, listBefore.filter((node) => !listAfter.includes(node)));
   }
-  const counted = keyMoves(before, after, n, keys20k);
+  const counted = keyMoves(before, after, n, keys20k, nAfter);
   assert.is(counted.replicaSetChanged, changed);
   assert.ok(changed > 0, "the change moved some keys");
   return transfers;
@@ -262,6 +269,14 @@ test("a transfer plan covers exactly the keys whose replica set changes when vno
     HashRing.build({ nodes: ids(5), vnodesPerNode: 16 }),
     2,
   );
+});
+
+test("a transfer plan covers exactly the keys whose replica set changes when N goes up or down", () => {
+  const ring = HashRing.build({ nodes: ids(5), vnodesPerNode: 32 });
+  const up = checkPlanCoversExactly(ring, ring, 2, 3);
+  for (const transfer of up) assert.is(transfer.targets.length, 1, "each key gains one replica");
+  const down = checkPlanCoversExactly(ring, ring, 3, 2);
+  for (const transfer of down) assert.equal(transfer.targets, [], "lowering N streams nothing");
 });
 
 test("a transfer plan covers exactly the keys whose replica set changes when nodes and vnodes change at once", () => {

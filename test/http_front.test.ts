@@ -49,6 +49,21 @@ test("items, siblings, contexts, stats, ring and live config work over HTTP with
     const badContext = await fetch(`${front.url}/items/k`, { method: "PUT", body: "v", headers: { "X-Loom-Context": "%%%" } });
     assert.is(badContext.status, 400);
     assert.is(((await badContext.json()) as { error: string }).error, "LOOM_INVALID_ARGUMENT");
+
+    await (await fetch(`${front.url}/items/moving`, { method: "PUT", body: "along" })).arrayBuffer();
+    await (await fetch(`${front.url}/config`, { method: "PATCH", body: JSON.stringify({ w: 2 }) })).json();
+    const added = await fetch(`${front.url}/nodes`, { method: "POST" });
+    assert.is(added.status, 201);
+    assert.equal(((await added.json()) as { ring: { nodes: number[] } }).ring.nodes, [0, 1, 2, 3]);
+    const removed = await fetch(`${front.url}/nodes/0`, { method: "DELETE" });
+    assert.is(removed.status, 200);
+    assert.equal(cluster.ring().nodes, [1, 2, 3]);
+    const unknown = await fetch(`${front.url}/nodes/0`, { method: "DELETE" });
+    assert.is(unknown.status, 400);
+    assert.match(((await unknown.json()) as { message: string }).message, /no node 0/);
+    const held = (await (await fetch(`${front.url}/replicas/moving`)).json()) as { node: number; values: string[] }[];
+    assert.equal(held.map((replica) => replica.values), [["along"], ["along"], ["along"]]);
+    assert.equal(held.map((replica) => replica.node).sort(), [1, 2, 3]);
   } finally {
     await front.close();
     await cluster.close();

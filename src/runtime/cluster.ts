@@ -24,6 +24,7 @@ import type { ReadReply } from "../coordinator/get_session.ts";
 import { toQuorumError, type QuorumFailure } from "../coordinator/quorum_error.ts";
 import { TooManySiblingsError } from "../coordinator/replica_apply.ts";
 import { HashRing, RING_SIZE, rangeSize } from "../ring/hash_ring.ts";
+import { planTransfer } from "../ring/ring_change.ts";
 import { limits } from "../util/limits.ts";
 import { decodeContext } from "../version/version_codec.ts";
 import { toKeyBytes, toValueBytes, type KeyInput, type ValueInput } from "../storage/store_input.ts";
@@ -512,7 +513,9 @@ export class Cluster {
     try {
       await this.#drain(this.#nextRequestId);
       const plan = { streamId: this.#nextStreamId++, before, after };
-      const replies = await Promise.all(
+      // Lowering N (or a change that only drops replicas) gives no key a new replica: no scan.
+      const gains = planTransfer(this.#ring, ring, before.n, after.n).some((transfer) => transfer.targets.length > 0);
+      const replies = !gains ? [] : await Promise.all(
         before.nodes.map((node) => control<{ report?: StreamReport; error?: string }>(this.#workers.get(node)!, { kind: "stream", plan }, "streamed")),
       );
       const failed = replies.find((reply) => reply.error !== undefined);

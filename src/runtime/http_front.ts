@@ -60,6 +60,22 @@ async function handle(cluster: Cluster, request: IncomingMessage, response: Serv
     }
     return sendJson(response, 200, await cluster.configure(change as never));
   }
+  if (url.pathname === "/nodes" && request.method === "POST") {
+    const node = await cluster.addNode();
+    return sendJson(response, 201, { node, ring: cluster.ring() });
+  }
+  const member = /^\/nodes\/([^/]+)$/.exec(url.pathname);
+  if (member && request.method === "DELETE") {
+    const node = Number(member[1]);
+    await cluster.removeNode(Number.isInteger(node) ? node : (member[1] as never));
+    return sendJson(response, 200, { node, ring: cluster.ring() });
+  }
+  const replicas = /^\/replicas\/(.+)$/.exec(url.pathname);
+  if (replicas && request.method === "GET") {
+    const decoder = new TextDecoder();
+    const held = await cluster.replicaValues(decodeURIComponent(replicas[1]!));
+    return sendJson(response, 200, held.map(({ node, values }) => ({ node, values: values?.map((value) => decoder.decode(value)) ?? null })));
+  }
   sendJson(response, 404, { error: "NOT_FOUND", message: `no route for ${request.method} ${url.pathname}` });
 }
 

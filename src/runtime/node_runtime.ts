@@ -89,6 +89,8 @@ export interface StreamReport {
 /** Stream chunks: at most this many keys, and about this many bytes of versions, per chunk. */
 const STREAM_CHUNK_KEYS = 256;
 const STREAM_CHUNK_BYTES = 256 * 1024;
+/** The scan lets queued requests run after this many keys even when it sends nothing. */
+const STREAM_SCAN_YIELD_KEYS = 1024;
 /** Chunks in flight to one target before the stream waits for an acknowledgement. */
 const STREAM_WINDOW = 4;
 /** A target that has not acknowledged a chunk by then failed: the ring change is abandoned. */
@@ -429,10 +431,12 @@ export class NodeRuntime {
       report.chunks++;
       box.entries = [];
       box.bytes = 0;
+      // Let client requests queued behind the scan run between chunks: a move shares the node.
+      await new Promise<void>((resolve) => this.#clock.setTimer(0, resolve));
     };
 
     for (const entry of this.#store.entries()) {
-      report.keysScanned++;
+      if (++report.keysScanned % STREAM_SCAN_YIELD_KEYS === 0) await new Promise<void>((resolve) => this.#clock.setTimer(0, resolve));
       const targets = streamTargets(before, after, keyPosition(entry.key), this.nodeId);
       for (const target of targets) {
         let box = outgoing.get(target);
