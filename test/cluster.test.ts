@@ -107,6 +107,29 @@ shared("stats count each node's coordinated requests and report its store", asyn
   assert.is(after.nodes.length, 3);
   assert.ok(after.nodes.every((node) => node.store.records > 0), "every node holds replicas (N = 3)");
   assert.ok(after.nodes.some((node) => node.latencyMs.put.samples > 0 && node.latencyMs.put.p99 >= node.latencyMs.put.p50));
+  assert.is(after.nodes[0]!.keys, undefined, "key counts only when asked for: they cost a scan");
+});
+
+shared("stats with keys count each node's live keys, deleted keys and keys with siblings", async ({ cluster }) => {
+  const before = await cluster.stats({ keys: true });
+  await cluster.put("counted-live", "v");
+  await cluster.put("counted-deleted", "v");
+  await cluster.delete("counted-deleted", { context: (await cluster.get("counted-deleted")).context });
+  await Promise.all([cluster.put("counted-siblings", "a"), cluster.put("counted-siblings", "b")]);
+  // Writes answer after W = 2: the third replica may lag a moment behind, so look until it settles.
+  const changes = async () =>
+    (await cluster.stats({ keys: true })).nodes.map((node, index) => {
+      const was = before.nodes[index]!.keys!;
+      return [node.keys!.live - was.live, node.keys!.deleted - was.deleted, node.keys!.withSiblings - was.withSiblings];
+    });
+  let seen = await changes();
+  for (let tries = 0; tries < 100 && JSON.stringify(seen) !== JSON.stringify([[2, 1, 1], [2, 1, 1], [2, 1, 1]]); tries++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    seen = await changes();
+  }
+  // On every node (N = 3): counted-live and counted-siblings are live, counted-deleted is deleted,
+  // counted-siblings holds two values.
+  assert.equal(seen, [[2, 1, 1], [2, 1, 1], [2, 1, 1]]);
 });
 
 shared("W, R and the pruning threshold change live; impossible settings are refused and change nothing", async ({ cluster }) => {

@@ -27,7 +27,7 @@ type Control =
   | { readonly kind: "connect"; readonly peer: number; readonly port: MessagePort }
   | { readonly kind: "disconnect"; readonly peer: number }
   | { readonly kind: "sync"; readonly id: number }
-  | { readonly kind: "stats"; readonly id: number }
+  | { readonly kind: "stats"; readonly id: number; readonly scan?: boolean }
   | { readonly kind: "stream"; readonly id: number; readonly plan: StreamPlan }
   | { readonly kind: "close" };
 
@@ -56,7 +56,7 @@ async function onControl(message: Control): Promise<void> {
     return;
   }
   if (message.kind === "stats") {
-    port.postMessage({ kind: "stats", id: message.id, stats: runtime.stats() });
+    port.postMessage({ kind: "stats", id: message.id, stats: runtime.stats({ scan: message.scan === true }) });
     return;
   }
   if (message.kind === "sync") {

@@ -389,12 +389,16 @@ export class Cluster {
 
   /**
    * Per node: requests coordinated, latency percentiles, memtable and table sizes, records, keys
-   * streamed; and the cluster's last ring changes with the keys each moved.
+   * streamed; and the cluster's last ring changes with the keys each moved. With `{ keys: true }`
+   * every node also scans its store to count live and deleted keys and keys with siblings (a full
+   * read of every node: for inspection, not for a dashboard that polls).
    */
-  async stats(): Promise<{ config: ClusterConfig; down: number[]; nodes: NodeStats[]; ringChanges: RingChangeReport[] }> {
+  async stats(options: { keys?: boolean } = {}): Promise<{ config: ClusterConfig; down: number[]; nodes: NodeStats[]; ringChanges: RingChangeReport[] }> {
     this.#checkOpen("stats");
+    if (typeof options !== "object" || options === null) throw new LoomTypeError(`stats failed: options must be an object, got ${describe(options)}`);
     const live = [...this.#workers].filter(([node]) => !this.#down.has(node)).map(([, worker]) => worker);
-    const replies = await Promise.all(live.map((worker) => control<{ stats: NodeStats }>(worker, { kind: "stats" }, "stats")));
+    const scan = options.keys === true;
+    const replies = await Promise.all(live.map((worker) => control<{ stats: NodeStats }>(worker, { kind: "stats", scan }, "stats")));
     return {
       config: this.#config,
       down: [...this.#down].sort((a, b) => a - b),

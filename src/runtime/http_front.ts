@@ -48,7 +48,9 @@ async function handle(cluster: Cluster, request: IncomingMessage, response: Serv
   const url = new URL(request.url ?? "/", "http://localhost");
   const item = /^\/items\/(.+)$/.exec(url.pathname);
   if (item) return handleItem(cluster, decodeURIComponent(item[1]!), request, response);
-  if (url.pathname === "/stats" && request.method === "GET") return sendJson(response, 200, await cluster.stats());
+  if (url.pathname === "/stats" && request.method === "GET") {
+    return sendJson(response, 200, await cluster.stats({ keys: url.searchParams.get("keys") === "true" }));
+  }
   if (url.pathname === "/ring" && request.method === "GET") return sendJson(response, 200, cluster.ring());
   if (url.pathname === "/config" && request.method === "PATCH") {
     const body = await readBody(request);

@@ -128,8 +128,21 @@ class LatencySamples {
   }
 }
 
+/** A full scan's counts (stats with `scan`). */
+export interface KeyCounts {
+  /** Keys with at least one value. */
+  readonly live: number;
+  /** Keys whose versions are all tombstones. */
+  readonly deleted: number;
+  /** Keys holding more than one value (siblings), and the most any key holds. */
+  readonly withSiblings: number;
+  readonly siblingsMax: number;
+}
+
 export interface NodeStats {
   readonly nodeId: number;
+  /** Only when asked for with `scan` (a full store scan). */
+  readonly keys?: KeyCounts;
   readonly requests: { readonly put: number; readonly get: number; readonly failed: number };
   readonly latencyMs: { readonly put: ReturnType<LatencySamples["summary"]>; readonly get: ReturnType<LatencySamples["summary"]> };
   readonly siblingWarnings: number;
@@ -325,9 +338,14 @@ export class NodeRuntime {
     this.#transport.send(MAIN_PEER, { type: MessageType.response, requestId, result });
   }
 
-  stats(): NodeStats {
+  /**
+   * The node's counters. With `scan`, also walks the whole store (a snapshot; costs a full read)
+   * to count live keys, deleted keys, and keys holding siblings.
+   */
+  stats(options: { scan?: boolean } = {}): NodeStats {
     const store = this.#store.stats();
     return {
+      ...(options.scan ? { keys: this.#countKeys() } : {}),
       nodeId: this.nodeId,
       requests: { ...this.#requests },
       latencyMs: { put: this.#latency.put.summary(), get: this.#latency.get.summary() },
@@ -343,6 +361,18 @@ export class NodeRuntime {
         compactions: store.compactions,
       },
     };
+  }
+
+  #countKeys(): KeyCounts {
+    const counts = { live: 0, deleted: 0, withSiblings: 0, siblingsMax: 0 };
+    for (const { versions } of this.#store.entries()) {
+      const values = versions.filter((version) => version.value !== null).length;
+      if (values === 0) counts.deleted++;
+      else counts.live++;
+      if (values > 1) counts.withSiblings++;
+      counts.siblingsMax = Math.max(counts.siblingsMax, values);
+    }
+    return counts;
   }
 
   #refuse(requestId: number, error: unknown): void {
