@@ -519,9 +519,8 @@ export class Cluster {
       const plan = { streamId: this.#nextStreamId++, before, after };
       // Lowering N (or a change that only drops replicas) gives no key a new replica: no scan.
       const gains = planTransfer(this.#ring, ring, before.n, after.n).some((transfer) => transfer.targets.length > 0);
-      const replies = !gains ? [] : await Promise.all(
-        before.nodes.map((node) => control<{ report?: StreamReport; error?: string }>(this.#workers.get(node)!, { kind: "stream", plan }, "streamed")),
-      );
+      const stream = (node: number) => control<{ report?: StreamReport; error?: string }>(this.#workers.get(node)!, { kind: "stream", plan }, "streamed");
+      const replies = gains ? await Promise.all(before.nodes.map(stream)) : [];
       const failed = replies.find((reply) => reply.error !== undefined);
       if (failed) throw new RingChangeError(`${action} failed: ${failed.error}`);
       reports = replies.map((reply) => reply.report!);
