@@ -132,6 +132,15 @@ shared("stats with keys count each node's live keys, deleted keys and keys with 
   assert.equal(seen, [[2, 1, 1], [2, 1, 1], [2, 1, 1]]);
 });
 
+shared("a burst past the in-flight limit is refused with LOOM_BUSY at once, and everything admitted succeeds", async ({ cluster }) => {
+  const burst = limits.requestsInFlightMax + 500;
+  const results = await Promise.allSettled(Array.from({ length: burst }, (_, i) => cluster.put(`burst-${i}`, "v")));
+  const refused = results.filter((result) => result.status === "rejected");
+  assert.is(refused.length, 500);
+  assert.ok(refused.every((result) => (result.reason as { code?: string }).code === "LOOM_BUSY"));
+  assert.equal((await cluster.get(`burst-${limits.requestsInFlightMax - 1}`)).values.map(text), ["v"]);
+});
+
 shared("W, R and the pruning threshold change live; impossible settings are refused and change nothing", async ({ cluster }) => {
   const writes = Array.from({ length: 50 }, (_, i) => cluster.put(`live-${i}`, String(i)));
   const next = await cluster.configure({ w: 3, r: 1, pruneThreshold: 8 });

@@ -31,7 +31,7 @@ import { toKeyBytes, toValueBytes, type KeyInput, type ValueInput } from "../sto
 import type { FsyncPolicy } from "../storage/store_config.ts";
 import { MessageType, type Message } from "../transport/message_types.ts";
 import { PortTransport } from "../transport/port_transport.ts";
-import { ClosedError, LoomRangeError, LoomTypeError, RingChangeError, describe } from "../util/errors.ts";
+import { BusyError, ClosedError, LoomRangeError, LoomTypeError, RingChangeError, describe } from "../util/errors.ts";
 import { MAIN_PEER, type NodeStats, type RingSpec, type StreamReport } from "./node_runtime.ts";
 import { workerFileUrl } from "./worker_file.ts";
 
@@ -226,6 +226,9 @@ export class Cluster {
    * appended to the list, and the write needs W acknowledgements from each list.
    */
   #request(action: Pending["action"], preferenceList: number[], pendingList: number[] | undefined, timeoutMs: number, body: Message): Promise<unknown> {
+    if (this.#pending.size >= limits.requestsInFlightMax) {
+      return Promise.reject(new BusyError(`${action} failed: ${this.#pending.size} requests in flight, limit is ${limits.requestsInFlightMax}`));
+    }
     const requestId = this.#nextRequestId++;
     const coordinator = preferenceList.find((node) => !this.#down.has(node));
     if (coordinator === undefined) {

@@ -44,6 +44,13 @@ export const limits = {
    * dropped and counted. One postMessage carries at most this many.
    */
   outboxMessagesMax: 16_384,
+  /**
+   * Client requests a cluster has in flight; past it requests are refused with BusyError at once.
+   * A node's outbox to one peer in one turn holds at most one message per request in flight for
+   * each direction plus repairs, so this bound keeps every outbox far from outboxMessagesMax:
+   * without it a burst would be dropped by the transport and surface only as timeouts.
+   */
+  requestsInFlightMax: 4096,
   /** Messages the simulated network holds in flight (all pairs together) before it drops sends. */
   simInFlightMessagesMax: 1 << 22,
   /** Largest per-message delay the simulated network accepts, in ms (one virtual hour). */
@@ -62,4 +69,5 @@ assert(limits.nodesMax * limits.vnodesPerNodeMax <= 2 ** 18, "a ring holds at mo
 assert(limits.nodesMax <= limits.nodeIdMax + 1, "every node can have a distinct id");
 assert(limits.nodesMax <= limits.clockEntriesMax * 4, "a clock can name a good share of the nodes before pruning");
 assert(limits.outboxMessagesMax >= 1024, "a turn can carry a 1000-request batch to one peer");
+assert(limits.requestsInFlightMax * 3 <= limits.outboxMessagesMax, "requests in flight cannot overflow an outbox");
 assert(limits.simInFlightMessagesMax >= limits.outboxMessagesMax * limits.nodesMax, "the simulator can hold one full outbox per node");
