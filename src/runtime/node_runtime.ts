@@ -292,12 +292,19 @@ export class NodeRuntime {
   #runPutEffects(session: PutSession, effects: readonly PutEffect[]): void {
     for (const effect of effects) {
       switch (effect.kind) {
-        case "store-local":
-          this.#mergeLocal(effect.key, effect.versions).then(
+        case "store-local": {
+          // Only createPutSession emits this, and #startPut runs it in the same synchronous block
+          // as the read the session merged into: unless the store would stall first, the merged
+          // set can be written as it is, without reading and merging the key a second time.
+          const stored = this.#store.writeWouldWait
+            ? this.#mergeLocal(effect.key, effect.versions)
+            : this.#store.put(effect.key, effect.versions).then(() => true);
+          stored.then(
             (ok) => this.#onPutReply(session.requestId, this.nodeId, ok),
             () => this.#onPutReply(session.requestId, this.nodeId, false),
           );
           break;
+        }
         case "send":
           this.#transport.send(effect.to, { ...effect.message, type: MessageType.replicate });
           break;
