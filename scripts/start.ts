@@ -19,7 +19,11 @@ console.log(`HTTP front on ${front.url}. Try:
   curl -i -X DELETE -H 'X-Loom-Context: <context>' ${front.url}/items/user:1
   curl -s ${front.url}/stats
   curl -s ${front.url}/ring
-  curl -s -X PATCH --data '{"w":3}' ${front.url}/config`);
+  curl -s -X PATCH --data '{"w":3}' ${front.url}/config
+  curl -s -X PATCH --data '{"vnodesPerNode":64}' ${front.url}/config   # moves keys live
+  curl -s -X POST ${front.url}/nodes                                   # a node joins
+  curl -s -X DELETE ${front.url}/nodes/0                               # node 0 leaves
+  curl -s ${front.url}/replicas/user:1`);
 
 async function shutdown(): Promise<void> {
   await front.close();
