@@ -39,6 +39,12 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** Whether every UTF-16 code unit of `text` is below 0x80 (its UTF-8 is one byte per unit). */
+export function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) >= 0x80) return false;
+  return true;
+}
+
 /** Growable byte buffer for encoders. Owns its storage; `finish()` returns a view of the written bytes. */
 export class ByteWriter {
   #buffer: Uint8Array;
@@ -103,6 +109,26 @@ export class ByteWriter {
     this.#reserve(data.length);
     this.#buffer.set(data, this.#length);
     this.#length += data.length;
+  }
+
+  /**
+   * Writes `text` one byte per UTF-16 code unit. REQUIRES: every code unit is below 0x80 (the
+   * caller checked; see `isAscii`), so the bytes are also the text's UTF-8.
+   */
+  ascii(text: string): void {
+    this.#reserve(text.length);
+    const buffer = this.#buffer;
+    let at = this.#length;
+    for (let i = 0; i < text.length; i++) buffer[at++] = text.charCodeAt(i);
+    this.#length = at;
+  }
+
+  /** Drops the bytes written after `length` (an earlier `length`), to undo a partial encoding. */
+  truncate(length: number): void {
+    if (!(Number.isSafeInteger(length) && length >= 0 && length <= this.#length)) {
+      throw new RangeError(`truncate failed: length is ${length}, must be in 0..${this.#length}`);
+    }
+    this.#length = length;
   }
 
   /** Overwrites 4 bytes at an earlier offset (for lengths and checksums written after the body). */
