@@ -38,7 +38,7 @@ const store = await openStore({
   mergeRule: dominanceMergeRuleReference,
   jobs,
 });
-const transport = new PortTransport({ self: data.nodeId });
+const transport = new PortTransport({ self: data.nodeId, flush: "immediate" });
 transport.connect(MAIN_PEER, data.mainPort);
 const runtime = new NodeRuntime({ nodeId: data.nodeId, store, transport, clock: new RealClock() });
 
@@ -49,7 +49,8 @@ async function onControl(message: Control): Promise<void> {
     return;
   }
   if (message.kind === "stats") {
-    port.postMessage({ kind: "stats", stats: runtime.stats() });
+    // The transport's counters ride along (batch sizes, clone fallbacks, malformed frames).
+    port.postMessage({ kind: "stats", stats: { ...runtime.stats(), transport: transport.stats() } });
     return;
   }
   if (message.kind === "sync") {
