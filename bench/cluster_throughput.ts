@@ -9,6 +9,8 @@
  *   --rounds N     rounds on one cluster; each prints a line (default 3)
  *   --value N      value bytes (default 100)
  *   --latency N    sequential gets timed one at a time after the rounds (default 2000)
+ *   --gets-only    write the keys once, untimed, then time only gets (to profile the read path)
+ *   --puts-only    time only puts (to profile the write path)
  *   --profile DIR  (Node) rerun this script under --cpu-prof on every thread, profiles in DIR,
  *                  then print the top self-time functions of each thread
  * Prints one line per round: puts/s and gets/s, each with the CPU time of the whole process (all
@@ -22,6 +24,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { createCluster, type Cluster } from "../src/index.ts";
+import type { TransportStats } from "../src/transport/transport.ts";
 
 interface Options {
   readonly ops: number;
@@ -30,6 +33,7 @@ interface Options {
   readonly valueBytes: number;
   readonly latencyGets: number;
   readonly profileDir: string | undefined;
+  readonly phases: { readonly puts: boolean; readonly gets: boolean };
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -50,6 +54,7 @@ function parseOptions(argv: readonly string[]): Options {
     valueBytes: integer("value", 100),
     latencyGets: integer("latency", 2000),
     profileDir: value("profile"),
+    phases: { puts: !argv.includes("--gets-only"), gets: !argv.includes("--puts-only") },
   };
 }
 
@@ -89,14 +94,25 @@ async function measure(options: Options): Promise<void> {
     const live = cluster;
     for (let round = 1; round <= options.rounds; round++) {
       const offset = (round - 1) * options.ops;
-      const puts = await closedLoop(options.ops, options.inflight, (i) => live.put(keyOf(offset + i), value));
-      const gets = await closedLoop(options.ops, options.inflight, async (i) => {
-        const result = await live.get(keyOf(offset + i));
-        if (result.values.length !== 1) throw new Error(`cluster throughput: ${keyOf(offset + i)} has ${result.values.length} values`);
-      });
+      const put = (i: number) => live.put(keyOf(offset + i), value);
+      const puts = options.phases.puts ? await closedLoop(options.ops, options.inflight, put) : undefined;
+      if (puts === undefined && round === 1) await closedLoop(options.ops * options.rounds, options.inflight, put);
+      const gets = options.phases.gets
+        ? await closedLoop(options.ops, options.inflight, async (i) => {
+            const result = await live.get(keyOf(offset + i));
+            if (result.values.length !== 1) throw new Error(`cluster throughput: ${keyOf(offset + i)} has ${result.values.length} values`);
+          })
+        : undefined;
+      const line = (name: string, result: LoopResult | undefined) =>
+        result === undefined ? "" : `${Math.round(result.perSecond)} ${name}/s (${result.cpuMicrosPerOp.toFixed(1)} cpu us/op) `;
+      console.log(`round ${round}: ${line("puts", puts)}${line("gets", gets)}(${options.ops} ops, ${options.inflight} in flight)`);
+    }
+    for (const node of (await live.stats()).nodes) {
+      const transport = (node as { transport?: TransportStats }).transport;
+      if (transport === undefined) continue;
       console.log(
-        `round ${round}: ${Math.round(puts.perSecond)} puts/s (${puts.cpuMicrosPerOp.toFixed(1)} cpu us/op), ` +
-          `${Math.round(gets.perSecond)} gets/s (${gets.cpuMicrosPerOp.toFixed(1)} cpu us/op) (${options.ops} ops, ${options.inflight} in flight)`,
+        `node ${node.nodeId} transport: ${transport.batchesSent} posts, ${transport.averageBatchSize.toFixed(1)} messages per post, ` +
+          `${transport.messagesCloned} cloned, ${transport.framesMalformed} malformed frames`,
       );
     }
     const samples: number[] = [];
