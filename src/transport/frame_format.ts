@@ -328,17 +328,20 @@ class FrameReader {
     return { ok: true, values, context: this.string(), siblings: this.count() };
   }
 
+  key(): Uint8Array {
+    return this.bytes("key", limits.keyBytesMax);
+  }
+
   message(tag: number): Message {
-    const key = (): Uint8Array => this.bytes("key", limits.keyBytesMax);
     switch (tag) {
       case MessageType.requestPut: {
         const requestId = this.count();
-        const keyBytes = key();
+        const key = this.key();
         const value = this.flag("value") ? this.bytes("value", limits.valueBytesMax) : null;
         return {
           type: MessageType.requestPut,
           requestId,
-          key: keyBytes,
+          key,
           value,
           context: this.string(),
           preferenceList: this.nodes(),
@@ -348,20 +351,20 @@ class FrameReader {
         };
       }
       case MessageType.requestGet:
-        return { type: MessageType.requestGet, requestId: this.count(), key: key(), preferenceList: this.nodes(), r: this.count(), timeoutMs: this.count() };
+        return { type: MessageType.requestGet, requestId: this.count(), key: this.key(), preferenceList: this.nodes(), r: this.count(), timeoutMs: this.count() };
       case MessageType.replicate:
-        return { type: MessageType.replicate, requestId: this.count(), key: key(), versions: this.versions() };
+        return { type: MessageType.replicate, requestId: this.count(), key: this.key(), versions: this.versions() };
       case MessageType.replicateAck:
         return { type: MessageType.replicateAck, requestId: this.count(), ok: this.flag("ok") };
       case MessageType.read:
-        return { type: MessageType.read, requestId: this.count(), key: key() };
+        return { type: MessageType.read, requestId: this.count(), key: this.key() };
       case MessageType.readReply: {
         const requestId = this.count();
         const reply = this.flag("reply ok") ? { ok: true, versions: this.versions() } : { ok: false };
         return { type: MessageType.readReply, requestId, reply };
       }
       case MessageType.repair:
-        return { type: MessageType.repair, key: key(), versions: this.versions() };
+        return { type: MessageType.repair, key: this.key(), versions: this.versions() };
       case MessageType.response:
         return { type: MessageType.response, requestId: this.count(), result: this.result() };
       default:

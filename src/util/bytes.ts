@@ -154,13 +154,18 @@ export class ByteWriter {
 /** Sequential decoder over a byte view. Throws RangeError on reading past the end (callers map it to corruption). */
 export class ByteReader {
   readonly bytes: Uint8Array;
-  readonly #view: DataView;
+  /** Made on the first fixed-width read: most readers (varints, byte views) never need one. */
+  #dataView: DataView | undefined;
   offset: number;
 
   constructor(bytes: Uint8Array, offset = 0) {
     this.bytes = bytes;
-    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.offset = offset;
+  }
+
+  get #view(): DataView {
+    const bytes = this.bytes;
+    return (this.#dataView ??= new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   }
 
   get remaining(): number {
@@ -174,7 +179,7 @@ export class ByteReader {
   }
 
   u8(): number {
-    this.#need(1);
+    if (this.offset >= this.bytes.length) this.#need(1);
     return this.bytes[this.offset++]!;
   }
 
@@ -201,6 +206,8 @@ export class ByteReader {
   }
 
   varint(): number {
+    const bytes = this.bytes;
+    if (this.offset < bytes.length && bytes[this.offset]! < 0x80) return bytes[this.offset++]!; // one-byte fast path
     let result = 0;
     let scale = 1;
     for (let i = 0; i < 8; i++) {
