@@ -11,6 +11,7 @@
  *   --latency N    sequential gets timed one at a time after the rounds (default 2000)
  *   --gets-only    write the keys once, untimed, then time only gets (to profile the read path)
  *   --puts-only    time only puts (to profile the write path)
+ *   --fsync P      the nodes' commit-log fsync policy: batch (default), always or never
  *   --profile DIR  (Node) rerun this script under --cpu-prof on every thread, profiles in DIR,
  *                  then print the top self-time functions of each thread
  * Prints one line per round: puts/s and gets/s, each with the CPU time of the whole process (all
@@ -24,6 +25,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { createCluster, type Cluster } from "../src/index.ts";
+import type { FsyncPolicy } from "../src/storage/store_config.ts";
 import type { TransportStats } from "../src/transport/transport.ts";
 
 interface Options {
@@ -34,6 +36,7 @@ interface Options {
   readonly latencyGets: number;
   readonly profileDir: string | undefined;
   readonly phases: { readonly puts: boolean; readonly gets: boolean };
+  readonly fsync: FsyncPolicy;
 }
 
 function parseOptions(argv: readonly string[]): Options {
@@ -55,6 +58,7 @@ function parseOptions(argv: readonly string[]): Options {
     latencyGets: integer("latency", 2000),
     profileDir: value("profile"),
     phases: { puts: !argv.includes("--gets-only"), gets: !argv.includes("--puts-only") },
+    fsync: (value("fsync") ?? "batch") as FsyncPolicy,
   };
 }
 
@@ -89,7 +93,7 @@ async function measure(options: Options): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), "loomkv-throughput-"));
   let cluster: Cluster | undefined;
   try {
-    cluster = await createCluster({ dataDir, nodes: 3, n: 3, w: 2, r: 2, fsync: "batch" });
+    cluster = await createCluster({ dataDir, nodes: 3, n: 3, w: 2, r: 2, fsync: options.fsync });
     const value = new Uint8Array(options.valueBytes).fill(120);
     const live = cluster;
     for (let round = 1; round <= options.rounds; round++) {
