@@ -165,7 +165,8 @@ test("port transports exchange binary frames, clone fallbacks in order, and coun
   sender.onMessage(() => {});
   sender.connect(2, channel.port1);
   receiver.connect(1, channel.port2);
-  const batch = [...encodable, ...cloned];
+  const big: Message = { type: MessageType.replicate, requestId: 99, key: bytes("big"), versions: [{ version: bytes("v"), value: new Uint8Array(100 * 1024).fill(5) }] };
+  const batch = [...encodable, big, ...cloned]; // over 64 KiB: this frame is transferred, the next one copied
   try {
     for (const message of batch) sender.send(2, message);
     channel.port1.postMessage(new Uint8Array([1, 2, 3]).buffer); // garbage between two batches

@@ -1,6 +1,7 @@
 /**
  * The binary wire frame of PortTransport: one turn's messages to one peer, encoded into ONE
- * ArrayBuffer that is transferred (not cloned) by postMessage. The hot data-plane types have a
+ * ArrayBuffer that postMessage carries as bytes (copied, or transferred when large), not as an
+ * object graph. The hot data-plane types have a
  * binary body; any other message (a type without a codec, a shape the codec does not know, an
  * error response) travels by structured clone in the same postMessage and keeps its place in the
  * order through a clone slot. Grammar, byte layout and a worked example: docs/transport.md.
@@ -28,8 +29,8 @@
  * dropped silently. Decoding checks every length against the limits and the frame's end; a frame
  * that fails any check is refused whole with MalformedFrameError.
  *
- * Buffer ownership: decoded Uint8Array fields are views into the received buffer, which nothing
- * writes after the transfer; they keep the buffer alive while referenced. Values of a response
+ * Buffer ownership: decoded Uint8Array fields are views into the received buffer, which belongs
+ * to the receiver alone (a copy or a transfer) and which nothing writes; they keep the buffer alive while referenced. Values of a response
  * (handed to the library's caller) are copies, so a kept value never pins a whole frame.
  *
  * Thread: a FrameEncoder belongs to one thread (one per PortTransport); decodeFrame is pure.
@@ -65,7 +66,7 @@ export interface FrameCarrier {
 }
 
 export interface EncodedFrame {
-  /** A fresh ArrayBuffer holding exactly the frame: the caller transfers it. */
+  /** A fresh ArrayBuffer holding exactly the frame, owned by the caller (who posts or transfers it). */
   readonly buffer: ArrayBuffer;
   /** The messages of the clone slots, in slot order. */
   readonly clones: Message[];
