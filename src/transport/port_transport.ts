@@ -19,6 +19,7 @@
  *
  * Thread: one PortTransport per thread, used only from that thread.
  */
+import { performance } from "node:perf_hooks";
 import { setImmediate } from "node:timers";
 import { assert } from "../util/assert.ts";
 import { ClosedError, describe, LoomRangeError, LoomTypeError } from "../util/errors.ts";
@@ -47,8 +48,19 @@ export interface MessagePortLike {
 /** How a batch travels: one transferred binary frame (clone fallback inside), or a cloned `Message[]`. */
 export type WireFormat = "binary" | "clone";
 
-/** When outboxes are flushed: on a microtask (end of the current task) or on setImmediate (after I/O). */
-export type FlushTiming = "microtask" | "immediate";
+/**
+ * When outboxes are flushed: on a microtask (end of the current task), on setImmediate (after the
+ * I/O poll), or adaptively (microtask when the event loop sat idle before this turn, setImmediate
+ * when input was already queued).
+ */
+export type FlushTiming = "microtask" | "immediate" | "adaptive";
+
+/**
+ * For "adaptive": a turn that follows at least this much event-loop idle time (since the previous
+ * flush was scheduled) is a lone request, flushed at once; shorter means input was queued.
+ * Cross-thread wake-ups take longer than this; a non-blocking poll takes far less.
+ */
+const adaptiveIdleMsMin = 0.01;
 
 export interface PortTransportOptions {
   /** This endpoint's peer number (a non-negative safe integer). */
@@ -56,8 +68,10 @@ export interface PortTransportOptions {
   /**
    * When the outboxes are posted. "microtask" posts at the end of the current task (lowest
    * latency); "immediate" waits for the check phase, so replies to several incoming batches of
-   * one I/O poll share one postMessage (bigger batches, a little more latency).
-   * @default "microtask"
+   * one I/O poll share one postMessage (bigger batches, a little more latency); "adaptive" is
+   * microtask after the loop sat idle and immediate when messages arrive back to back (reads
+   * `performance.eventLoopUtilization()`; where that reports nothing, as on Deno 2.9, it
+   * behaves as "immediate"). @default "microtask"
    */
   readonly flush?: FlushTiming;
   /**
@@ -92,6 +106,8 @@ export class PortTransport implements Transport {
   /** Connections whose outbox is not empty, in first-send order. */
   #pending: Connection[] = [];
   #flushScheduled = false;
+  /** Event-loop idle time when the last flush was scheduled (for "adaptive"), in ms. */
+  #idleMs = 0;
   #handler: MessageHandler | undefined;
   #closed = false;
 
@@ -100,8 +116,8 @@ export class PortTransport implements Transport {
       throw new LoomTypeError(`port transport failed: self is ${describe(options.self)}, must be a non-negative safe integer`);
     }
     const flush = options.flush ?? "microtask";
-    if (flush !== "microtask" && flush !== "immediate") {
-      throw new LoomTypeError(`port transport failed: flush is ${describe(flush)}, must be "microtask" or "immediate"`);
+    if (flush !== "microtask" && flush !== "immediate" && flush !== "adaptive") {
+      throw new LoomTypeError(`port transport failed: flush is ${describe(flush)}, must be "microtask", "immediate" or "adaptive"`);
     }
     const outboxMessagesMax = options.outboxMessagesMax ?? transportLimits.outboxMessagesMax;
     if (!Number.isSafeInteger(outboxMessagesMax) || outboxMessagesMax < 1 || outboxMessagesMax > transportLimits.outboxMessagesMax) {
@@ -186,7 +202,14 @@ export class PortTransport implements Transport {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
     if (this.#flushTiming === "microtask") queueMicrotask(this.#flush);
-    else setImmediate(this.#flush);
+    else if (this.#flushTiming === "immediate") setImmediate(this.#flush);
+    else {
+      const idleMs = performance.eventLoopUtilization().idle;
+      const waited = idleMs - this.#idleMs >= adaptiveIdleMsMin;
+      this.#idleMs = idleMs;
+      if (waited) queueMicrotask(this.#flush);
+      else setImmediate(this.#flush);
+    }
   }
 
   readonly #flush = (): void => {
