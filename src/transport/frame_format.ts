@@ -30,7 +30,8 @@
  * that fails any check is refused whole with MalformedFrameError.
  *
  * Buffer ownership: decoded Uint8Array fields are views into the received buffer, which belongs
- * to the receiver alone (a copy or a transfer) and which nothing writes; they keep the buffer alive while referenced. Values of a response
+ * to the receiver alone (a copy or a transfer) and which nothing writes; they keep the buffer
+ * alive while referenced. Values of a response
  * (handed to the library's caller) are copies, so a kept value never pins a whole frame.
  *
  * Thread: a FrameEncoder belongs to one thread (one per PortTransport); decodeFrame is pure.

@@ -45,7 +45,7 @@ export interface MessagePortLike {
   off(event: "message", listener: PortListener): unknown;
 }
 
-/** How a batch travels: one transferred binary frame (clone fallback inside), or a cloned `Message[]`. */
+/** How a batch travels: one binary frame (clone fallback inside), or a cloned `Message[]`. */
 export type WireFormat = "binary" | "clone";
 
 /**
