@@ -41,7 +41,7 @@ const store = await openStore({
   mergeRule: dominanceMergeRuleReference,
   jobs,
 });
-const transport = new PortTransport({ self: data.nodeId });
+const transport = new PortTransport({ self: data.nodeId, flush: "adaptive" });
 transport.connect(MAIN_PEER, data.mainPort);
 const runtime = new NodeRuntime({ nodeId: data.nodeId, store, transport, clock: new RealClock() });
 

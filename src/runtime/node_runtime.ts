@@ -23,7 +23,7 @@ import { limits } from "../util/limits.ts";
 import type { Store, WriteOperation } from "../storage/store.ts";
 import type { Version } from "../storage/version_set_format.ts";
 import { MessageType, type Message } from "../transport/message_types.ts";
-import type { Transport } from "../transport/transport.ts";
+import type { Transport, TransportStats } from "../transport/transport.ts";
 import { emptyContext } from "../version/dotted_version_vector.ts";
 import { decodeContext } from "../version/version_codec.ts";
 
@@ -143,6 +143,8 @@ export interface NodeStats {
   readonly nodeId: number;
   /** Only when asked for with `scan` (a full store scan). */
   readonly keys?: KeyCounts;
+  /** The node's transport counters: messages, postMessage batches, clone fallbacks, malformed frames. */
+  readonly transport: TransportStats;
   readonly requests: { readonly put: number; readonly get: number; readonly failed: number };
   readonly latencyMs: { readonly put: ReturnType<LatencySamples["summary"]>; readonly get: ReturnType<LatencySamples["summary"]> };
   readonly siblingWarnings: number;
@@ -287,6 +289,16 @@ export class NodeRuntime {
     const tracked = this.#sessions.get(requestId);
     if (tracked?.session.kind !== "get") return;
     this.#runGetEffects(tracked.session.session, onGetReply(tracked.session.session, from, reply, this.#now()));
+    // Every replica answered and read repair was sent: nothing more can happen to the session.
+    if (tracked.session.session.finished) this.#retire(requestId);
+  }
+
+  /** Forgets a session that can take no more input, and its deadline timer. */
+  #retire(requestId: number): void {
+    const tracked = this.#sessions.get(requestId);
+    if (!tracked) return;
+    this.#clock.clearTimer(tracked.timer);
+    this.#sessions.delete(requestId);
   }
 
   #runPutEffects(session: PutSession, effects: readonly PutEffect[]): void {
@@ -343,6 +355,8 @@ export class NodeRuntime {
     if (tracked) this.#latency[kind].add(this.#clock.nowMs() - tracked.startedMs);
     if (!result.ok) this.#requests.failed++;
     this.#transport.send(MAIN_PEER, { type: MessageType.response, requestId, result });
+    // A put session ignores every input after its response; a get session may still repair.
+    if (kind === "put") this.#retire(requestId);
   }
 
   /**
@@ -353,6 +367,7 @@ export class NodeRuntime {
     const store = this.#store.stats();
     return {
       ...(options.scan ? { keys: this.#countKeys() } : {}),
+      transport: this.#transport.stats(),
       nodeId: this.nodeId,
       requests: { ...this.#requests },
       latencyMs: { put: this.#latency.put.summary(), get: this.#latency.get.summary() },

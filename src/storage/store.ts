@@ -40,7 +40,7 @@ import type { StorageJobs } from "./storage_jobs.ts";
 import { resolveStoreConfig, type StoreConfig } from "./store_config.ts";
 import { toKeyBytes, toVersions, type KeyInput, type VersionInput } from "./store_input.ts";
 import type { TableSummary } from "./table_jobs.ts";
-import { encodeVersionSet, type Version } from "./version_set_format.ts";
+import { encodeVersionSet, encodeVersionSetView, type Version } from "./version_set_format.ts";
 
 export interface StoreOpenOptions extends Partial<StoreConfig> {
   /** The store's own directory (created if missing). */
@@ -203,9 +203,13 @@ export class Store {
    * either all are present or none. Validates everything before writing anything.
    */
   async write(operations: readonly WriteOperation[]): Promise<void> {
-    const entries = this.#validateBatch(operations);
+    let entries = this.#validateBatch(operations);
     this.#checkWritable("write");
-    if (this.#frozen.length >= limits.frozenMemtablesMax) await this.#stall();
+    if (this.#frozen.length >= limits.frozenMemtablesMax) {
+      // A single write's payload is a view of the shared payload writer: own it before yielding.
+      entries = entries.map((entry) => ({ ...entry, payload: entry.payload.slice() }));
+      await this.#stall();
+    }
     this.#checkWritable("write");
     this.#ensureRoom(entries);
     return this.#append(entries);
@@ -235,12 +239,16 @@ export class Store {
       throw new LoomRangeError("write failed: a batch needs at least one operation");
     }
     let needed = 0;
+    // One operation (the hot path) keeps its payload as a view of the payload writer, valid until
+    // the next write encodes: `write` copies it before it yields. Several operations each own a copy.
+    const single = operations.length === 1;
     const entries = operations.map((operation): BatchEntry => {
       const key = toKeyBytes("write", operation?.key);
       if (operation.kind !== "put" && operation.kind !== "merge") {
         throw new LoomRangeError(`write failed: operation kind must be "put" or "merge", got ${String(operation.kind)}`);
       }
-      const payload = encodeVersionSet(toVersions("write", operation.versions), this.#payloadWriter);
+      const versions = toVersions("write", operation.versions);
+      const payload = single ? encodeVersionSetView(versions, this.#payloadWriter) : encodeVersionSet(versions, this.#payloadWriter);
       needed += Memtable.recordBytesMax(key.length, payload.length);
       return { key, kind: operation.kind === "put" ? RecordKind.put : RecordKind.merge, payload };
     });

@@ -19,7 +19,16 @@ export interface Version {
 
 const FLAG_TOMBSTONE = 1;
 
+/** Encodes a payload into a new Uint8Array the caller owns. */
 export function encodeVersionSet(versions: readonly Version[], writer = new ByteWriter(256)): Uint8Array {
+  return encodeVersionSetView(versions, writer).slice();
+}
+
+/**
+ * Encodes a payload into `writer` and returns a view of it, valid until the next write to
+ * `writer`: for a caller that copies the payload elsewhere before it writes again.
+ */
+export function encodeVersionSetView(versions: readonly Version[], writer: ByteWriter): Uint8Array {
   writer.reset();
   writer.varint(versions.length);
   for (const { version, value } of versions) {
@@ -31,7 +40,7 @@ export function encodeVersionSet(versions: readonly Version[], writer = new Byte
       writer.bytes(value);
     }
   }
-  return writer.finish();
+  return writer.view();
 }
 
 /**

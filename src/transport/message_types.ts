@@ -5,8 +5,10 @@
  * group. Numbers are grouped with room to grow (1-19 client requests and replication, 20-39
  * membership and hints, 40-59 anti-entropy and streaming, 60+ unassigned).
  *
- * A message is a plain structured-clone object `{ type, ...fields }`; fields may be numbers,
- * strings, booleans, arrays, plain objects and Uint8Array (copied by postMessage, not transferred).
+ * A message is a plain structured-cloneable object `{ type, ...fields }`; fields may be numbers,
+ * strings, booleans, arrays, plain objects and Uint8Array. PortTransport encodes the hot types
+ * into a binary frame (frame_format.ts) and clones the rest; a type that gets a binary body must
+ * keep its exact field set, or it silently falls back to cloning (counted in messagesCloned).
  */
 
 export const MessageType = {

@@ -35,6 +35,10 @@ export interface TransportStats {
   readonly batchesReceived: number;
   /** messagesSent / batchesSent, 0 before the first batch. */
   readonly averageBatchSize: number;
+  /** Messages posted by structured clone (no binary codec for their shape); 0 on the simulated network. */
+  readonly messagesCloned: number;
+  /** Received frames dropped whole because they were malformed; 0 on the simulated network. */
+  readonly framesMalformed: number;
 }
 
 export interface Transport {
@@ -60,6 +64,8 @@ export class TransportCounters {
   batchesReceived = 0;
   /** Messages carried by the batches sent so far (accepted messages still in an outbox excluded). */
   messagesInBatches = 0;
+  messagesCloned = 0;
+  framesMalformed = 0;
 
   snapshot(): TransportStats {
     return {
@@ -71,6 +77,8 @@ export class TransportCounters {
       batchesSent: this.batchesSent,
       batchesReceived: this.batchesReceived,
       averageBatchSize: this.batchesSent === 0 ? 0 : this.messagesInBatches / this.batchesSent,
+      messagesCloned: this.messagesCloned,
+      framesMalformed: this.framesMalformed,
     };
   }
 }

@@ -39,6 +39,12 @@ export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** Whether every UTF-16 code unit of `text` is below 0x80 (its UTF-8 is one byte per unit). */
+export function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) >= 0x80) return false;
+  return true;
+}
+
 /** Growable byte buffer for encoders. Owns its storage; `finish()` returns a view of the written bytes. */
 export class ByteWriter {
   #buffer: Uint8Array;
@@ -105,6 +111,26 @@ export class ByteWriter {
     this.#length += data.length;
   }
 
+  /**
+   * Writes `text` one byte per UTF-16 code unit. REQUIRES: every code unit is below 0x80 (the
+   * caller checked; see `isAscii`), so the bytes are also the text's UTF-8.
+   */
+  ascii(text: string): void {
+    this.#reserve(text.length);
+    const buffer = this.#buffer;
+    let at = this.#length;
+    for (let i = 0; i < text.length; i++) buffer[at++] = text.charCodeAt(i);
+    this.#length = at;
+  }
+
+  /** Drops the bytes written after `length` (an earlier `length`), to undo a partial encoding. */
+  truncate(length: number): void {
+    if (!(Number.isSafeInteger(length) && length >= 0 && length <= this.#length)) {
+      throw new RangeError(`truncate failed: length is ${length}, must be in 0..${this.#length}`);
+    }
+    this.#length = length;
+  }
+
   /** Overwrites 4 bytes at an earlier offset (for lengths and checksums written after the body). */
   patchU32(offset: number, value: number): void {
     this.#view.setUint32(offset, value, true);
@@ -128,13 +154,18 @@ export class ByteWriter {
 /** Sequential decoder over a byte view. Throws RangeError on reading past the end (callers map it to corruption). */
 export class ByteReader {
   readonly bytes: Uint8Array;
-  readonly #view: DataView;
+  /** Made on the first fixed-width read: most readers (varints, byte views) never need one. */
+  #dataView: DataView | undefined;
   offset: number;
 
   constructor(bytes: Uint8Array, offset = 0) {
     this.bytes = bytes;
-    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.offset = offset;
+  }
+
+  get #view(): DataView {
+    const bytes = this.bytes;
+    return (this.#dataView ??= new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   }
 
   get remaining(): number {
@@ -148,7 +179,7 @@ export class ByteReader {
   }
 
   u8(): number {
-    this.#need(1);
+    if (this.offset >= this.bytes.length) this.#need(1);
     return this.bytes[this.offset++]!;
   }
 
@@ -175,6 +206,8 @@ export class ByteReader {
   }
 
   varint(): number {
+    const bytes = this.bytes;
+    if (this.offset < bytes.length && bytes[this.offset]! < 0x80) return bytes[this.offset++]!; // one-byte fast path
     let result = 0;
     let scale = 1;
     for (let i = 0; i < 8; i++) {

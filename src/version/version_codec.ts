@@ -14,7 +14,7 @@
  * timestampDelta is the entry's timestamp minus the dot's; ageMs is newestTimestampMs minus the
  * entry's timestamp. The context string is the bytes in unpadded base64url.
  */
-import { ByteReader, ByteWriter } from "../util/bytes.ts";
+import { ByteReader, ByteWriter, equalBytes } from "../util/bytes.ts";
 import { assert } from "../util/assert.ts";
 import { describe, LoomRangeError, LoomTypeError } from "../util/errors.ts";
 import { limits } from "../util/limits.ts";
@@ -79,7 +79,8 @@ function writeVersion(clock: DottedVersionVector): Uint8Array {
   writer.varint(clock.dot.timestampMs);
   writer.varint(clock.past.length);
   let previousActor = 0;
-  for (const [index, entry] of clock.past.entries()) {
+  for (let index = 0; index < clock.past.length; index++) {
+    const entry = clock.past[index]!;
     writer.varint(index === 0 ? entry.actor : entry.actor - previousActor);
     writer.varint(entry.counter);
     writer.varint(zigzag(entry.timestampMs - clock.dot.timestampMs));
@@ -203,9 +204,7 @@ function parse<T>(
 }
 
 function checkCanonical(action: string, bytes: Uint8Array, canonical: Uint8Array, error: ErrorType): void {
-  if (bytes.length !== canonical.length || bytes.some((byte, index) => byte !== canonical[index])) {
-    throw new error(`${action} failed: not in canonical form (a varint is longer than needed)`);
-  }
+  if (!equalBytes(bytes, canonical)) throw new error(`${action} failed: not in canonical form (a varint is longer than needed)`);
 }
 
 function checkClock(action: string, clock: DottedVersionVector, error: ErrorType): void {
@@ -237,8 +236,9 @@ function checkEntries(action: string, name: string, entries: readonly ClockEntry
     throw new error(`${action} failed: ${name} has ${entries.length} entries, limit is ${clockEntriesMax}`);
   }
   let previousActor = -1;
-  for (const [index, entry] of entries.entries()) {
-    checkEntry(action, `${name} entry ${index}`, entry, error);
+  for (let index = 0; index < entries.length; index++) {
+    const entry = entries[index]!;
+    checkEntry(action, name, entry, error, index);
     if (entry.actor <= previousActor) {
       throw new error(`${action} failed: ${name} entry ${index} has actor ${entry.actor} after actor ${previousActor}`);
     }
@@ -246,19 +246,27 @@ function checkEntries(action: string, name: string, entries: readonly ClockEntry
   }
 }
 
-function checkEntry(action: string, name: string, entry: ClockEntry, error: ErrorType): void {
-  const fields: readonly [keyof ClockEntry, number, number][] = [
-    ["actor", 0, actorMax],
-    ["counter", 1, counterMax],
-    ["timestampMs", 0, timestampMsMax],
-  ];
-  for (const [field, min, max] of fields) {
+function entryName(name: string, index: number | undefined): string {
+  return index === undefined ? name : `${name} entry ${index}`;
+}
+
+/** Each checked field of a clock entry with its bounds; one table, so a check allocates nothing. */
+const entryFields: readonly (readonly [keyof ClockEntry, number, number])[] = [
+  ["actor", 0, actorMax],
+  ["counter", 1, counterMax],
+  ["timestampMs", 0, timestampMsMax],
+];
+
+/** `index` names a past or context entry in messages (the entry `name` itself when undefined). */
+function checkEntry(action: string, name: string, entry: ClockEntry, error: ErrorType, index?: number): void {
+  for (let index = 0; index < entryFields.length; index++) {
+    const [field, min, max] = entryFields[index]!;
     const value: unknown = entry?.[field];
     if (typeof value !== "number" || !Number.isInteger(value)) {
-      throw new LoomTypeError(`${action} failed: ${name} ${field} is ${describe(value)}, must be an integer`);
+      throw new LoomTypeError(`${action} failed: ${entryName(name, index)} ${field} is ${describe(value)}, must be an integer`);
     }
     if (value < min || value > max) {
-      throw new error(`${action} failed: ${name} ${field} is ${value}, must be in ${min}..${max}`);
+      throw new error(`${action} failed: ${entryName(name, index)} ${field} is ${value}, must be in ${min}..${max}`);
     }
   }
 }
