@@ -271,8 +271,13 @@ export class NodeRuntime {
     const timer = this.#clock.setTimer(timeoutMs, () => {
       const tracked = this.#sessions.get(requestId);
       if (!tracked) return;
-      if (tracked.session.kind === "put") this.#runPutEffects(tracked.session.session, onPutTick(tracked.session.session, this.#now()));
-      else this.#runGetEffects(tracked.session.session, onGetTick(tracked.session.session, this.#now()));
+      // The timer firing is the deadline. Timers may fire a fraction of a millisecond before the
+      // clock reads it (Node's loop time is cached and coarse): feeding the clock's reading would
+      // make the session see "not yet", and it would be dropped without ever answering.
+      const { session: running } = tracked.session;
+      const nowMs = Math.max(this.#now(), running.deadlineMs);
+      if (tracked.session.kind === "put") this.#runPutEffects(tracked.session.session, onPutTick(tracked.session.session, nowMs));
+      else this.#runGetEffects(tracked.session.session, onGetTick(tracked.session.session, nowMs));
       this.#sessions.delete(requestId);
     });
     this.#sessions.set(requestId, { session, timer, startedMs: this.#clock.nowMs() });
