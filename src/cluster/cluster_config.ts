@@ -40,6 +40,13 @@ export interface ClusterConfig {
   readonly pruneThreshold: number;
   /** Default time a request may take before it fails with the replicas that answered. @default 1000 */
   readonly requestTimeoutMs: number;
+  /**
+   * While keys move (vnodes, N or membership changes), each old replica streams at most this many
+   * keys per second: lower keeps more of the cores for client requests, higher finishes the move
+   * sooner (docs/reconfiguration.md has both measured). Cassandra's stream_throughput_outbound
+   * plays the same part. @default 5000
+   */
+  readonly streamKeysPerSecond: number;
   readonly gossip: GossipConfig;
   readonly antiEntropy: AntiEntropyConfig;
 }
@@ -57,11 +64,12 @@ export const clusterConfigDefaults: ClusterConfig = {
   vnodesPerNode: 256,
   pruneThreshold: 16,
   requestTimeoutMs: 1000,
+  streamKeysPerSecond: 5_000,
   gossip: { intervalMs: 100, failAfterMs: 1000, cleanupAfterMs: 30_000 },
   antiEntropy: { buckets: 1024, intervalMs: 10_000 },
 };
 
-const KNOWN_FIELDS = new Set(["nodes", "n", "w", "r", "vnodesPerNode", "pruneThreshold", "requestTimeoutMs", "gossip", "antiEntropy"]);
+const KNOWN_FIELDS = new Set(["nodes", "n", "w", "r", "vnodesPerNode", "pruneThreshold", "requestTimeoutMs", "streamKeysPerSecond", "gossip", "antiEntropy"]);
 const KNOWN_GOSSIP = new Set(["intervalMs", "failAfterMs", "cleanupAfterMs"]);
 const KNOWN_ANTI_ENTROPY = new Set(["buckets", "intervalMs"]);
 
@@ -95,6 +103,7 @@ export function validateClusterConfig(action: string, config: ClusterConfig): Cl
   integerIn(action, "vnodesPerNode", config.vnodesPerNode, 1, limits.vnodesPerNodeMax);
   integerIn(action, "pruneThreshold", config.pruneThreshold, 1, limits.clockEntriesMax);
   integerIn(action, "requestTimeoutMs", config.requestTimeoutMs, 1, 600_000);
+  integerIn(action, "streamKeysPerSecond", config.streamKeysPerSecond, 100, 10_000_000);
   const { gossip, antiEntropy } = config;
   integerIn(action, "gossip.intervalMs", gossip.intervalMs, 1, 60_000);
   integerIn(action, "gossip.failAfterMs", gossip.failAfterMs, 1, 3_600_000);

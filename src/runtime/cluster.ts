@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { MessageChannel, Worker } from "node:worker_threads";
 import {
   applyConfigChange,
+  clusterConfigDefaults,
   resolveClusterConfig,
   validateClusterConfig,
   type ClusterConfig,
@@ -519,7 +520,7 @@ export class Cluster {
     let reports: StreamReport[];
     try {
       await this.#drain(this.#nextRequestId);
-      const plan = { streamId: this.#nextStreamId++, before, after };
+      const plan = { streamId: this.#nextStreamId++, before, after, keysPerSecond: next.streamKeysPerSecond };
       // Lowering N (or a change that only drops replicas) gives no key a new replica: no scan.
       const gains = planTransfer(this.#ring, ring, before.n, after.n).some((transfer) => transfer.targets.length > 0);
       const stream = (node: number) => control<{ report?: StreamReport; error?: string }>(this.#workers.get(node)!, { kind: "stream", plan }, "streamed");
@@ -611,7 +612,10 @@ function loadCluster(dataDir: string, settings: Partial<ClusterConfig>): StoredC
   mkdirSync(dataDir, { recursive: true });
   const path = join(dataDir, CLUSTER_FILE);
   const stored = existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as { config: ClusterConfig; members?: number[]; nextNodeId?: number }) : undefined;
-  const config = stored ? validateClusterConfig("create cluster", { ...stored.config, ...withoutUndefined(settings) }) : resolveClusterConfig(settings);
+  // Settings added since the file was written take their defaults.
+  const config = stored
+    ? validateClusterConfig("create cluster", { ...clusterConfigDefaults, ...stored.config, ...withoutUndefined(settings) })
+    : resolveClusterConfig(settings);
   if (stored && config.nodes !== stored.config.nodes) {
     throw new LoomRangeError(`create cluster failed: ${dataDir} holds a ${stored.config.nodes}-node cluster, asked for ${config.nodes} nodes`);
   }

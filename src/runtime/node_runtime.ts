@@ -73,6 +73,8 @@ export interface StreamPlan {
   readonly streamId: number;
   readonly before: RingSpec;
   readonly after: RingSpec;
+  /** Most keys this node sends per second (the cluster's streamKeysPerSecond). */
+  readonly keysPerSecond: number;
 }
 
 export interface StreamReport {
@@ -469,6 +471,8 @@ export class NodeRuntime {
     const chunkBytesMax = Math.min(STREAM_CHUNK_BYTES, Math.floor(this.#store.config.memtableBytes / 8));
     const outgoing = new Map<number, { entries: StreamEntry[]; bytes: number; inFlight: Promise<number>[] }>();
     const report = { streamId: plan.streamId, keysScanned: 0, keysSent: 0, keysNew: 0, chunks: 0 };
+    const startedMs = this.#clock.nowMs();
+    let sentInChunks = 0;
 
     const send = async (target: number, force: boolean): Promise<void> => {
       const box = outgoing.get(target)!;
@@ -486,10 +490,13 @@ export class NodeRuntime {
       box.inFlight.push(acknowledged);
       this.#transport.send(target, { type: MessageType.streamChunk, streamId: plan.streamId, chunk, entries: box.entries });
       report.chunks++;
+      sentInChunks += box.entries.length;
       box.entries = [];
       box.bytes = 0;
-      // Let client requests queued behind the scan run between chunks: a move shares the node.
-      await new Promise<void>((resolve) => this.#clock.setTimer(0, resolve));
+      // Pace the stream to keysPerSecond, and in any case let client requests queued behind the
+      // scan run between chunks: a move shares the node with the traffic.
+      const dueMs = startedMs + (sentInChunks / plan.keysPerSecond) * 1000;
+      await new Promise<void>((resolve) => this.#clock.setTimer(Math.max(0, dueMs - this.#clock.nowMs()), resolve));
     };
 
     for (const entry of this.#store.entries()) {
