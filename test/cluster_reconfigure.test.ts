@@ -136,7 +136,7 @@ reconfigure(
         return ringChanges.at(-1)!;
       };
 
-      for (const change of [{ w: 3, r: 1 }, { w: 1, r: 3 }, { w: 2, r: 2 }, { pruneThreshold: 4 }, { requestTimeoutMs: 8000 }]) {
+      for (const change of [{ w: 3, r: 1 }, { w: 1, r: 3 }, { w: 2, r: 2 }, { pruneThreshold: 4 }, { requestTimeoutMs: 8000 }, { streamKeysPerSecond: 50_000 }]) {
         await pause();
         await cluster.configure(change);
       }
