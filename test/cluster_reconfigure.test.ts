@@ -241,4 +241,45 @@ reconfigure("a ring change with a node down is refused and changes nothing", asy
   }
 });
 
+reconfigure("a node that crashes while keys move to it fails the move with LOOM_RING_CHANGE; the old ring stays and no acknowledged write is lost", async () => {
+  // A slow stream (200 keys a second per node) keeps the move open long enough to crash into.
+  const cluster = await createCluster({ nodes: 3, n: 3, w: 2, r: 2, vnodesPerNode: 8, streamKeysPerSecond: 200, requestTimeoutMs: 5000 });
+  const load = new SteadyLoad(cluster, 600);
+  try {
+    await load.preload();
+    load.start(8);
+    const adding = cluster.addNode();
+    adding.catch(() => {});
+    while (!cluster.ring().moving) await new Promise((resolve) => setTimeout(resolve, 5));
+    await new Promise((resolve) => setTimeout(resolve, 100)); // chunks are on their way to node 3
+    await cluster.faults.crash(3);
+    let failure: unknown;
+    try {
+      await adding;
+    } catch (error) {
+      failure = error;
+    }
+    assert.is((failure as { code?: string }).code, "LOOM_RING_CHANGE");
+    assert.match(String(failure), /node 3 went down while keys moved/);
+    assert.equal(cluster.ring().nodes, [0, 1, 2]);
+    assert.is(cluster.ring().moving, false);
+    assert.is(cluster.config.nodes, 3);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await load.stop();
+    assert.equal(load.failures.slice(0, 5), []);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    for (const [key, entry] of load.model) {
+      for (const { node, values } of await cluster.replicaValues(key)) {
+        assert.equal(values?.map(text), [`${key}=${entry.version}`], `${key} on node ${node}`);
+      }
+    }
+    assert.is(await cluster.addNode(), 4, "the next move goes through, with a fresh id");
+    assert.equal(cluster.ring().nodes, [0, 1, 2, 4]);
+  } finally {
+    await load.stop();
+    await cluster.close();
+    rmSync(cluster.dataDir, { recursive: true, force: true });
+  }
+});
+
 reconfigure.run();

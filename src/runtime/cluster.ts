@@ -84,6 +84,9 @@ export interface RingChangeReport {
 interface Transition {
   readonly ring: HashRing;
   readonly n: number;
+  /** Nodes of the old and the new ring: if one goes down, the move is abandoned. */
+  readonly involved: ReadonlySet<number>;
+  abort(node: number): void;
 }
 
 interface Pending {
@@ -308,6 +311,7 @@ export class Cluster {
       this.#checkNode("crash", node);
       if (this.#down.has(node)) return;
       this.#down.add(node);
+      if (this.#transition?.involved.has(node)) this.#transition.abort(node);
       this.#transport.disconnect(node);
       await this.#workers.get(node)!.terminate();
     },
@@ -516,18 +520,28 @@ export class Cluster {
     const down = [...new Set([...before.nodes, ...after.nodes])].filter((node) => this.#down.has(node));
     if (down.length > 0) throw new RingChangeError(`${action} failed: node ${down.join(", ")} is down; restart it first`);
     const ring = HashRing.build({ nodes: members, vnodesPerNode: next.vnodesPerNode });
-    this.#transition = { ring, n: next.n };
+    // A node of either ring going down (faults.crash) abandons the move at once, rather than when
+    // the chunks streamed to it time out.
+    let abort!: (node: number) => void;
+    const aborted = new Promise<never>((_, reject) => {
+      abort = (node) => reject(new RingChangeError(`${action} failed: node ${node} went down while keys moved; the old ring stays in force`));
+    });
+    aborted.catch(() => {});
+    this.#transition = { ring, n: next.n, involved: new Set([...before.nodes, ...after.nodes]), abort };
     let reports: StreamReport[];
     try {
-      await this.#drain(this.#nextRequestId);
+      await Promise.race([this.#drain(this.#nextRequestId), aborted]);
       const plan = { streamId: this.#nextStreamId++, before, after, keysPerSecond: next.streamKeysPerSecond };
       // Lowering N (or a change that only drops replicas) gives no key a new replica: no scan.
       const gains = planTransfer(this.#ring, ring, before.n, after.n).some((transfer) => transfer.targets.length > 0);
       const stream = (node: number) => control<{ report?: StreamReport; error?: string }>(this.#workers.get(node)!, { kind: "stream", plan }, "streamed");
-      const replies = gains ? await Promise.all(before.nodes.map(stream)) : [];
+      const replies = gains ? await Promise.race([Promise.all(before.nodes.map(stream)), aborted]) : [];
       const failed = replies.find((reply) => reply.error !== undefined);
       if (failed) throw new RingChangeError(`${action} failed: ${failed.error}`);
       reports = replies.map((reply) => reply.report!);
+    } catch (error) {
+      if (error instanceof RingChangeError) throw error;
+      throw new RingChangeError(`${action} failed: ${error instanceof Error ? error.message : String(error)}; the old ring stays in force`);
     } finally {
       this.#transition = null;
     }
