@@ -153,6 +153,7 @@ shared("W, R and the pruning threshold change live; impossible settings are refu
   await rejectsWithCode(() => cluster.configure({ vnodesPerNode: 0 }), "LOOM_OUT_OF_RANGE", /vnodesPerNode/);
   await rejectsWithCode(() => cluster.configure({ bogus: 1 } as never), "LOOM_INVALID_ARGUMENT", /unknown setting bogus/);
   await rejectsWithCode(() => cluster.removeNode(7), "LOOM_OUT_OF_RANGE", /no node 7/);
+  await rejectsWithCode(() => cluster.removeNode("1" as never), "LOOM_INVALID_ARGUMENT", /node must be an integer id, got/);
   await rejectsWithCode(() => cluster.removeNode(0), "LOOM_OUT_OF_RANGE", /cannot hold n = 3/);
   assert.is(cluster.config.w, 3, "a refused change changes nothing");
   assert.is(cluster.config.nodes, 3);

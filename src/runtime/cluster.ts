@@ -338,9 +338,10 @@ export class Cluster {
 
   #checkNode(action: string, node: unknown): void {
     this.#checkOpen(action);
-    if (typeof node !== "number" || !Number.isInteger(node) || !this.#workers.has(node)) {
-      throw new LoomRangeError(`${action} failed: no node ${typeof node === "number" ? node : describe(node)}, nodes are ${this.#members.join(", ")}`);
+    if (typeof node !== "number" || !Number.isInteger(node)) {
+      throw new LoomTypeError(`${action} failed: node must be an integer id, got ${describe(node)}`);
     }
+    if (!this.#workers.has(node)) throw new LoomRangeError(`${action} failed: no node ${node}, nodes are ${this.#members.join(", ")}`);
   }
 
   /**
