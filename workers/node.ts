@@ -8,7 +8,7 @@ import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { RealClock } from "../src/io/real_clock.ts";
 import { NodeRuntime, MAIN_PEER, type StreamPlan } from "../src/runtime/node_runtime.ts";
 import { openStore } from "../src/runtime/open_store.ts";
-import { PiscinaStorageJobs } from "../src/runtime/piscina_storage_jobs.ts";
+import { RemoteStorageJobs } from "../src/runtime/remote_storage_jobs.ts";
 import type { FsyncPolicy } from "../src/storage/store_config.ts";
 import { dominanceMergeRuleReference } from "../src/version/sibling_merge_rule.ts";
 import { PortTransport } from "../src/transport/port_transport.ts";
@@ -20,6 +20,8 @@ export interface NodeWorkerData {
   readonly memtableBytes: number;
   /** The data-plane port to the main thread. */
   readonly mainPort: MessagePort;
+  /** Flush and compaction jobs go to the cluster's shared pool through this port. */
+  readonly jobsPort: MessagePort;
 }
 
 /** Control messages; those that expect an answer carry an `id` the answer echoes. */
@@ -33,7 +35,7 @@ type Control =
 
 const data = workerData as NodeWorkerData;
 const port = parentPort!;
-const jobs = new PiscinaStorageJobs({ threads: 1 });
+const jobs = new RemoteStorageJobs(data.jobsPort);
 const store = await openStore({
   directory: data.directory,
   fsync: data.fsync,

@@ -34,6 +34,9 @@ import { MessageType, type Message } from "../transport/message_types.ts";
 import { PortTransport } from "../transport/port_transport.ts";
 import { BusyError, ClosedError, LoomRangeError, LoomTypeError, RingChangeError, describe } from "../util/errors.ts";
 import { MAIN_PEER, type NodeStats, type RingSpec, type StreamReport } from "./node_runtime.ts";
+import { PiscinaStorageJobs } from "./piscina_storage_jobs.ts";
+import { serveStorageJobs } from "./remote_storage_jobs.ts";
+import type { StorageJobs } from "../storage/storage_jobs.ts";
 import { workerFileUrl } from "./worker_file.ts";
 
 export interface CreateClusterOptions extends Partial<Omit<ClusterConfig, "gossip" | "antiEntropy">> {
@@ -113,7 +116,7 @@ export class Cluster {
   readonly #ringChanges: RingChangeReport[] = [];
   /** Nodes crashed by fault injection: requests route around them until they restart. */
   readonly #down = new Set<number>();
-  readonly #nodeOptions: { fsync: FsyncPolicy; memtableBytes: number };
+  readonly #nodeOptions: NodeOptions;
   readonly #transport: PortTransport;
   readonly #pending = new Map<number, Pending>();
   /** replicaValues() reads waiting for one replica's answer. */
@@ -128,7 +131,7 @@ export class Cluster {
     stored: StoredCluster,
     workers: Map<number, Worker>,
     transport: PortTransport,
-    nodeOptions: { fsync: FsyncPolicy; memtableBytes: number },
+    nodeOptions: NodeOptions,
   ) {
     this.dataDir = dataDir;
     this.#nodeOptions = nodeOptions;
@@ -151,18 +154,21 @@ export class Cluster {
     const dataDir = requested ?? mkdtempSync(join(tmpdir(), "loomkv-"));
     const stored = loadCluster(dataDir, settings);
     const transport = new PortTransport({ self: MAIN_PEER });
+    // One flush/compaction pool for every node, as many threads as a store runs jobs side by side.
+    const nodeOptions: NodeOptions = { fsync, memtableBytes, jobs: new PiscinaStorageJobs({ threads: 2 }) };
     const workers = new Map<number, Worker>();
     try {
       for (const nodeId of stored.members) {
-        workers.set(nodeId, await startNode({ nodeId, directory: nodeDirectory(dataDir, nodeId), fsync, memtableBytes, transport }));
+        workers.set(nodeId, await startNode({ nodeId, directory: nodeDirectory(dataDir, nodeId), ...nodeOptions, transport }));
       }
       wireMesh(workers);
       await Promise.all([...workers.values()].map((worker) => control(worker, { kind: "sync" }, "synced")));
     } catch (error) {
       await Promise.all([...workers.values()].map((worker) => worker.terminate()));
+      await nodeOptions.jobs.close();
       throw error;
     }
-    return new Cluster(dataDir, stored, workers, transport, { fsync, memtableBytes });
+    return new Cluster(dataDir, stored, workers, transport, nodeOptions);
   }
 
   get config(): ClusterConfig {
@@ -596,6 +602,7 @@ export class Cluster {
     await this.#changes;
     await Promise.all([...this.#workers].filter(([node]) => !this.#down.has(node)).map(([, worker]) => stopNode(worker)));
     this.#transport.close();
+    await this.#nodeOptions.jobs.close();
     for (const [, pending] of this.#pending) {
       clearTimeout(pending.timer);
       pending.reject(new ClosedError(`${pending.action} failed: cluster closed`));
@@ -655,16 +662,29 @@ function withoutUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined)) as Partial<T>;
 }
 
-async function startNode(options: {
-  nodeId: number;
-  directory: string;
-  fsync: FsyncPolicy;
-  memtableBytes: number;
-  transport: PortTransport;
-}): Promise<Worker> {
+/** What every node worker is started with. */
+interface NodeOptions {
+  readonly fsync: FsyncPolicy;
+  readonly memtableBytes: number;
+  /** The cluster's shared flush/compaction pool, served to each node over its own port. */
+  readonly jobs: StorageJobs;
+}
+
+async function startNode(options: NodeOptions & { nodeId: number; directory: string; transport: PortTransport }): Promise<Worker> {
   const { port1, port2 } = new MessageChannel();
-  const workerData = { nodeId: options.nodeId, directory: options.directory, fsync: options.fsync, memtableBytes: options.memtableBytes, mainPort: port2 };
-  const worker = new Worker(workerFileUrl("node"), { workerData, transferList: [port2] });
+  const jobsChannel = new MessageChannel();
+  serveStorageJobs(options.jobs, jobsChannel.port1);
+  const workerData = {
+    nodeId: options.nodeId,
+    directory: options.directory,
+    fsync: options.fsync,
+    memtableBytes: options.memtableBytes,
+    mainPort: port2,
+    jobsPort: jobsChannel.port2,
+  };
+  const worker = new Worker(workerFileUrl("node"), { workerData, transferList: [port2, jobsChannel.port2] });
+  // However the thread ends (close, crash, failed start), stop serving it jobs.
+  worker.once("exit", () => jobsChannel.port1.close());
   await new Promise<void>((resolve, reject) => {
     const onMessage = (message: { kind?: string }) => {
       if (message?.kind !== "ready") return;
