@@ -1,7 +1,8 @@
 /**
- * Node worker entry point: opens the node's store, connects its transport to the main thread and
- * (as the main thread hands them over) to every peer, and runs a NodeRuntime. Control messages
- * arrive on parentPort: { kind: "connect", peer, port }, { kind: "close" }.
+ * Node worker entry point: opens the node's store (its flushes and compactions go to the cluster's
+ * shared pool through workerData.jobsPort), connects its transport to the main thread and (as the
+ * main thread hands them over) to every peer, and runs a NodeRuntime. Control messages arrive on
+ * parentPort (see Control below): connect, disconnect, sync, stats, stream, close.
  */
 import process from "node:process";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
