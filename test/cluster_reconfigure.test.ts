@@ -151,12 +151,12 @@ reconfigure(
 
       await pause();
       await cluster.configure({ n: 2 });
-      assert.is((await lastMove()).keysMoved, 0, "lowering N only drops replicas: nothing to stream");
+      const lowered = await lastMove();
+      assert.is(lowered.keysMoved, 0, "lowering N only drops replicas: nothing to stream");
+      assert.ok(lowered.keysDropped > 0, "the replicas no longer needed drop their copies");
       await pause();
       await cluster.configure({ n: 3 });
-      // The replicas dropped by n: 2 still hold their copies (as in Cassandra before a cleanup), so
-      // raising N again streams every key to its third replica but few of them are new there.
-      assert.ok((await lastMove()).keysSent > 0, "raising N streams every key to its new replica");
+      assert.ok((await lastMove()).keysMoved > 0, "raising N streams every key to its new replica");
 
       await pause();
       const added = await cluster.addNode();
@@ -197,6 +197,12 @@ reconfigure(
       assert.equal(lost.slice(0, 5), [], `every replica holds every key's last acknowledged value (${lost.length} do not)`);
       const totalMoved = moves.reduce((sum, move) => sum + move.keysMoved, 0);
       assert.ok(totalMoved > 0);
+      // Cleanup after each move leaves each key on its N replicas only. A replicate message still in
+      // flight when a cleanup ran can re-create a stray copy on a former replica (harmless: reads
+      // never ask it), so allow a few.
+      const held = (await cluster.stats({ keys: true })).nodes.reduce((sum, node) => sum + node.keys!.live, 0);
+      const expected = load.model.size * cluster.config.n;
+      assert.ok(held >= expected && held <= expected * 1.01, `${held} copies held for ${expected} replicas`);
     } finally {
       await load.stop();
       await cluster.close();

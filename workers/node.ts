@@ -7,7 +7,7 @@
 import process from "node:process";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { RealClock } from "../src/io/real_clock.ts";
-import { NodeRuntime, MAIN_PEER, type StreamPlan } from "../src/runtime/node_runtime.ts";
+import { NodeRuntime, MAIN_PEER, type RingSpec, type StreamPlan } from "../src/runtime/node_runtime.ts";
 import { openStore } from "../src/runtime/open_store.ts";
 import { RemoteStorageJobs } from "../src/runtime/remote_storage_jobs.ts";
 import type { FsyncPolicy } from "../src/storage/store_config.ts";
@@ -32,6 +32,7 @@ type Control =
   | { readonly kind: "sync"; readonly id: number }
   | { readonly kind: "stats"; readonly id: number; readonly scan?: boolean }
   | { readonly kind: "stream"; readonly id: number; readonly plan: StreamPlan }
+  | { readonly kind: "cleanup"; readonly id: number; readonly ring: RingSpec; readonly keysPerSecond: number }
   | { readonly kind: "close" };
 
 const data = workerData as NodeWorkerData;
@@ -64,6 +65,14 @@ async function onControl(message: Control): Promise<void> {
   }
   if (message.kind === "sync") {
     port.postMessage({ kind: "synced", id: message.id }); // every earlier control message has been applied
+    return;
+  }
+  if (message.kind === "cleanup") {
+    try {
+      port.postMessage({ kind: "cleaned", id: message.id, report: await runtime.cleanup(message.ring, message.keysPerSecond) });
+    } catch (error) {
+      port.postMessage({ kind: "cleaned", id: message.id, error: error instanceof Error ? error.message : String(error) });
+    }
     return;
   }
   if (message.kind === "stream") {

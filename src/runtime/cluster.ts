@@ -33,7 +33,7 @@ import type { FsyncPolicy } from "../storage/store_config.ts";
 import { MessageType, type Message } from "../transport/message_types.ts";
 import { PortTransport } from "../transport/port_transport.ts";
 import { BusyError, ClosedError, LoomRangeError, LoomTypeError, RingChangeError, describe } from "../util/errors.ts";
-import { MAIN_PEER, type NodeStats, type RingSpec, type StreamReport } from "./node_runtime.ts";
+import { MAIN_PEER, type CleanupReport, type NodeStats, type RingSpec, type StreamReport } from "./node_runtime.ts";
 import { PiscinaStorageJobs } from "./piscina_storage_jobs.ts";
 import { serveStorageJobs } from "./remote_storage_jobs.ts";
 import type { StorageJobs } from "../storage/storage_jobs.ts";
@@ -80,6 +80,8 @@ export interface RingChangeReport {
   /** Keys that arrived on a node that did not hold them: the keys moved. */
   readonly keysMoved: number;
   readonly chunks: number;
+  /** Keys removed afterwards from nodes that no longer replicate them (docs/reconfiguration.md). */
+  readonly keysDropped: number;
   readonly durationMs: number;
 }
 
@@ -554,6 +556,7 @@ export class Cluster {
     }
     this.#ring = ring;
     this.#save(next, members);
+    const dropped = await this.#cleanup(after, next.streamKeysPerSecond);
     const report: RingChangeReport = {
       action,
       before,
@@ -562,11 +565,31 @@ export class Cluster {
       keysSent: reports.reduce((sum, r) => sum + r.keysSent, 0),
       keysMoved: reports.reduce((sum, r) => sum + r.keysNew, 0),
       chunks: reports.reduce((sum, r) => sum + r.chunks, 0),
+      keysDropped: dropped,
       durationMs: Math.round(performance.now() - startedMs),
     };
     this.#ringChanges.push(report);
     if (this.#ringChanges.length > RING_CHANGES_KEPT) this.#ringChanges.shift();
     return report;
+  }
+
+  /**
+   * After a switch: every live node of the new ring drops the keys it no longer replicates (lost
+   * ranges, lower N). Runs once the requests routed under the old ring have answered, still inside
+   * the serialized change, so no move is in flight. Best effort: a node that fails keeps its extra
+   * copies (harmless: reads never ask it for them). Returns the keys dropped.
+   */
+  async #cleanup(ring: RingSpec, keysPerSecond: number): Promise<number> {
+    await this.#drain(this.#nextRequestId);
+    const live = ring.nodes.filter((node) => !this.#down.has(node));
+    const replies = await Promise.all(
+      live.map((node) =>
+        control<{ report?: CleanupReport; error?: string }>(this.#workers.get(node)!, { kind: "cleanup", ring, keysPerSecond }, "cleaned").catch(
+          (error: unknown): { report?: CleanupReport; error?: string } => ({ error: String(error) }),
+        ),
+      ),
+    );
+    return replies.reduce((sum, reply) => sum + (reply.report?.keysDropped ?? 0), 0);
   }
 
   /** Waits until every request numbered below `mark` has answered (each does by its deadline). */

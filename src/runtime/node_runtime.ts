@@ -88,6 +88,12 @@ export interface StreamReport {
   readonly chunks: number;
 }
 
+export interface CleanupReport {
+  readonly keysScanned: number;
+  /** Keys removed because this node no longer replicates them. */
+  readonly keysDropped: number;
+}
+
 /** Stream chunks: at most this many keys, and about this many bytes of versions, per chunk. */
 const STREAM_CHUNK_KEYS = 256;
 const STREAM_CHUNK_BYTES = 256 * 1024;
@@ -516,6 +522,39 @@ export class NodeRuntime {
       for (const acknowledged of box.inFlight) report.keysNew += await acknowledged;
     }
     this.#streamed.keysSent += report.keysSent;
+    return report;
+  }
+
+  /**
+   * After a ring change: removes every key this node does not replicate under `ring` (it lost the
+   * key's range, or N went down). Riak's handoff does the same; Cassandra leaves it to `nodetool
+   * cleanup`. Each key is replaced by an empty version set (absent; dropped by the next bottommost
+   * compaction), in batches paced to `keysPerSecond`. The caller runs it only when no move is in
+   * flight and requests routed under the old ring have finished, so no write for a key this node
+   * replicates can be undone by it.
+   */
+  async cleanup(ring: RingSpec, keysPerSecond: number): Promise<CleanupReport> {
+    const placement: Placement = { ring: HashRing.build({ nodes: ring.nodes, vnodesPerNode: ring.vnodesPerNode }), n: ring.n };
+    const report = { keysScanned: 0, keysDropped: 0 };
+    const startedMs = this.#clock.nowMs();
+    let batch: WriteOperation[] = [];
+    const drop = async () => {
+      if (batch.length === 0) return;
+      if (this.#store.writeWouldWait) await this.#store.whenWritable();
+      const writing = this.#store.write(batch);
+      report.keysDropped += batch.length;
+      batch = [];
+      await writing;
+      const dueMs = startedMs + (report.keysDropped / keysPerSecond) * 1000;
+      await new Promise<void>((resolve) => this.#clock.setTimer(Math.max(0, dueMs - this.#clock.nowMs()), resolve));
+    };
+    for (const entry of this.#store.entries()) {
+      if (++report.keysScanned % STREAM_SCAN_YIELD_KEYS === 0) await new Promise<void>((resolve) => this.#clock.setTimer(0, resolve));
+      if (placement.ring.preferenceListAt(keyPosition(entry.key), placement.n).includes(this.nodeId)) continue;
+      batch.push({ key: entry.key, kind: "put", versions: [] });
+      if (batch.length >= STREAM_CHUNK_KEYS) await drop();
+    }
+    await drop();
     return report;
   }
 
