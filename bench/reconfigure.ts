@@ -133,11 +133,11 @@ function writeReport(rows: readonly Row[], baseline: { opsPerSecond: number; p99
     `N = 3, W = R = 2, fsync batch, ${KEYS.toLocaleString("en")} keys (16-byte keys, 100-byte values) loaded, then ${CLIENTS} clients doing`,
     `50 % gets and 50 % puts on random keys throughout. Baseline (no move): ${baseline.opsPerSecond.toFixed(0)} ops/s, p99 ${baseline.p99.toFixed(1)} ms.`,
     "",
-    "| change | streamKeysPerSecond | keys scanned | keys sent | keys moved | chunks | move took | load during the move | p99 during | failed |",
-    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| change | streamKeysPerSecond | keys scanned | keys sent | keys moved | keys dropped | chunks | move took | load during the move | p99 during | failed |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ...rows.map(
       (row) =>
-        `| ${row.label} | ${row.rate.toLocaleString("en")} | ${row.report.keysScanned.toLocaleString("en")} | ${row.report.keysSent.toLocaleString("en")} | ${row.report.keysMoved.toLocaleString("en")} | ${row.report.chunks} | ${(row.report.durationMs / 1000).toFixed(2)} s | ${row.opsPerSecond.toFixed(0)} ops/s (${(row.opsPerSecond / baseline.opsPerSecond).toFixed(2)}x) | ${row.p99.toFixed(1)} ms | ${row.failed} |`,
+        `| ${row.label} | ${row.rate.toLocaleString("en")} | ${row.report.keysScanned.toLocaleString("en")} | ${row.report.keysSent.toLocaleString("en")} | ${row.report.keysMoved.toLocaleString("en")} | ${row.report.keysDropped.toLocaleString("en")} | ${row.report.chunks} | ${(row.report.durationMs / 1000).toFixed(2)} s | ${row.opsPerSecond.toFixed(0)} ops/s (${(row.opsPerSecond / baseline.opsPerSecond).toFixed(2)}x) | ${row.p99.toFixed(1)} ms | ${row.failed} |`,
     ),
     "<!-- measured:end -->",
   ];

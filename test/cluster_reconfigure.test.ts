@@ -13,6 +13,7 @@ import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { rmSync } from "node:fs";
 import { createCluster, type Cluster, type RingChangeReport } from "../src/runtime/cluster.ts";
+import { HashRing } from "../src/ring/hash_ring.ts";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
@@ -130,10 +131,20 @@ reconfigure(
       load.start(24);
       const pause = () => new Promise((resolve) => setTimeout(resolve, 60));
       const moves: RingChangeReport[] = [];
+      // Exactly the keys whose replica set changed move: one copy per new replica of each.
       const lastMove = async () => {
-        const { ringChanges } = await cluster.stats();
-        moves.push(ringChanges.at(-1)!);
-        return ringChanges.at(-1)!;
+        const move = (await cluster.stats()).ringChanges.at(-1)!;
+        const before = HashRing.build({ nodes: move.before.nodes, vnodesPerNode: move.before.vnodesPerNode });
+        const after = HashRing.build({ nodes: move.after.nodes, vnodesPerNode: move.after.vnodesPerNode });
+        let expected = 0;
+        for (const key of load.model.keys()) {
+          const bytes = new TextEncoder().encode(key);
+          const old = before.preferenceList(bytes, move.before.n);
+          expected += after.preferenceList(bytes, move.after.n).filter((node) => !old.includes(node)).length;
+        }
+        assert.is(move.keysMoved, expected, `${move.action}: copies created`);
+        moves.push(move);
+        return move;
       };
 
       for (const change of [{ w: 3, r: 1 }, { w: 1, r: 3 }, { w: 2, r: 2 }, { pruneThreshold: 4 }, { requestTimeoutMs: 8000 }, { streamKeysPerSecond: 50_000 }]) {

@@ -77,8 +77,10 @@ export interface RingChangeReport {
   readonly keysScanned: number;
   /** (key, new replica) pairs streamed: every old replica streams each key it held. */
   readonly keysSent: number;
-  /** Keys that arrived on a node that did not hold them: the keys moved. */
+  /** Key copies the move created: (key, new replica) pairs, each counted once. */
   readonly keysMoved: number;
+  /** Of the keys streamed, those their target did not hold on arrival (dual writes may come first). */
+  readonly keysNewOnArrival: number;
   readonly chunks: number;
   /** Keys removed afterwards from nodes that no longer replicate them (docs/reconfiguration.md). */
   readonly keysDropped: number;
@@ -563,7 +565,8 @@ export class Cluster {
       after,
       keysScanned: reports.reduce((sum, r) => sum + r.keysScanned, 0),
       keysSent: reports.reduce((sum, r) => sum + r.keysSent, 0),
-      keysMoved: reports.reduce((sum, r) => sum + r.keysNew, 0),
+      keysMoved: reports.reduce((sum, r) => sum + r.keysMoved, 0),
+      keysNewOnArrival: reports.reduce((sum, r) => sum + r.keysNew, 0),
       chunks: reports.reduce((sum, r) => sum + r.chunks, 0),
       keysDropped: dropped,
       durationMs: Math.round(performance.now() - startedMs),

@@ -83,7 +83,12 @@ export interface StreamReport {
   readonly keysScanned: number;
   /** (key, target) pairs sent: a key that gains two replicas is sent twice. */
   readonly keysSent: number;
-  /** Of those, keys the target did not hold before (moved, as opposed to merged into a copy). */
+  /**
+   * (key, new replica) pairs this node answers for: each is counted by exactly one node (the
+   * key's first replica before the change), so the cluster's sum is the copies the move creates.
+   */
+  readonly keysMoved: number;
+  /** Of the keys sent, those the target did not hold when they arrived (dual writes may come first). */
   readonly keysNew: number;
   readonly chunks: number;
 }
@@ -476,7 +481,7 @@ export class NodeRuntime {
     const after = placement(plan.after);
     const chunkBytesMax = Math.min(STREAM_CHUNK_BYTES, Math.floor(this.#store.config.memtableBytes / 8));
     const outgoing = new Map<number, { entries: StreamEntry[]; bytes: number; inFlight: Promise<number>[] }>();
-    const report = { streamId: plan.streamId, keysScanned: 0, keysSent: 0, keysNew: 0, chunks: 0 };
+    const report = { streamId: plan.streamId, keysScanned: 0, keysSent: 0, keysMoved: 0, keysNew: 0, chunks: 0 };
     const startedMs = this.#clock.nowMs();
     let sentInChunks = 0;
 
@@ -507,7 +512,9 @@ export class NodeRuntime {
 
     for (const entry of this.#store.entries()) {
       if (++report.keysScanned % STREAM_SCAN_YIELD_KEYS === 0) await new Promise<void>((resolve) => this.#clock.setTimer(0, resolve));
-      const targets = streamTargets(before, after, keyPosition(entry.key), this.nodeId);
+      const position = keyPosition(entry.key);
+      const targets = streamTargets(before, after, position, this.nodeId);
+      if (targets.length > 0 && before.ring.preferenceListAt(position, before.n)[0] === this.nodeId) report.keysMoved += targets.length;
       for (const target of targets) {
         let box = outgoing.get(target);
         if (!box) outgoing.set(target, (box = { entries: [], bytes: 0, inFlight: [] }));
