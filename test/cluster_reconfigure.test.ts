@@ -14,6 +14,7 @@ import * as assert from "uvu/assert";
 import { rmSync } from "node:fs";
 import { createCluster, type Cluster, type RingChangeReport } from "../src/runtime/cluster.ts";
 import { HashRing } from "../src/ring/hash_ring.ts";
+import { rejectsWithCode } from "./support/assertions.ts";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
@@ -294,6 +295,27 @@ reconfigure("a node that crashes while keys move to it fails the move with LOOM_
     assert.equal(cluster.ring().nodes, [0, 1, 2, 4]);
   } finally {
     await load.stop();
+    await cluster.close();
+    rmSync(cluster.dataDir, { recursive: true, force: true });
+  }
+});
+
+reconfigure("settings that move no keys change at once while a slow move runs, checked against the ring being moved to", async () => {
+  const cluster = await createCluster({ nodes: 4, n: 3, w: 2, r: 2, vnodesPerNode: 8, streamKeysPerSecond: 200 });
+  try {
+    await Promise.all(Array.from({ length: 1200 }, (_, i) => cluster.put(`slow-${i}`, "v")));
+    const lowering = cluster.configure({ n: 2, vnodesPerNode: 64 }); // streams at 200 keys a second: seconds
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.ok(cluster.ring().moving, "the move is under way");
+    const started = performance.now();
+    assert.is((await cluster.configure({ w: 1, r: 2 })).w, 1);
+    assert.ok(performance.now() - started < 500, "W and R did not wait for the move");
+    assert.ok(cluster.ring().moving, "the move is still running");
+    await rejectsWithCode(() => cluster.configure({ w: 3 }), "LOOM_OUT_OF_RANGE", /w is 3, must be at most n \(2\)/);
+    await lowering;
+    assert.equal([cluster.config.n, cluster.config.vnodesPerNode, cluster.config.w, cluster.config.r], [2, 64, 1, 2], "both changes kept");
+    assert.equal((await cluster.get("slow-5")).values.map(text), ["v"]);
+  } finally {
     await cluster.close();
     rmSync(cluster.dataDir, { recursive: true, force: true });
   }

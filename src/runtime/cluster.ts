@@ -91,6 +91,9 @@ export interface RingChangeReport {
 interface Transition {
   readonly ring: HashRing;
   readonly n: number;
+  readonly vnodesPerNode: number;
+  /** Node count of the ring being moved to. */
+  readonly nodes: number;
   /** Nodes of the old and the new ring: if one goes down, the move is abandoned. */
   readonly involved: ReadonlySet<number>;
   abort(node: number): void;
@@ -428,7 +431,8 @@ export class Cluster {
 
   /**
    * Changes settings while traffic runs; resolves with the new configuration. W, R, the pruning
-   * threshold and the request timeout take effect for the next request (requests carry them).
+   * threshold and the request timeout take effect for the next request (requests carry them),
+   * at once even while keys move (then checked against both rings).
    * Changing N or virtual nodes per node moves the keys whose replicas change to their new
    * replicas first (streamed between the nodes), then switches the ring; reads and writes go on
    * meanwhile. Invalid settings are refused (LoomTypeError, LoomRangeError) and change nothing;
@@ -441,7 +445,15 @@ export class Cluster {
       if (typeof change === "object" && change !== null && "nodes" in change && change.nodes !== undefined && change.nodes !== this.#config.nodes) {
         throw new LoomRangeError("configure failed: nodes changes with addNode() and removeNode(), not configure()");
       }
-      applyConfigChange("configure", this.#config, change); // refuse at once, whatever is queued
+      const next = applyConfigChange("configure", this.#config, change); // refuse at once, whatever is queued
+      if (next.n === this.#config.n && next.vnodesPerNode === this.#config.vnodesPerNode) {
+        // Settings that move no keys apply at once, even while a move runs; they must then also
+        // hold on the ring being moved to (W <= its N).
+        const target = this.#transition;
+        if (target) validateClusterConfig("configure", { ...next, n: target.n, vnodesPerNode: target.vnodesPerNode, nodes: target.nodes });
+        this.#save(next, this.#members);
+        return Promise.resolve(this.#config);
+      }
     } catch (error) {
       return Promise.reject(error);
     }
@@ -538,7 +550,14 @@ export class Cluster {
       abort = (node) => reject(new RingChangeError(`${action} failed: node ${node} went down while keys moved; the old ring stays in force`));
     });
     aborted.catch(() => {});
-    this.#transition = { ring, n: next.n, involved: new Set([...before.nodes, ...after.nodes]), abort };
+    this.#transition = {
+      ring,
+      n: next.n,
+      vnodesPerNode: next.vnodesPerNode,
+      nodes: members.length,
+      involved: new Set([...before.nodes, ...after.nodes]),
+      abort,
+    };
     let reports: StreamReport[];
     try {
       await Promise.race([this.#drain(this.#nextRequestId), aborted]);
@@ -557,7 +576,8 @@ export class Cluster {
       this.#transition = null;
     }
     this.#ring = ring;
-    this.#save(next, members);
+    // Settings changed while keys moved (W, R, timeouts, ...) stay; the move brings its ring.
+    this.#save({ ...this.#config, n: next.n, vnodesPerNode: next.vnodesPerNode }, members);
     const dropped = await this.#cleanup(after, next.streamKeysPerSecond);
     const report: RingChangeReport = {
       action,
