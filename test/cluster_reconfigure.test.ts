@@ -301,10 +301,11 @@ reconfigure("a node that crashes while keys move to it fails the move with LOOM_
 });
 
 reconfigure("settings that move no keys change at once while a slow move runs, checked against the ring being moved to", async () => {
-  const cluster = await createCluster({ nodes: 4, n: 3, w: 2, r: 2, vnodesPerNode: 8, streamKeysPerSecond: 200 });
+  const cluster = await createCluster({ nodes: 4, n: 3, w: 3, r: 1, vnodesPerNode: 8, streamKeysPerSecond: 200 });
   try {
     await Promise.all(Array.from({ length: 1200 }, (_, i) => cluster.put(`slow-${i}`, "v")));
-    const lowering = cluster.configure({ n: 2, vnodesPerNode: 64 }); // streams at 200 keys a second: seconds
+    // W must come down with N in the same change; streams at 200 keys a second: takes seconds.
+    const lowering = cluster.configure({ n: 2, vnodesPerNode: 64, w: 2 });
     await new Promise((resolve) => setTimeout(resolve, 20));
     assert.ok(cluster.ring().moving, "the move is under way");
     const started = performance.now();

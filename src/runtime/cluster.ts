@@ -90,10 +90,11 @@ export interface RingChangeReport {
 /** The ring being moved to, while keys stream: writes go to both rings' replicas. */
 interface Transition {
   readonly ring: HashRing;
-  readonly n: number;
-  readonly vnodesPerNode: number;
-  /** Node count of the ring being moved to. */
-  readonly nodes: number;
+  /**
+   * The configuration the move switches to. Settings changed while it runs are applied to it as
+   * well as to the current configuration, so the switch keeps them.
+   */
+  config: ClusterConfig;
   /** Nodes of the old and the new ring: if one goes down, the move is abandoned. */
   readonly involved: ReadonlySet<number>;
   abort(node: number): void;
@@ -222,7 +223,7 @@ export class Cluster {
     // While keys move, a write goes to the old and the new replicas and needs W of each, so that
     // whichever ring serves the next read, W of its replicas hold the write.
     const transition = this.#transition;
-    const pending = transition?.ring.preferenceList(key, transition.n);
+    const pending = transition?.ring.preferenceList(key, transition.config.n);
     const moving = pending !== undefined && !(pending.length === preferenceList.length && pending.every((node) => preferenceList.includes(node)));
     const result = (await this.#request(action, preferenceList, moving ? pending : undefined, timeoutMs, {
       type: MessageType.requestPut,
@@ -448,9 +449,9 @@ export class Cluster {
       const next = applyConfigChange("configure", this.#config, change); // refuse at once, whatever is queued
       if (next.n === this.#config.n && next.vnodesPerNode === this.#config.vnodesPerNode) {
         // Settings that move no keys apply at once, even while a move runs; they must then also
-        // hold on the ring being moved to (W <= its N).
-        const target = this.#transition;
-        if (target) validateClusterConfig("configure", { ...next, n: target.n, vnodesPerNode: target.vnodesPerNode, nodes: target.nodes });
+        // hold on the configuration being moved to (W <= its N), which takes them too.
+        const transition = this.#transition;
+        if (transition) transition.config = applyConfigChange("configure", transition.config, change);
         this.#save(next, this.#members);
         return Promise.resolve(this.#config);
       }
@@ -550,14 +551,13 @@ export class Cluster {
       abort = (node) => reject(new RingChangeError(`${action} failed: node ${node} went down while keys moved; the old ring stays in force`));
     });
     aborted.catch(() => {});
-    this.#transition = {
+    const transition: Transition = {
       ring,
-      n: next.n,
-      vnodesPerNode: next.vnodesPerNode,
-      nodes: members.length,
+      config: { ...next, nodes: members.length },
       involved: new Set([...before.nodes, ...after.nodes]),
       abort,
     };
+    this.#transition = transition;
     let reports: StreamReport[];
     try {
       await Promise.race([this.#drain(this.#nextRequestId), aborted]);
@@ -576,8 +576,8 @@ export class Cluster {
       this.#transition = null;
     }
     this.#ring = ring;
-    // Settings changed while keys moved (W, R, timeouts, ...) stay; the move brings its ring.
-    this.#save({ ...this.#config, n: next.n, vnodesPerNode: next.vnodesPerNode }, members);
+    // The move's configuration, with the settings changed while keys moved (W, R, timeouts, ...).
+    this.#save(transition.config, members);
     const dropped = await this.#cleanup(after, next.streamKeysPerSecond);
     const report: RingChangeReport = {
       action,
