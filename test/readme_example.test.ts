@@ -16,15 +16,24 @@ test("the README's cluster API example runs as written", async () => {
   const example = /```ts\n([\s\S]*?)```/.exec(section)?.[1];
   assert.ok(example, "the section has a ts example");
   assert.match(example, /from "loomkv"/);
-  const script = `${example.replace(/from "loomkv";[^\n]*/, `from ${JSON.stringify(indexUrl)};`)}\nexport { cluster };\n`;
+  // The cluster is also handed to the test as soon as it exists, so a failing example cannot
+  // leave its worker threads running (which would hang the test run instead of failing it).
+  const script = `${example
+    .replace(/from "loomkv";[^\n]*/, `from ${JSON.stringify(indexUrl)};`)
+    .replace("const cluster = await createCluster(", "const cluster = globalThis.readmeCluster = await createCluster(")}\nexport { cluster };\n`;
+  assert.match(script, /globalThis\.readmeCluster =/, "the example creates its cluster as `const cluster = await createCluster(`");
   const directory = mkdtempSync(join(tmpdir(), "loomkv-readme-"));
   const file = join(directory, "example.mjs");
   writeFileSync(file, script);
+  const handed = globalThis as { readmeCluster?: { dataDir: string; close(): Promise<void> } };
   try {
     const { cluster } = (await import(pathToFileURL(file).href)) as { cluster: { dataDir: string; ring(): { nodes: number[] } } };
     assert.equal(cluster.ring().nodes, [1, 2, 3, 4, 5], "node 5 joined and node 0 left");
-    rmSync(cluster.dataDir, { recursive: true, force: true });
   } finally {
+    const cluster = handed.readmeCluster;
+    delete handed.readmeCluster;
+    await cluster?.close(); // idempotent: the example closes it when it runs through
+    if (cluster) rmSync(cluster.dataDir, { recursive: true, force: true });
     rmSync(directory, { recursive: true, force: true });
   }
 });
