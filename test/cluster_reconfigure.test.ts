@@ -300,6 +300,25 @@ reconfigure("a node that crashes while keys move to it fails the move with LOOM_
   }
 });
 
+reconfigure("an abandoned move stops its streams: the sources send nothing more", async () => {
+  const cluster = await createCluster({ nodes: 5, n: 3, vnodesPerNode: 8, streamKeysPerSecond: 300 });
+  try {
+    await Promise.all(Array.from({ length: 3000 }, (_, i) => cluster.put(`a-${i}`, "v")));
+    const change = cluster.configure({ vnodesPerNode: 64 }); // ~10 s of streaming at 300 keys a second
+    change.catch(() => {});
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await cluster.faults.crash(4);
+    await rejectsWithCode(() => change, "LOOM_RING_CHANGE", /node 4 went down/);
+    const sent = async () => (await cluster.stats()).nodes.reduce((sum, node) => sum + node.transport.messagesSent, 0);
+    const before = await sent();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.is((await sent()) - before, 0, "no chunk after the abort (without it, sources keep streaming to live targets)");
+  } finally {
+    await cluster.close();
+    rmSync(cluster.dataDir, { recursive: true, force: true });
+  }
+});
+
 reconfigure("settings that move no keys change at once while a slow move runs, checked against the ring being moved to", async () => {
   const cluster = await createCluster({ nodes: 4, n: 3, w: 3, r: 1, vnodesPerNode: 8, streamKeysPerSecond: 200 });
   try {

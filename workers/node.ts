@@ -33,6 +33,7 @@ type Control =
   | { readonly kind: "stats"; readonly id: number; readonly scan?: boolean }
   | { readonly kind: "stream"; readonly id: number; readonly plan: StreamPlan }
   | { readonly kind: "cleanup"; readonly id: number; readonly ring: RingSpec; readonly keysPerSecond: number }
+  | { readonly kind: "abortStream"; readonly streamId: number }
   | { readonly kind: "close" };
 
 const data = workerData as NodeWorkerData;
@@ -65,6 +66,10 @@ async function onControl(message: Control): Promise<void> {
   }
   if (message.kind === "sync") {
     port.postMessage({ kind: "synced", id: message.id }); // every earlier control message has been applied
+    return;
+  }
+  if (message.kind === "abortStream") {
+    runtime.abortStream(message.streamId);
     return;
   }
   if (message.kind === "cleanup") {

@@ -559,17 +559,23 @@ export class Cluster {
     };
     this.#transition = transition;
     let reports: StreamReport[];
+    const plan = { streamId: this.#nextStreamId++, before, after, keysPerSecond: next.streamKeysPerSecond };
+    let streaming = false;
     try {
       await Promise.race([this.#drain(this.#nextRequestId), aborted]);
-      const plan = { streamId: this.#nextStreamId++, before, after, keysPerSecond: next.streamKeysPerSecond };
       // Lowering N (or a change that only drops replicas) gives no key a new replica: no scan.
       const gains = planTransfer(this.#ring, ring, before.n, after.n).some((transfer) => transfer.targets.length > 0);
       const stream = (node: number) => control<{ report?: StreamReport; error?: string }>(this.#workers.get(node)!, { kind: "stream", plan }, "streamed");
+      streaming = gains;
       const replies = gains ? await Promise.race([Promise.all(before.nodes.map(stream)), aborted]) : [];
       const failed = replies.find((reply) => reply.error !== undefined);
       if (failed) throw new RingChangeError(`${action} failed: ${failed.error}`);
       reports = replies.map((reply) => reply.report!);
     } catch (error) {
+      // Sources still scanning stop at their next chunk instead of streaming for nothing.
+      if (streaming) {
+        for (const node of before.nodes) if (!this.#down.has(node)) this.#workers.get(node)?.postMessage({ kind: "abortStream", streamId: plan.streamId });
+      }
       if (error instanceof RingChangeError) throw error;
       throw new RingChangeError(`${action} failed: ${error instanceof Error ? error.message : String(error)}; the old ring stays in force`);
     } finally {

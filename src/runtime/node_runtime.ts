@@ -186,6 +186,8 @@ export class NodeRuntime {
   /** Chunks this node sent and awaits acknowledgement of, by chunk number. */
   readonly #streamAcks = new Map<number, { resolve: (keysNew: number) => void; reject: (error: Error) => void; timer: TimerHandle }>();
   #nextChunk = 1;
+  /** Streams the main thread abandoned (abortStream): their scans stop at the next chunk. */
+  readonly #abortedStreams = new Set<number>();
   #stopped = false;
   readonly #streamed = { keysSent: 0, keysReceived: 0, keysNew: 0 };
   /** Lowest counter a new dot may take: grows with every write this node coordinates. */
@@ -485,10 +487,14 @@ export class NodeRuntime {
     const startedMs = this.#clock.nowMs();
     let sentInChunks = 0;
 
+    const checkAborted = () => {
+      if (this.#abortedStreams.delete(plan.streamId)) throw new RingChangeError(`stream failed: stream ${plan.streamId} was abandoned`);
+    };
     const send = async (target: number, force: boolean): Promise<void> => {
       const box = outgoing.get(target)!;
       if (box.entries.length === 0 || (!force && box.entries.length < STREAM_CHUNK_KEYS && box.bytes < chunkBytesMax)) return;
       while (box.inFlight.length >= STREAM_WINDOW) report.keysNew += await box.inFlight.shift()!;
+      checkAborted();
       const chunk = this.#nextChunk++;
       const acknowledged = new Promise<number>((resolve, reject) => {
         const timer = this.#clock.setTimer(STREAM_ACK_TIMEOUT_MS, () => {
@@ -511,7 +517,10 @@ export class NodeRuntime {
     };
 
     for (const entry of this.#store.entries()) {
-      if (++report.keysScanned % STREAM_SCAN_YIELD_KEYS === 0) await new Promise<void>((resolve) => this.#clock.setTimer(0, resolve));
+      if (++report.keysScanned % STREAM_SCAN_YIELD_KEYS === 0) {
+        await new Promise<void>((resolve) => this.#clock.setTimer(0, resolve));
+        checkAborted();
+      }
       const position = keyPosition(entry.key);
       const targets = streamTargets(before, after, position, this.nodeId);
       if (targets.length > 0 && before.ring.preferenceListAt(position, before.n)[0] === this.nodeId) report.keysMoved += targets.length;
@@ -528,6 +537,7 @@ export class NodeRuntime {
       await send(target, true);
       for (const acknowledged of box.inFlight) report.keysNew += await acknowledged;
     }
+    this.#abortedStreams.delete(plan.streamId); // an abort that came after the last chunk
     this.#streamed.keysSent += report.keysSent;
     return report;
   }
@@ -563,6 +573,11 @@ export class NodeRuntime {
     }
     await drop();
     return report;
+  }
+
+  /** The main thread abandoned stream `streamId` (a node went down): stop sending its chunks. */
+  abortStream(streamId: number): void {
+    this.#abortedStreams.add(streamId);
   }
 
   #onStreamAck(message: Message): void {
