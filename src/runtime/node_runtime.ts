@@ -512,13 +512,12 @@ export class NodeRuntime {
       box.bytes = 0;
       // Pace the stream to keysPerSecond, and in any case let client requests queued behind the
       // scan run between chunks: a move shares the node with the traffic.
-      const dueMs = startedMs + (sentInChunks / plan.keysPerSecond) * 1000;
-      await new Promise<void>((resolve) => this.#clock.setTimer(Math.max(0, dueMs - this.#clock.nowMs()), resolve));
+      await this.#paceTo(startedMs, sentInChunks, plan.keysPerSecond);
     };
 
     for (const entry of this.#store.entries()) {
       if (++report.keysScanned % STREAM_SCAN_YIELD_KEYS === 0) {
-        await new Promise<void>((resolve) => this.#clock.setTimer(0, resolve));
+        await this.#pause(0);
         checkAborted();
       }
       const position = keyPosition(entry.key);
@@ -562,17 +561,26 @@ export class NodeRuntime {
       report.keysDropped += batch.length;
       batch = [];
       await writing;
-      const dueMs = startedMs + (report.keysDropped / keysPerSecond) * 1000;
-      await new Promise<void>((resolve) => this.#clock.setTimer(Math.max(0, dueMs - this.#clock.nowMs()), resolve));
+      await this.#paceTo(startedMs, report.keysDropped, keysPerSecond);
     };
     for (const entry of this.#store.entries()) {
-      if (++report.keysScanned % STREAM_SCAN_YIELD_KEYS === 0) await new Promise<void>((resolve) => this.#clock.setTimer(0, resolve));
+      if (++report.keysScanned % STREAM_SCAN_YIELD_KEYS === 0) await this.#pause(0);
       if (placement.ring.preferenceListAt(keyPosition(entry.key), placement.n).includes(this.nodeId)) continue;
       batch.push({ key: entry.key, kind: "put", versions: [] });
       if (batch.length >= STREAM_CHUNK_KEYS) await drop();
     }
     await drop();
     return report;
+  }
+
+  /** Resolves after `ms` on the node's clock (0: after the requests queued now have run). */
+  #pause(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => this.#clock.setTimer(Math.max(0, ms), resolve));
+  }
+
+  /** Waits until `done` keys since `startedMs` are within `perSecond`; yields at least once. */
+  #paceTo(startedMs: number, done: number, perSecond: number): Promise<void> {
+    return this.#pause(startedMs + (done / perSecond) * 1000 - this.#clock.nowMs());
   }
 
   /** The main thread abandoned stream `streamId` (a node went down): stop sending its chunks. */
