@@ -12,17 +12,62 @@ import nodeEndpoint from "comlink/dist/esm/node-adapter.mjs";
 import type { MessagePort } from "node:worker_threads";
 import type { StorageJobs } from "../storage/storage_jobs.ts";
 import type { CompactionRequest, FlushRequest, TableSummary } from "../storage/table_jobs.ts";
-import { ClosedError } from "../util/errors.ts";
+import { ClosedError, CorruptionError, IoError } from "../util/errors.ts";
 
-type JobCalls = Pick<StorageJobs, "flush" | "compact">;
+/**
+ * A job's outcome as it crosses the port. Failures travel as data so that the caller gets the
+ * typed error back (comlink's own error transfer keeps only name, message and stack).
+ */
+type Outcome = { readonly ok: true; readonly summary: TableSummary } | { readonly ok: false; readonly error: PlainError };
+
+interface PlainError {
+  readonly name: string;
+  readonly message: string;
+  readonly code?: string;
+  readonly path?: string;
+  readonly offset?: number;
+}
+
+interface JobCalls {
+  flush(request: FlushRequest): Promise<Outcome>;
+  compact(request: CompactionRequest): Promise<Outcome>;
+}
 
 /** Serves `jobs` to the node worker holding the other end of `port`. Close the port to stop. */
 export function serveStorageJobs(jobs: StorageJobs, port: MessagePort): void {
+  const settle = (job: () => Promise<TableSummary>): Promise<Outcome> =>
+    job().then(
+      (summary): Outcome => ({ ok: true, summary }),
+      (error: unknown): Outcome => ({ ok: false, error: toPlain(error) }),
+    );
   const calls: JobCalls = {
-    flush: (request) => jobs.flush(request),
-    compact: (request) => jobs.compact(request),
+    flush: (request) => settle(() => jobs.flush(request)),
+    compact: (request) => settle(() => jobs.compact(request)),
   };
   expose(calls, nodeEndpoint(port));
+}
+
+function toPlain(error: unknown): PlainError {
+  if (!(error instanceof Error)) return { name: "Error", message: String(error) };
+  const { code, path, offset } = error as { code?: unknown; path?: unknown; offset?: unknown };
+  return {
+    name: error.name,
+    message: error.message,
+    ...(typeof code === "string" ? { code } : {}),
+    ...(typeof path === "string" ? { path } : {}),
+    ...(typeof offset === "number" ? { offset } : {}),
+  };
+}
+
+/** The typed error a job failed with, rebuilt on the caller's side. */
+function fromPlain(plain: PlainError): Error {
+  let error: Error;
+  if (plain.code === "LOOM_IO") error = new IoError(plain.message, plain.path ?? "");
+  else if (plain.code === "LOOM_CORRUPTION") error = new CorruptionError("", plain.path ?? "", plain.offset ?? 0);
+  else error = Object.assign(new Error(plain.message), plain.code === undefined ? {} : { code: plain.code });
+  error.message = plain.message; // CorruptionError builds its own; keep the job's exact words
+  if (!(error instanceof IoError) && !(error instanceof CorruptionError)) error.name = plain.name;
+  return error;
 }
 
 /** StorageJobs run by the pool behind `port` (see serveStorageJobs). */
@@ -38,11 +83,11 @@ export class RemoteStorageJobs implements StorageJobs {
   }
 
   flush(request: FlushRequest): Promise<TableSummary> {
-    return this.#track("flush", () => this.#remote.flush(request));
+    return this.#track("flush", () => this.#remote.flush(request).then(unwrap));
   }
 
   compact(request: CompactionRequest): Promise<TableSummary> {
-    return this.#track("compact", () => this.#remote.compact(request));
+    return this.#track("compact", () => this.#remote.compact(request).then(unwrap));
   }
 
   /** Waits for the jobs in flight, then closes the port. The pool itself belongs to its owner. */
@@ -61,4 +106,9 @@ export class RemoteStorageJobs implements StorageJobs {
     job.then(forget, forget);
     return job;
   }
+}
+
+function unwrap(outcome: Outcome): TableSummary {
+  if (outcome.ok) return outcome.summary;
+  throw fromPlain(outcome.error);
 }
