@@ -147,6 +147,7 @@ export function applyConfigChange(action: string, current: ClusterConfig, change
   return validateClusterConfig(action, next);
 }
 
-function withoutUndefined<T extends object>(value: T): Partial<T> {
+/** `value` without its undefined fields, so that spreading it overrides only what was given. */
+export function withoutUndefined<T extends object>(value: T): Partial<T> {
   return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined)) as Partial<T>;
 }

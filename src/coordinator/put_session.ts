@@ -96,8 +96,11 @@ export class PutSession {
   readonly key: Uint8Array;
   readonly preferenceList: readonly number[];
   readonly w: number;
-  /** Each group with the acknowledgements it needs; success when every group has them. */
-  readonly quorumGroups: readonly { readonly nodes: readonly number[]; readonly needed: number }[];
+  /**
+   * While the ring changes: each group with the acknowledgements it needs; success when every
+   * group has them. null otherwise: the one group is the preference list, needing W.
+   */
+  readonly quorumGroups: readonly { readonly nodes: readonly number[]; readonly needed: number }[] | null;
   /** When `onTick` fails the session if it has not answered yet. */
   readonly deadlineMs: number;
   /** The post-write set: stored locally and sent to every other replica. Empty if refused. */
@@ -114,10 +117,8 @@ export class PutSession {
     this.key = options.key;
     this.preferenceList = [...options.preferenceList];
     this.w = options.w;
-    this.quorumGroups = (options.quorumGroups ?? [options.preferenceList]).map((nodes) => ({
-      nodes: [...nodes],
-      needed: Math.min(options.w, nodes.length),
-    }));
+    this.quorumGroups =
+      options.quorumGroups?.map((nodes) => ({ nodes: [...nodes], needed: Math.min(options.w, nodes.length) })) ?? null;
     this.deadlineMs = options.nowMs + options.timeoutMs;
     this.versions = versions;
     this.context = context;
@@ -140,13 +141,22 @@ export class PutSession {
       return this.tick(nowMs);
     }
     (ok ? this.#acknowledged : this.#refused).add(from);
-    if (this.quorumGroups.every((group) => this.#count(group.nodes, this.#acknowledged) >= group.needed)) {
-      return this.#respond({ ok: true, acknowledged: this.#acknowledged.size, context: this.context });
-    }
-    if (this.quorumGroups.some((group) => group.nodes.length - this.#count(group.nodes, this.#refused) < group.needed)) {
-      return this.#fail();
-    }
+    if (this.#reached()) return this.#respond({ ok: true, acknowledged: this.#acknowledged.size, context: this.context });
+    if (this.#impossible()) return this.#fail();
     return this.tick(nowMs);
+  }
+
+  #reached(): boolean {
+    const groups = this.quorumGroups;
+    if (groups === null) return this.#acknowledged.size >= this.w;
+    return groups.every((group) => this.#count(group.nodes, this.#acknowledged) >= group.needed);
+  }
+
+  /** More refusals than some group can afford: W acknowledgements can no longer come. */
+  #impossible(): boolean {
+    const groups = this.quorumGroups;
+    if (groups === null) return this.preferenceList.length - this.#refused.size < this.w;
+    return groups.some((group) => group.nodes.length - this.#count(group.nodes, this.#refused) < group.needed);
   }
 
   #count(nodes: readonly number[], answered: ReadonlySet<number>): number {

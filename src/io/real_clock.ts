@@ -19,13 +19,24 @@ export class RealClock implements Clock {
       throw new LoomRangeError(`set timer failed: delayMs is ${describe(delayMs)}, must be finite and >= 0`);
     }
     const handle: TimerHandle = { timerId: this.#nextTimerId++ };
+    this.#arm(handle, performance.now() + delayMs, delayMs, callback, options.keepAlive === true);
+    return handle;
+  }
+
+  /**
+   * node:timers run on the event loop's cached, millisecond time and can fire a fraction of a
+   * millisecond before performance.now() reaches the due time; such a timer is re-armed for the
+   * rest, so that a callback never sees nowMs() short of its deadline.
+   */
+  #arm(handle: TimerHandle, dueMs: number, delayMs: number, callback: () => void, keepAlive: boolean): void {
     const timeout = setTimeout(() => {
+      const earlyMs = dueMs - performance.now();
+      if (earlyMs > 0) return this.#arm(handle, dueMs, earlyMs, callback, keepAlive);
       this.#timers.delete(handle);
       callback();
     }, delayMs);
-    if (!options.keepAlive) timeout.unref();
+    if (!keepAlive) timeout.unref();
     this.#timers.set(handle, timeout);
-    return handle;
   }
 
   clearTimer(handle: TimerHandle): void {

@@ -18,6 +18,7 @@ import {
   clusterConfigDefaults,
   resolveClusterConfig,
   validateClusterConfig,
+  withoutUndefined,
   type ClusterConfig,
   type ClusterConfigChange,
 } from "../cluster/cluster_config.ts";
@@ -710,9 +711,6 @@ function saveCluster(dataDir: string, stored: StoredCluster): void {
   renameSync(`${path}.tmp`, path);
 }
 
-function withoutUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, field]) => field !== undefined)) as Partial<T>;
-}
 
 /** What every node worker is started with. */
 interface NodeOptions {

