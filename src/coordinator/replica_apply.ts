@@ -10,6 +10,9 @@
 import type { Version } from "../storage/version_set_format.ts";
 import { assert } from "../util/assert.ts";
 import { limits } from "../util/limits.ts";
+import { TooManySiblingsError } from "../util/errors.ts";
+
+export { TooManySiblingsError };
 import { dominanceMergeRule } from "../version/sibling_merge_rule.ts";
 
 /**
@@ -48,20 +51,6 @@ export interface TooManySiblingsFailure {
   readonly code: "LOOM_TOO_MANY_SIBLINGS";
   readonly siblings: number;
   readonly siblingsMax: number;
-}
-
-export class TooManySiblingsError extends Error {
-  override readonly name = "TooManySiblingsError";
-  readonly code = "LOOM_TOO_MANY_SIBLINGS" as const;
-  readonly siblings: number;
-  readonly siblingsMax: number;
-
-  /** Message: `put failed: key would have 65 siblings, limit is 64`. */
-  constructor(action: string, failure: Omit<TooManySiblingsFailure, "code">) {
-    super(`${action} failed: key would have ${failure.siblings} siblings, limit is ${failure.siblingsMax}`);
-    this.siblings = failure.siblings;
-    this.siblingsMax = failure.siblingsMax;
-  }
 }
 
 export type ApplyResult =

@@ -23,17 +23,17 @@ import {
   type ClusterConfigChange,
 } from "../cluster/cluster_config.ts";
 import type { ReadReply } from "../coordinator/get_session.ts";
-import { toQuorumError, type QuorumFailure } from "../coordinator/quorum_error.ts";
-import { TooManySiblingsError } from "../coordinator/replica_apply.ts";
+import { decodeError, type PlainError } from "../util/error_codec.ts";
 import { HashRing, RING_SIZE, rangeSize } from "../ring/hash_ring.ts";
 import { planTransfer } from "../ring/ring_change.ts";
+import { resolveRequestOptions } from "../cluster/request_options.ts";
 import { limits } from "../util/limits.ts";
 import { decodeContext } from "../version/version_codec.ts";
 import { toKeyBytes, toValueBytes, type KeyInput, type ValueInput } from "../storage/store_input.ts";
 import type { FsyncPolicy } from "../storage/store_config.ts";
 import { MessageType, type Message } from "../transport/message_types.ts";
 import { PortTransport } from "../transport/port_transport.ts";
-import { BusyError, ClosedError, LoomRangeError, LoomTypeError, RingChangeError, describe } from "../util/errors.ts";
+import { BusyError, ClosedError, LoomRangeError, LoomTypeError, QuorumError, RingChangeError, describe } from "../util/errors.ts";
 import { MAIN_PEER, type CleanupReport, type NodeStats, type RingSpec, type StreamReport } from "./node_runtime.ts";
 import { PiscinaStorageJobs } from "./piscina_storage_jobs.ts";
 import { serveStorageJobs } from "./remote_storage_jobs.ts";
@@ -67,6 +67,15 @@ export interface GetResult {
   readonly values: Uint8Array[];
   /** Pass it with the next write of this key. */
   readonly context: string;
+  /** The node that coordinated the read (the first live replica of the key). */
+  readonly coordinator: number;
+}
+
+export interface WriteResult {
+  /** The context of the version this write created: pass it with the next write of this key. */
+  readonly context: string;
+  /** The node that coordinated the write (the first live replica of the key). */
+  readonly coordinator: number;
 }
 
 /** What one ring change did: reported by `configure()`, `addNode()`, `removeNode()` and in stats. */
@@ -104,6 +113,10 @@ interface Transition {
 interface Pending {
   readonly action: "put" | "delete" | "get";
   readonly replicas: number;
+  /** W or R: what the fallback guard's error reports. */
+  readonly required: number;
+  /** The node the request was sent to: if its thread dies, the request fails at once. */
+  readonly coordinator: number;
   readonly resolve: (result: unknown) => void;
   readonly reject: (error: unknown) => void;
   readonly timer: ReturnType<typeof setTimeout>;
@@ -133,7 +146,11 @@ export class Cluster {
   #config: ClusterConfig;
   #ring: HashRing;
   #nextRequestId = 1;
+  /** Drains waiting for requests to finish (ring changes, close). */
+  readonly #drainWaiters = new Set<() => void>();
+  /** Set by close(): new requests are refused; those in flight finish. */
   #closed = false;
+  #closing: Promise<void> | null = null;
 
   private constructor(
     dataDir: string,
@@ -184,41 +201,42 @@ export class Cluster {
     return this.#config;
   }
 
-  /** Writes `value` under `key`; resolves with the new version's context once W replicas have it durably. */
-  put(key: KeyInput, value: ValueInput, options: WriteOptions = {}): Promise<{ context: string }> {
-    const keyBytes = toKeyBytes("put", key);
-    const valueBytes = toValueBytes("put", value);
+  /**
+   * Writes `value` under `key`; resolves with the new version's context (and the node that
+   * coordinated the write) once W replicas have it durably. Every failure is a rejection.
+   */
+  async put(key: KeyInput, value: ValueInput, options?: WriteOptions): Promise<WriteResult> {
+    const keyBytes = ownBytes(key, toKeyBytes("put", key));
+    const valueBytes = ownBytes(value, toValueBytes("put", value));
     return this.#write("put", keyBytes, valueBytes, options);
   }
 
   /** Deletes `key` (a tombstone, versioned like any write: pass the context you read). */
-  delete(key: KeyInput, options: WriteOptions = {}): Promise<{ context: string }> {
-    return this.#write("delete", toKeyBytes("delete", key), null, options);
+  async delete(key: KeyInput, options?: WriteOptions): Promise<WriteResult> {
+    return this.#write("delete", ownBytes(key, toKeyBytes("delete", key)), null, options);
   }
 
   /** Reads `key` from R replicas: every sibling value, newest first, and the causal context. */
-  async get(key: KeyInput, options: RequestOptions = {}): Promise<GetResult> {
-    const keyBytes = toKeyBytes("get", key);
+  async get(key: KeyInput, options?: RequestOptions): Promise<GetResult> {
+    const keyBytes = ownBytes(key, toKeyBytes("get", key));
     this.#checkOpen("get");
-    const r = this.#quorum("get", "r", options.r ?? this.#config.r);
-    const timeoutMs = this.#timeout("get", options.timeoutMs);
+    const { quorum: r, timeoutMs } = resolveRequestOptions("get", options, this.#config);
     // While keys move, reads stay on the old replicas: they hold every acknowledged write (writes
     // reach W of them), and the new ones are complete only once streaming has finished.
     const preferenceList = this.#ring.preferenceList(keyBytes, this.#config.n);
-    const result = (await this.#request("get", preferenceList, undefined, timeoutMs, {
-      type: MessageType.requestGet,
-      key: keyBytes,
-      r,
+    const result = (await this.#request({
+      action: "get",
+      preferenceList,
+      required: r,
       timeoutMs,
-    })) as { values: Uint8Array[]; context: string };
-    return { values: [...result.values], context: result.context };
+      body: { type: MessageType.requestGet, key: keyBytes, r, timeoutMs },
+    })) as { values: Uint8Array[]; context: string; coordinator: number };
+    return { values: [...result.values], context: result.context, coordinator: result.coordinator };
   }
 
-  async #write(action: "put" | "delete", key: Uint8Array, value: Uint8Array | null, options: WriteOptions): Promise<{ context: string }> {
+  async #write(action: "put" | "delete", key: Uint8Array, value: Uint8Array | null, options: WriteOptions | undefined): Promise<WriteResult> {
     this.#checkOpen(action);
-    const w = this.#quorum(action, "w", options.w ?? this.#config.w);
-    const timeoutMs = this.#timeout(action, options.timeoutMs);
-    const context = options.context ?? "";
+    const { quorum: w, timeoutMs, context } = resolveRequestOptions(action, options, this.#config);
     if (context !== "") decodeContext(context); // a malformed context is refused here, before anything is sent
     const preferenceList = this.#ring.preferenceList(key, this.#config.n);
     // While keys move, a write goes to the old and the new replicas and needs W of each, so that
@@ -226,49 +244,69 @@ export class Cluster {
     const transition = this.#transition;
     const pending = transition?.ring.preferenceList(key, transition.config.n);
     const moving = pending !== undefined && !(pending.length === preferenceList.length && pending.every((node) => preferenceList.includes(node)));
-    const result = (await this.#request(action, preferenceList, moving ? pending : undefined, timeoutMs, {
-      type: MessageType.requestPut,
-      key,
-      value,
-      context,
-      w,
+    const result = (await this.#request({
+      action,
+      preferenceList,
+      ...(moving ? { pendingList: pending } : {}),
+      required: w,
       timeoutMs,
-      pruneThreshold: this.#config.pruneThreshold,
-    })) as { context: string };
-    return { context: result.context };
+      body: { type: MessageType.requestPut, key, value, context, w, timeoutMs, pruneThreshold: this.#config.pruneThreshold },
+    })) as { context: string; coordinator: number };
+    return { context: result.context, coordinator: result.coordinator };
   }
 
   /**
    * Sends a request to the first live node of `preferenceList`, which coordinates it with the
-   * list reordered to put itself first. With every replica down it fails at once. `pendingList`
-   * (writes while keys move) is the key's replica list in the ring being moved to: its nodes are
-   * appended to the list, and the write needs W acknowledgements from each list.
+   * list reordered to put itself first. With every replica down it fails at once ("not-applied":
+   * nothing was sent). `pendingList` (writes while keys move) is the key's replica list in the
+   * ring being moved to: its nodes are appended to the list, and the write needs W
+   * acknowledgements from each list.
    */
-  #request(action: Pending["action"], preferenceList: number[], pendingList: number[] | undefined, timeoutMs: number, body: Message): Promise<unknown> {
+  #request(request: {
+    readonly action: Pending["action"];
+    readonly preferenceList: number[];
+    readonly pendingList?: number[];
+    readonly required: number;
+    readonly timeoutMs: number;
+    readonly body: Message;
+  }): Promise<unknown> {
+    const { action, preferenceList, pendingList, required, timeoutMs } = request;
     if (this.#pending.size >= limits.requestsInFlightMax) {
       return Promise.reject(new BusyError(`${action} failed: ${this.#pending.size} requests in flight, limit is ${limits.requestsInFlightMax}`));
     }
     const requestId = this.#nextRequestId++;
     const coordinator = preferenceList.find((node) => !this.#down.has(node));
     if (coordinator === undefined) {
-      return Promise.reject(toQuorumError(action, { code: "LOOM_QUORUM", acknowledged: 0, required: 1 } as QuorumFailure, preferenceList.length));
+      const detail = `every replica (node ${preferenceList.join(", ")}) is down; nothing was sent`;
+      return Promise.reject(new QuorumError({ action, acknowledged: 0, required, replicas: preferenceList.length, outcome: "not-applied", detail }));
     }
     const ordered = [coordinator, ...preferenceList.filter((node) => node !== coordinator)];
+    let body: Message;
     if (pendingList !== undefined) {
       for (const node of pendingList) if (!ordered.includes(node)) ordered.push(node);
-      body = { ...body, preferenceList: ordered, quorumGroups: [preferenceList, pendingList] };
+      body = { ...request.body, preferenceList: ordered, quorumGroups: [preferenceList, pendingList] };
     } else {
-      body = { ...body, preferenceList: ordered };
+      body = { ...request.body, preferenceList: ordered };
     }
     return new Promise((resolve, reject) => {
-      // The coordinator answers by its deadline; this guards against a node that died with the request.
-      const timer = setTimeout(() => {
-        this.#pending.delete(requestId);
-        reject(toQuorumError(action, { code: "LOOM_QUORUM", acknowledged: 0, required: 1 } as QuorumFailure, preferenceList.length));
-      }, timeoutMs * 2 + 1000);
-      this.#pending.set(requestId, { action, replicas: preferenceList.length, resolve, reject, timer });
+      // The coordinator answers by its deadline; this guards against a node that died with the
+      // request (the replicas it reached may hold the write: "unknown").
+      const guardMs = timeoutMs * 2 + 1000;
+      const timer = setTimeout(() => this.#abandon(requestId, `coordinating node ${coordinator} did not answer within ${guardMs} ms`), guardMs);
+      this.#pending.set(requestId, { action, replicas: preferenceList.length, required, coordinator, resolve, reject, timer });
       this.#transport.send(coordinator, { ...body, requestId });
     });
+  }
+
+  /** Fails a request whose coordinator will not answer: its replicas may hold the write. */
+  #abandon(requestId: number, detail: string): void {
+    const pending = this.#pending.get(requestId);
+    if (!pending) return;
+    this.#pending.delete(requestId);
+    clearTimeout(pending.timer);
+    const { action, required, replicas } = pending;
+    pending.reject(new QuorumError({ action, acknowledged: 0, required, replicas, outcome: action === "get" ? "not-applied" : "unknown", detail }));
+    this.#settledWaiters();
   }
 
   #onResponse(message: Message): void {
@@ -282,33 +320,15 @@ export class Cluster {
     if (!pending) return;
     this.#pending.delete(message.requestId as number);
     clearTimeout(pending.timer);
-    const result = message.result as { ok: boolean; error?: { code: string; message?: string; siblings?: number; siblingsMax?: number } };
-    if (result.ok) return pending.resolve(result);
-    const error = result.error!;
-    if (error.code === "LOOM_QUORUM") return pending.reject(toQuorumError(pending.action, error as unknown as QuorumFailure, pending.replicas));
-    if (error.code === "LOOM_TOO_MANY_SIBLINGS") {
-      return pending.reject(new TooManySiblingsError(pending.action, { siblings: error.siblings ?? 0, siblingsMax: error.siblingsMax ?? 0 }));
-    }
-    const ErrorType = error.code === "LOOM_OUT_OF_RANGE" ? LoomRangeError : LoomTypeError;
-    pending.reject(new ErrorType(error.message ?? `${pending.action} failed`));
+    const result = message.result as { ok: true } | { ok: false; error: PlainError };
+    if (result.ok) pending.resolve({ ...result, coordinator: message.node as number });
+    else pending.reject(decodeError(result.error));
+    this.#settledWaiters();
   }
 
-  #quorum(action: string, name: "w" | "r", value: unknown): number {
-    if (typeof value !== "number" || !Number.isInteger(value)) {
-      throw new LoomTypeError(`${action} failed: ${name} must be an integer, got ${describe(value)}`);
-    }
-    if (value < 1 || value > this.#config.n) {
-      throw new LoomRangeError(`${action} failed: ${name} is ${value}, must be between 1 and n (${this.#config.n})`);
-    }
-    return value;
-  }
-
-  #timeout(action: string, value: unknown): number {
-    if (value === undefined) return this.#config.requestTimeoutMs;
-    if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > 600_000) {
-      throw new LoomRangeError(`${action} failed: timeoutMs must be an integer from 1 to 600000, got ${describe(value)}`);
-    }
-    return value;
+  /** Wakes close() and ring-change drains when requests finish. */
+  #settledWaiters(): void {
+    for (const waiter of [...this.#drainWaiters]) waiter();
   }
 
   #checkOpen(action: string): void {
@@ -329,6 +349,10 @@ export class Cluster {
       if (this.#transition?.involved.has(node)) this.#transition.abort(node);
       this.#transport.disconnect(node);
       await this.#workers.get(node)!.terminate();
+      // Its requests will never be answered; the replicas it reached may hold their writes.
+      for (const [requestId, pending] of this.#pending) {
+        if (pending.coordinator === node) this.#abandon(requestId, `coordinating node ${node} crashed`);
+      }
     },
     restart: async (node: number): Promise<void> => {
       this.#checkNode("restart", node);
@@ -628,7 +652,15 @@ export class Cluster {
       for (const requestId of this.#pending.keys()) if (requestId < mark) return true;
       return false;
     };
-    while (waiting()) await new Promise((resolve) => setTimeout(resolve, 2));
+    while (waiting()) {
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          this.#drainWaiters.delete(wake);
+          resolve();
+        };
+        this.#drainWaiters.add(wake);
+      });
+    }
   }
 
   /** Stops a member's thread cleanly and forgets it. */
@@ -648,20 +680,31 @@ export class Cluster {
     saveCluster(this.dataDir, { config: this.#config, members: this.#members, nextNodeId: this.#nextNodeId });
   }
 
-  /** Waits for the nodes to close their stores, then stops their threads. Idempotent. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  /**
+   * Stops taking requests (later calls reject with ClosedError, "not-applied"), lets the requests
+   * in flight finish (each answers by its own deadline), waits for a running ring change, then
+   * closes every node's store and stops the threads. Idempotent: every call resolves when the
+   * cluster is closed.
+   */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
     this.#closed = true;
-    await this.#changes;
-    await Promise.all([...this.#workers].filter(([node]) => !this.#down.has(node)).map(([, worker]) => stopNode(worker)));
-    this.#transport.close();
-    await this.#nodeOptions.jobs.close();
-    for (const [, pending] of this.#pending) {
-      clearTimeout(pending.timer);
-      pending.reject(new ClosedError(`${pending.action} failed: cluster closed`));
-    }
-    this.#pending.clear();
+    this.#closing = (async () => {
+      await this.#changes;
+      await this.#drain(this.#nextRequestId);
+      await Promise.all([...this.#workers].filter(([node]) => !this.#down.has(node)).map(([, worker]) => stopNode(worker)));
+      this.#transport.close();
+      await this.#nodeOptions.jobs.close();
+      for (const waiting of this.#inspections.values()) waiting({ ok: false });
+      this.#inspections.clear();
+    })();
+    return this.#closing;
   }
+}
+
+/** `bytes` as the request's own: a caller's buffer is copied, so changing it later changes nothing. */
+function ownBytes(input: unknown, bytes: Uint8Array): Uint8Array {
+  return input === bytes ? bytes.slice() : bytes;
 }
 
 export function createCluster(options: CreateClusterOptions = {}): Promise<Cluster> {

@@ -11,11 +11,21 @@ import {
   onReply as onGetReply,
   onTick as onGetTick,
   type GetEffect,
+  type GetResult,
   type GetSession,
   type ReadReply,
 } from "../coordinator/get_session.ts";
-import { createPutSession, onReply as onPutReply, onTick as onPutTick, type PutEffect, type PutSession } from "../coordinator/put_session.ts";
-import { applyReplicated, siblingLimits } from "../coordinator/replica_apply.ts";
+import {
+  createPutSession,
+  onReply as onPutReply,
+  onTick as onPutTick,
+  type PutEffect,
+  type PutResult,
+  type PutSession,
+} from "../coordinator/put_session.ts";
+import { toQuorumError, type QuorumFailure } from "../coordinator/quorum_error.ts";
+import { applyReplicated, siblingLimits, TooManySiblingsError, type TooManySiblingsFailure } from "../coordinator/replica_apply.ts";
+import { encodeError } from "../util/error_codec.ts";
 import { HashRing, keyPosition } from "../ring/hash_ring.ts";
 import { streamTargets, type Placement } from "../ring/ring_change.ts";
 import { RingChangeError } from "../util/errors.ts";
@@ -125,7 +135,11 @@ interface StreamEntry {
   readonly versions: readonly Version[];
 }
 
-type Session = { readonly kind: "put"; readonly session: PutSession } | { readonly kind: "get"; readonly session: GetSession };
+/** A session with what its error would need to say: the action and the replicas it addressed (N). */
+type Session = (
+  | { readonly kind: "put"; readonly session: PutSession; readonly action: "put" | "delete" }
+  | { readonly kind: "get"; readonly session: GetSession; readonly action: "get" }
+) & { readonly replicas: number };
 
 /** The last LATENCY_SAMPLES request latencies of one kind, for percentiles. */
 const LATENCY_SAMPLES = 1024;
@@ -263,7 +277,9 @@ export class NodeRuntime {
     } catch (error) {
       return this.#refuse(request.requestId, error);
     }
-    this.#track(request.requestId, { kind: "put", session: created.session }, request.timeoutMs);
+    const replicas = request.quorumGroups?.[0]?.length ?? request.preferenceList.length;
+    const action = request.value === null ? "delete" : "put";
+    this.#track(request.requestId, { kind: "put", session: created.session, action, replicas }, request.timeoutMs);
     this.#runPutEffects(created.session, created.effects);
   }
 
@@ -282,7 +298,7 @@ export class NodeRuntime {
     } catch (error) {
       return this.#refuse(request.requestId, error);
     }
-    this.#track(request.requestId, { kind: "get", session: created.session }, request.timeoutMs);
+    this.#track(request.requestId, { kind: "get", session: created.session, action: "get", replicas: request.preferenceList.length }, request.timeoutMs);
     this.#runGetEffects(created.session, created.effects);
   }
 
@@ -371,13 +387,23 @@ export class NodeRuntime {
     }
   }
 
-  #respond(kind: "put" | "get", requestId: number, result: { readonly ok: boolean }): void {
+  #respond(kind: "put" | "get", requestId: number, result: PutResult | GetResult): void {
     const tracked = this.#sessions.get(requestId);
     if (tracked) this.#latency[kind].add(this.#clock.nowMs() - tracked.startedMs);
     if (!result.ok) this.#requests.failed++;
-    this.#transport.send(MAIN_PEER, { type: MessageType.response, requestId, result });
+    const answer = result.ok ? result : { ok: false, error: encodeError(this.#failure(tracked?.session, result.error)) };
+    this.#transport.send(MAIN_PEER, { type: MessageType.response, requestId, node: this.nodeId, result: answer });
     // A put session ignores every input after its response; a get session may still repair.
     if (kind === "put") this.#retire(requestId);
+  }
+
+  /** The typed error for a session's failure. Sibling refusals come before anything is written. */
+  #failure(session: Session | undefined, failure: QuorumFailure | TooManySiblingsFailure): Error {
+    const action = session?.action ?? "put";
+    if (failure.code === "LOOM_TOO_MANY_SIBLINGS") return new TooManySiblingsError(action, failure, { outcome: "not-applied" });
+    const replicas = session?.replicas ?? 0;
+    // A read changes nothing; a write that asked its replicas may have reached some of them.
+    return toQuorumError(action, failure, replicas, action === "get" ? "not-applied" : "unknown");
   }
 
   /**
@@ -418,13 +444,10 @@ export class NodeRuntime {
     return counts;
   }
 
+  /** Answers a request refused before anything was written or sent. */
   #refuse(requestId: number, error: unknown): void {
-    const { name, message, code } = error as { name?: string; message?: string; code?: string };
-    this.#transport.send(MAIN_PEER, {
-      type: MessageType.response,
-      requestId,
-      result: { ok: false, error: { code: code ?? "LOOM_INVALID_ARGUMENT", name: name ?? "Error", message: message ?? String(error) } },
-    });
+    this.#requests.failed++;
+    this.#transport.send(MAIN_PEER, { type: MessageType.response, requestId, node: this.nodeId, result: { ok: false, error: encodeError(error) } });
   }
 
   // ---- replica side --------------------------------------------------------------------------

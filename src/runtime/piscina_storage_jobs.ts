@@ -2,7 +2,8 @@
  * StorageJobs on a piscina pool: flush and compaction run in pool threads against the real file
  * system. A frozen memtable's SharedArrayBuffer is shared with the job, not copied.
  */
-import { Piscina } from "piscina";
+import type { Piscina } from "piscina";
+import { createJobPool } from "./job_pool.ts";
 import { workerFileUrl } from "./worker_file.ts";
 import type { StorageJobs } from "../storage/storage_jobs.ts";
 import type { CompactionRequest, FlushRequest, TableSummary } from "../storage/table_jobs.ts";
@@ -23,11 +24,10 @@ export class PiscinaStorageJobs implements StorageJobs {
 
   constructor(options: PiscinaStorageJobsOptions = {}) {
     const threads = options.threads ?? 2;
-    this.#pool = new Piscina({
-      filename: workerFileUrl("storage_job").href,
-      minThreads: threads,
-      maxThreads: threads,
-      idleTimeout: 60_000,
+    this.#pool = createJobPool({
+      filename: workerFileUrl("storage_job"),
+      threads,
+      idleTimeoutMs: 60_000,
       resourceLimits: { maxOldGenerationSizeMb: options.heapMib ?? 64, maxYoungGenerationSizeMb: 8 },
     });
   }

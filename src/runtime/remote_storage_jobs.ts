@@ -12,21 +12,14 @@ import nodeEndpoint from "comlink/dist/esm/node-adapter.mjs";
 import type { MessagePort } from "node:worker_threads";
 import type { StorageJobs } from "../storage/storage_jobs.ts";
 import type { CompactionRequest, FlushRequest, TableSummary } from "../storage/table_jobs.ts";
-import { ClosedError, CorruptionError, IoError } from "../util/errors.ts";
+import { decodeError, encodeError, type PlainError } from "../util/error_codec.ts";
+import { ClosedError } from "../util/errors.ts";
 
 /**
- * A job's outcome as it crosses the port. Failures travel as data so that the caller gets the
- * typed error back (comlink's own error transfer keeps only name, message and stack).
+ * A job's outcome as it crosses the port. Failures travel as data (the error codec) so that the
+ * caller gets the typed error back (comlink's own error transfer keeps only name, message and stack).
  */
 type Outcome = { readonly ok: true; readonly summary: TableSummary } | { readonly ok: false; readonly error: PlainError };
-
-interface PlainError {
-  readonly name: string;
-  readonly message: string;
-  readonly code?: string;
-  readonly path?: string;
-  readonly offset?: number;
-}
 
 interface JobCalls {
   flush(request: FlushRequest): Promise<Outcome>;
@@ -38,36 +31,13 @@ export function serveStorageJobs(jobs: StorageJobs, port: MessagePort): void {
   const settle = (job: () => Promise<TableSummary>): Promise<Outcome> =>
     job().then(
       (summary): Outcome => ({ ok: true, summary }),
-      (error: unknown): Outcome => ({ ok: false, error: toPlain(error) }),
+      (error: unknown): Outcome => ({ ok: false, error: encodeError(error) }),
     );
   const calls: JobCalls = {
     flush: (request) => settle(() => jobs.flush(request)),
     compact: (request) => settle(() => jobs.compact(request)),
   };
   expose(calls, nodeEndpoint(port));
-}
-
-function toPlain(error: unknown): PlainError {
-  if (!(error instanceof Error)) return { name: "Error", message: String(error) };
-  const { code, path, offset } = error as { code?: unknown; path?: unknown; offset?: unknown };
-  return {
-    name: error.name,
-    message: error.message,
-    ...(typeof code === "string" ? { code } : {}),
-    ...(typeof path === "string" ? { path } : {}),
-    ...(typeof offset === "number" ? { offset } : {}),
-  };
-}
-
-/** The typed error a job failed with, rebuilt on the caller's side. */
-function fromPlain(plain: PlainError): Error {
-  let error: Error;
-  if (plain.code === "LOOM_IO") error = new IoError(plain.message, plain.path ?? "");
-  else if (plain.code === "LOOM_CORRUPTION") error = new CorruptionError("", plain.path ?? "", plain.offset ?? 0);
-  else error = Object.assign(new Error(plain.message), plain.code === undefined ? {} : { code: plain.code });
-  error.message = plain.message; // CorruptionError builds its own; keep the job's exact words
-  if (!(error instanceof IoError) && !(error instanceof CorruptionError)) error.name = plain.name;
-  return error;
 }
 
 /** StorageJobs run by the pool behind `port` (see serveStorageJobs). */
@@ -110,5 +80,5 @@ export class RemoteStorageJobs implements StorageJobs {
 
 function unwrap(outcome: Outcome): TableSummary {
   if (outcome.ok) return outcome.summary;
-  throw fromPlain(outcome.error);
+  throw decodeError(outcome.error);
 }

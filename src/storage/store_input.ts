@@ -16,9 +16,37 @@ export interface VersionInput {
   readonly value: ValueInput | null;
 }
 
+/**
+ * The index of the first lone surrogate in `text`, or -1 when it is well-formed UTF-16. Such a
+ * string has no UTF-8 form: encoding replaces every lone surrogate with U+FFFD, so '\uD800' and
+ * '\uDBFF' would become the same key.
+ */
+export function loneSurrogateIndex(text: string): number {
+  if ((text as { isWellFormed?: () => boolean }).isWellFormed?.() === true) return -1;
+  for (let index = 0; index < text.length; index++) {
+    const unit = text.charCodeAt(index);
+    if (unit < 0xd800 || unit > 0xdfff) continue;
+    const next = text.charCodeAt(index + 1);
+    if (unit <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) {
+      index++;
+      continue;
+    }
+    return index;
+  }
+  return -1;
+}
+
+function encodeText(action: string, what: string, text: string): Uint8Array {
+  const index = loneSurrogateIndex(text);
+  if (index >= 0) {
+    throw new LoomTypeError(`${action} failed: ${what} is not well-formed UTF-16 (a lone surrogate at index ${index}); it has no UTF-8 form`);
+  }
+  return utf8Encode(text);
+}
+
 export function toKeyBytes(action: string, key: unknown): Uint8Array {
   let bytes: Uint8Array;
-  if (typeof key === "string") bytes = utf8Encode(key);
+  if (typeof key === "string") bytes = encodeText(action, "key", key);
   else if (key instanceof Uint8Array) bytes = key;
   else throw new LoomTypeError(`${action} failed: key must be a string or a Uint8Array, got ${describe(key)}`);
   if (bytes.length === 0) throw new LoomRangeError(`${action} failed: key is empty`);
@@ -30,7 +58,7 @@ export function toKeyBytes(action: string, key: unknown): Uint8Array {
 
 export function toValueBytes(action: string, value: unknown): Uint8Array {
   let bytes: Uint8Array;
-  if (typeof value === "string") bytes = utf8Encode(value);
+  if (typeof value === "string") bytes = encodeText(action, "value", value);
   else if (value instanceof Uint8Array) bytes = value;
   else throw new LoomTypeError(`${action} failed: value must be a string or a Uint8Array, got ${describe(value)}`);
   if (bytes.length > limits.valueBytesMax) {
