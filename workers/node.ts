@@ -9,6 +9,8 @@ import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { RealClock } from "../src/io/real_clock.ts";
 import { NodeRuntime, MAIN_PEER, type RingSpec, type StreamPlan } from "../src/runtime/node_runtime.ts";
 import { openStore } from "../src/runtime/open_store.ts";
+import type { Store } from "../src/storage/store.ts";
+import { encodeError } from "../src/util/error_codec.ts";
 import { RemoteStorageJobs } from "../src/runtime/remote_storage_jobs.ts";
 import type { FsyncPolicy } from "../src/storage/store_config.ts";
 import { dominanceMergeRuleReference } from "../src/version/sibling_merge_rule.ts";
@@ -39,13 +41,21 @@ type Control =
 const data = workerData as NodeWorkerData;
 const port = parentPort!;
 const jobs = new RemoteStorageJobs(data.jobsPort);
-const store = await openStore({
-  directory: data.directory,
-  fsync: data.fsync,
-  memtableBytes: data.memtableBytes,
-  mergeRule: dominanceMergeRuleReference,
-  jobs,
-});
+let store: Store;
+try {
+  store = await openStore({
+    directory: data.directory,
+    fsync: data.fsync,
+    memtableBytes: data.memtableBytes,
+    mergeRule: dominanceMergeRuleReference,
+    jobs,
+  });
+} catch (error) {
+  // The main thread rebuilds the typed error (CorruptionError, IoError, ...) from this.
+  port.postMessage({ kind: "failed", error: encodeError(error) });
+  await jobs.close();
+  process.exit(1);
+}
 const transport = new PortTransport({ self: data.nodeId, flush: "adaptive" });
 transport.connect(MAIN_PEER, data.mainPort);
 const runtime = new NodeRuntime({ nodeId: data.nodeId, store, transport, clock: new RealClock() });

@@ -49,17 +49,21 @@ export interface CreateClusterOptions extends Partial<Omit<ClusterConfig, "gossi
   readonly memtableBytes?: number;
 }
 
+/** Options of one request. Unknown names, wrong types and values out of range are refused. */
 export interface RequestOptions {
-  /** Overrides the cluster's W (writes) or R (reads) for this request; 1..N. */
-  readonly w?: number;
-  readonly r?: number;
-  /** Overrides the request timeout. */
-  readonly timeoutMs?: number;
+  /** Overrides the cluster's R for this read; 1..N. (Writes take `w`.) */
+  readonly r?: number | undefined;
+  /** Overrides the request timeout, in ms; 1..600000. */
+  readonly timeoutMs?: number | undefined;
 }
 
-export interface WriteOptions extends RequestOptions {
+export interface WriteOptions {
+  /** Overrides the cluster's W for this write; 1..N. */
+  readonly w?: number | undefined;
+  /** Overrides the request timeout, in ms; 1..600000. */
+  readonly timeoutMs?: number | undefined;
   /** The context from an earlier get: the write replaces exactly the siblings it saw. */
-  readonly context?: string;
+  readonly context?: string | undefined;
 }
 
 export interface GetResult {
@@ -779,14 +783,20 @@ async function startNode(options: NodeOptions & { nodeId: number; directory: str
   // However the thread ends (close, crash, failed start), stop serving it jobs.
   worker.once("exit", () => jobsChannel.port1.close());
   await new Promise<void>((resolve, reject) => {
-    const onMessage = (message: { kind?: string }) => {
-      if (message?.kind !== "ready") return;
+    const onMessage = (message: { kind?: string; error?: PlainError }) => {
+      if (message?.kind !== "ready" && message?.kind !== "failed") return;
       worker.off("message", onMessage);
-      worker.off("error", reject);
-      resolve();
+      worker.off("error", onError);
+      if (message.kind === "ready") resolve();
+      else reject(decodeError(message.error!)); // the store refused to open: its typed error
+    };
+    // An error the worker did not catch (a bug): structured clone keeps its name and message.
+    const onError = (error: unknown) => {
+      worker.off("message", onMessage);
+      reject(error);
     };
     worker.on("message", onMessage);
-    worker.once("error", reject);
+    worker.once("error", onError);
   });
   options.transport.connect(options.nodeId, port1);
   return worker;
