@@ -34,6 +34,8 @@ import { cpus, release, totalmem, type } from "node:os";
 import { dirname, join } from "node:path";
 import { writeFileSync, mkdirSync } from "node:fs";
 import { limits } from "../src/util/limits.ts";
+import { storageJobThreadsDefault } from "../src/runtime/piscina_storage_jobs.ts";
+import { describeLoad, startLoadMeter, type MachineLoad } from "./machine_load.ts";
 import { storeConfigDefaults } from "../src/storage/store_config.ts";
 import type { BenchPeer } from "./peers/peer.ts";
 import { renderResults, writeReport, type MachineInfo, type MemoryBudget } from "./report.ts";
@@ -177,7 +179,7 @@ function memoryBudget(options: RunOptions): MemoryBudget {
 
 function remarks(options: RunOptions, results: readonly SystemResult[]): string[] {
   const lines = [
-    `loomkv configuration: memtableBytes ${options.memtableBytes / MiB} MiB, blockCacheBytes ${storeConfigDefaults.blockCacheBytes / MiB} MiB, bloomBitsPerKey ${storeConfigDefaults.bloomBitsPerKey}, compaction defaults; flush and compaction run on a one-thread piscina pool.`,
+    `loomkv configuration: memtableBytes ${options.memtableBytes / MiB} MiB, blockCacheBytes ${storeConfigDefaults.blockCacheBytes / MiB} MiB, bloomBitsPerKey ${storeConfigDefaults.bloomBitsPerKey}, compaction defaults; flush and compaction run on the store's own piscina pool (${storageJobThreadsDefault} threads: one flush and one compaction can run side by side).`,
     "Each system is loaded with 95% of the keys in a shuffled order, settled, then given the last 5% (which stay in loomkv's memtable); puts overwrite uniformly random loaded keys.",
   ];
   if (results.some((result) => !result.load.gcAvailable)) lines.push("global.gc was not exposed: memory figures include uncollected garbage (run Node with --expose-gc, Deno with --v8-flags=--expose-gc).");
@@ -221,9 +223,9 @@ async function runStorageSuite(options: RunOptions, args: readonly string[], log
   }
 }
 
-function clusterRemarks(options: RunOptions, result: YcsbRunResult): string[] {
+function clusterRemarks(options: RunOptions, result: YcsbRunResult, load: MachineLoad | undefined): string[] {
   const lines = [
-    "Other work shared the 2 cores during the run: absolute figures are noisy, so compare the ratios, which come from one run.",
+    describeLoad(load, cpus().length) + (result.systems.some((system) => system.id === "redis") ? " (redis-server's own CPU counts as other work here.)" : ""),
     "Updates to the loomkv cluster carry the join of the contexts the bench received for that record (a Dynamo client's read-your-writes context), so each replaces what was acknowledged before it; concurrent updates of a hot record stay siblings until the next one.",
   ];
   if (result.systems.some((system) => system.id === "redis")) {
@@ -238,6 +240,7 @@ async function runClusterSuite(options: RunOptions, args: readonly string[], log
   log(`cluster suite: ${options.records.toLocaleString("en-US")} records, ${options.inFlight} in flight, systems ${options.clusterSystems.join(", ")}`);
   const data = createYcsbData(options.records, YCSB_SEED);
   const operationsPerIteration = options.inFlight * ROUNDS_PER_ITERATION;
+  const meter = startLoadMeter();
   const result = await runYcsbSuite(data, {
     inFlight: options.inFlight,
     operationsPerIteration,
@@ -246,6 +249,7 @@ async function runClusterSuite(options: RunOptions, args: readonly string[], log
     profile: options.profile,
     log,
   });
+  const load = meter();
   const chartName = "ycsb.svg";
   const generated = renderYcsbResults({
     date: new Date().toISOString(),
@@ -258,7 +262,7 @@ async function runClusterSuite(options: RunOptions, args: readonly string[], log
     result,
     hottestShare: hottestRecordShare(data.streams.get("a")!),
     chartLink: chartName,
-    remarks: clusterRemarks(options, result),
+    remarks: clusterRemarks(options, result, load),
   });
   log(`\n${generated}\n`);
   if (options.out) {

@@ -1,6 +1,5 @@
 /**
- * `npm start`: the demo. Until the cluster lands (issue 3) it runs one storage engine on a
- * temporary directory: writes 200k keys, reads some back, flushes and compacts, reopens, prints
+ * `npm run demo:storage`: the storage engine alone, on a temporary directory: writes 200k keys, reads some back, flushes and compacts, reopens, prints
  * stats, and removes the directory.
  */
 import { mkdtempSync, rmSync } from "node:fs";

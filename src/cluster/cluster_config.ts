@@ -1,10 +1,10 @@
 /**
- * The cluster's configuration: every setting the design says can change while traffic runs,
+ * The cluster's configuration: every setting that can change while traffic runs (docs/design.md),
  * with its default and what it trades off. `resolveClusterConfig` validates a whole configuration
  * (names the field and the reason); `applyConfigChange` validates a partial change against the
  * current configuration and returns the next one, or throws and changes nothing.
  *
- * Pure: no IO. The cluster (issue 3) calls it from `createCluster()` and `configure()`.
+ * Pure: no IO. The cluster calls it from `createCluster()` and `configure()`.
  */
 import { LoomRangeError, LoomTypeError, describe } from "../util/errors.ts";
 import { limits } from "../util/limits.ts";

@@ -45,7 +45,7 @@ export interface PutSessionOptions {
   /** Acknowledgements required, 1..N. */
   readonly w: number;
   /**
-   * While the ring changes (docs/ring.md, "Moving keys"), the write must reach W replicas of the
+   * While the ring changes (docs/reconfiguration.md), the write must reach W replicas of the
    * old set AND W of the new one: each group here needs min(w, group size) acknowledgements.
    * Every node of every group must be in `preferenceList`. @default [preferenceList]
    */

@@ -5,7 +5,7 @@
  * list, which coordinates it (stamps the version, replicates, waits for W or R).
  *
  * Ring changes (virtual nodes per node, N, addNode/removeNode) move keys while traffic runs: see
- * `#changeRing` and docs/ring.md ("Moving keys").
+ * `#changeRing` and docs/reconfiguration.md.
  *
  * Thread contract: a Cluster is used from the thread that created it.
  */

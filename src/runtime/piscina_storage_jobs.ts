@@ -8,6 +8,9 @@ import { workerFileUrl } from "./worker_file.ts";
 import type { StorageJobs } from "../storage/storage_jobs.ts";
 import type { CompactionRequest, FlushRequest, TableSummary } from "../storage/table_jobs.ts";
 
+/** Pool threads by default: a store runs at most one flush and one compaction side by side. */
+export const storageJobThreadsDefault = 2;
+
 export interface PiscinaStorageJobsOptions {
   /** Pool threads. @default 2 (a store runs one flush and one compaction side by side) */
   readonly threads?: number;
@@ -23,7 +26,7 @@ export class PiscinaStorageJobs implements StorageJobs {
   readonly #pool: Piscina;
 
   constructor(options: PiscinaStorageJobsOptions = {}) {
-    const threads = options.threads ?? 2;
+    const threads = options.threads ?? storageJobThreadsDefault;
     this.#pool = createJobPool({
       filename: workerFileUrl("storage_job"),
       threads,

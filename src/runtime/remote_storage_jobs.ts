@@ -1,5 +1,5 @@
 /**
- * One piscina pool for every node of a cluster (the design card's shared pool): the main thread
+ * One piscina pool for every node of a cluster (docs/architecture.md): the main thread
  * owns it and serves each node worker's flush and compaction jobs over a MessagePort with comlink
  * (a control-plane call a few times a second per node, where an RPC library earns its cost). A
  * frozen memtable's SharedArrayBuffer crosses both hops, node to main to pool thread, uncopied.

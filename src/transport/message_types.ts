@@ -1,5 +1,5 @@
 /**
- * Data-plane message types: an append-only table with explicit numbers (STYLE rule 8). 0 is
+ * Data-plane message types: an append-only table with explicit numbers. 0 is
  * reserved so that a zeroed or missing field is never a valid type. A number, once published, is
  * never reused or renumbered, even after its type is retired: add new types at the end of their
  * group. Numbers are grouped with room to grow (1-19 client requests and replication, 20-39
