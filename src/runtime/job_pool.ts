@@ -12,6 +12,7 @@
  * in 50 runs: `node scripts/soak_pool.mjs`). Deno ignores Node's flags: its workers always import.
  */
 import process from "node:process";
+import { Worker } from "node:worker_threads";
 import { Piscina } from "piscina";
 
 export interface JobPoolOptions {
@@ -38,7 +39,31 @@ export function createJobPool(options: JobPoolOptions): Piscina {
     minThreads: options.threads,
     maxThreads: options.threads,
     idleTimeout: options.idleTimeoutMs,
-    execArgv: [...process.execArgv, ...jobPoolExecArgv],
+    execArgv: [...workerExecArgv(), ...jobPoolExecArgv],
     ...(options.resourceLimits === undefined ? {} : { resourceLimits: { ...options.resourceLimits } }),
   });
+}
+
+let inherited: string[] | undefined;
+
+/**
+ * The process's own flags that a worker thread accepts. Setting `execArgv` replaces what a worker
+ * would inherit, and Node refuses V8 and process-wide flags there (`--expose-gc`,
+ * `--max-old-space-size`: ERR_WORKER_INVALID_EXEC_ARGV), so each flag is tried once on a worker
+ * that exits at once, and kept only if accepted. Usually there are none to try.
+ */
+function workerExecArgv(): string[] {
+  if (inherited) return inherited;
+  inherited = [];
+  if ("Deno" in globalThis) return inherited;
+  for (const flag of process.execArgv) {
+    try {
+      const probe = new Worker("", { eval: true, execArgv: [flag] });
+      void probe.terminate();
+      inherited.push(flag);
+    } catch {
+      // refused for workers: pool threads run without it
+    }
+  }
+  return inherited;
 }
