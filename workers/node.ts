@@ -11,6 +11,7 @@ import { NodeRuntime, MAIN_PEER, type RingSpec, type StreamPlan } from "../src/r
 import { openStore } from "../src/runtime/open_store.ts";
 import { RemoteStorageJobs } from "../src/runtime/remote_storage_jobs.ts";
 import type { FsyncPolicy } from "../src/storage/store_config.ts";
+import { createContextSigner } from "../src/version/context_signer.ts";
 import { dominanceMergeRuleReference } from "../src/version/sibling_merge_rule.ts";
 import { PortTransport } from "../src/transport/port_transport.ts";
 
@@ -19,6 +20,8 @@ export interface NodeWorkerData {
   readonly directory: string;
   readonly fsync: FsyncPolicy;
   readonly memtableBytes: number;
+  /** The cluster's context secret: the node signs the contexts it returns and verifies those it is sent. */
+  readonly contextSecret: Uint8Array;
   /** The data-plane port to the main thread. */
   readonly mainPort: MessagePort;
   /** Flush and compaction jobs go to the cluster's shared pool through this port. */
@@ -48,7 +51,8 @@ const store = await openStore({
 });
 const transport = new PortTransport({ self: data.nodeId, flush: "adaptive" });
 transport.connect(MAIN_PEER, data.mainPort);
-const runtime = new NodeRuntime({ nodeId: data.nodeId, store, transport, clock: new RealClock() });
+const signer = createContextSigner(data.contextSecret);
+const runtime = new NodeRuntime({ nodeId: data.nodeId, store, transport, clock: new RealClock(), signer });
 
 async function onControl(message: Control): Promise<void> {
   if (message.kind === "connect") {
