@@ -355,6 +355,7 @@ test("a version clock is a few bytes: the worked example in docs/versioning.md",
   const context = encodeContext(join([example]), binding);
   assert.is(context, "AgKA0JX_vDEAA-gHBQcAJ8zM6sRHNTE");
   assert.is(hexOf(fromBase64Url(context)), "02 02 80 d0 95 ff bc 31 00 03 e8 07 05 07 00 27 cc cc ea c4 47 35 31");
+  assert.is(encodeContext(join([example]), bindingFor("user:2")), "AgKA0JX_vDEAA-gHBQcAor7frk238LU", "another key, another tag");
 });
 
 test("a malformed context is a bad context: LoomTypeError with code LOOM_INVALID_ARGUMENT", () => {
