@@ -117,6 +117,13 @@ function readVersion(reader: ByteReader, fail: (detail: string) => never): Dotte
 
 // ---- causal context ------------------------------------------------------------------------
 
+const decodeContextFailed = "decode context failed";
+
+/** Every refusal of decodeContext: LoomTypeError, "decode context failed: bad context: <detail>". */
+function badContext(detail: string): never {
+  throw new LoomTypeError(`${decodeContextFailed}: bad context: ${detail}`);
+}
+
 /** What a context is bound to: the key it was read or written for, and the cluster's signer. */
 export interface ContextBinding {
   /** The key's bytes (UTF-8 for a string key). */
@@ -159,12 +166,6 @@ export function decodeContext(text: unknown, binding: ContextBinding): CausalCon
   checkContext(prefix, context, LoomTypeError);
   checkCanonical(prefix, body, writeContext(context), LoomTypeError);
   return context;
-}
-
-const decodeContextFailed = "decode context failed";
-
-function badContext(detail: string): never {
-  throw new LoomTypeError(`${decodeContextFailed}: bad context: ${detail}`);
 }
 
 /** The encoding of `context` as a view of the scratch writer, valid until the next write. */
