@@ -19,6 +19,7 @@ import { QuorumError, toQuorumError } from "../src/coordinator/quorum_error.ts";
 import { applyReplicated, siblingLimits } from "../src/coordinator/replica_apply.ts";
 import type { Version } from "../src/storage/version_set_format.ts";
 import { LoomRangeError } from "../src/util/errors.ts";
+import { createContextSigner } from "../src/version/context_signer.ts";
 import { type CausalContext, emptyContext, join, update } from "../src/version/dotted_version_vector.ts";
 import { decodeContext, decodeVersion, encodeVersion } from "../src/version/version_codec.ts";
 import { isError } from "./support/assertions.ts";
@@ -28,6 +29,9 @@ const decoder = new TextDecoder();
 const bytes = (text: string): Uint8Array => encoder.encode(text);
 const texts = (values: readonly (Uint8Array | null)[]): string[] => values.map((value) => (value === null ? "<tombstone>" : decoder.decode(value)));
 const key = bytes("user:1");
+/** The sessions sign the contexts they return with the cluster's signer; here, a fixed secret. */
+const signer = createContextSigner(new Uint8Array(16).fill(7));
+const binding = { key, signer };
 
 function putOptions(overrides: Partial<PutSessionOptions> = {}): PutSessionOptions {
   return {
@@ -44,6 +48,7 @@ function putOptions(overrides: Partial<PutSessionOptions> = {}): PutSessionOptio
     pruneThreshold: 8,
     timestampMs: 1_000,
     counterFloor: 1,
+    signer,
     ...overrides,
   };
 }
@@ -135,6 +140,7 @@ class ReplicaGroup {
       r: 2,
       timeoutMs: 100,
       nowMs: this.nowMs,
+      signer,
     });
     const results: GetResult[] = [];
     const run = (batch: readonly GetEffect[]): void => {
@@ -155,7 +161,7 @@ class ReplicaGroup {
 
 function contextOf(result: PutResult | GetResult): CausalContext {
   assert.ok(result.ok, `expected success, got ${JSON.stringify(result)}`);
-  return result.ok ? decodeContext(result.context) : emptyContext;
+  return result.ok ? decodeContext(result.context, binding) : emptyContext;
 }
 
 // ---- put: quorum --------------------------------------------------------------------------------
@@ -261,7 +267,7 @@ test("a put replicates the whole post-write set, the siblings it had not seen in
 test("the context a put returns covers its own write and not the siblings its client never saw", () => {
   const sibling = stamp("bob", { actor: 1, counter: 1, timestampMs: 900 });
   const { session } = createPutSession(putOptions({ localVersions: [sibling] }));
-  const context = decodeContext(session.context);
+  const context = decodeContext(session.context, binding);
   assert.equal(context.entries.map((entry) => [entry.actor, entry.counter, entry.frontier]), [[0, 1, true]]);
 });
 
@@ -318,7 +324,7 @@ test("a delete writes a tombstone that a read reports as no value with a context
 // ---- get --------------------------------------------------------------------------------------
 
 function getSession(r: number): GetSession {
-  const { session, effects } = createGetSession({ requestId: 3, key, preferenceList: [0, 1, 2], self: 0, r, timeoutMs: 100, nowMs: 1_000 });
+  const { session, effects } = createGetSession({ requestId: 3, key, preferenceList: [0, 1, 2], self: 0, r, timeoutMs: 100, nowMs: 1_000, signer });
   assert.equal(effects.map((effect) => (effect.kind === "send" ? `${effect.message.type} ${effect.to}` : effect.kind)), [
     "read-local",
     "read 1",
@@ -384,7 +390,7 @@ test("a read responds with its counts when R replicas cannot answer", () => {
 test("a read of a key no replica holds returns no values and the empty context", () => {
   const session = getSession(1);
   const result = responses(onGetReply(session, 0, { ok: true, versions: [] }, 1_001))[0]!.result;
-  assert.equal(result, { ok: true, values: [], context: "AQA", siblings: 0 });
+  assert.equal(result.ok && { ...result, context: decodeContext(result.context, binding) }, { ok: true, values: [], context: emptyContext, siblings: 0 });
 });
 
 // ---- sibling limits -----------------------------------------------------------------------------
@@ -423,7 +429,7 @@ test("session options out of range are refused with the field named", () => {
   assert.throws(() => createPutSession(putOptions({ preferenceList: [0, 1, 1] })), /repeats a node/);
   assert.throws(() => createPutSession(putOptions({ timeoutMs: 0 })), isError(LoomRangeError));
   assert.throws(
-    () => createGetSession({ requestId: 1, key, preferenceList: [0, 1, 2], self: 0, r: 0, timeoutMs: 100, nowMs: 0 }),
+    () => createGetSession({ requestId: 1, key, preferenceList: [0, 1, 2], self: 0, r: 0, timeoutMs: 100, nowMs: 0, signer }),
     /r is 0, must be in 1..3/,
   );
 });

@@ -16,11 +16,14 @@ import {
   emptyContext,
   hasSeen,
   join,
+  joinContexts,
   sync,
   timestampMsMax,
   update,
 } from "../src/version/dotted_version_vector.ts";
+import { contextTagBytes, createContextSigner } from "../src/version/context_signer.ts";
 import {
+  type ContextBinding,
   contextCharactersMax,
   decodeContext,
   decodeVersion,
@@ -74,6 +77,17 @@ function valuesOf(siblings: readonly Sibling[]): string[] {
 function isLoomTypeError(error: unknown): boolean {
   return error instanceof LoomTypeError && error.code === "LOOM_INVALID_ARGUMENT";
 }
+
+/** A refused context: LoomTypeError, LOOM_INVALID_ARGUMENT, "bad context" in the message. */
+function isBadContext(error: unknown): boolean {
+  return isLoomTypeError(error) && (error as Error).message.startsWith("decode context failed: bad context: ");
+}
+
+/** The secret of the worked example in docs/versioning.md: bytes 00 01 .. 0f (SipHash's test key). */
+const exampleSecret = Uint8Array.from({ length: 16 }, (_, index) => index);
+const exampleKey = new TextEncoder().encode("user:1");
+const binding: ContextBinding = { key: exampleKey, signer: createContextSigner(exampleSecret) };
+const bindingFor = (key: string): ContextBinding => ({ key: new TextEncoder().encode(key), signer: binding.signer });
 
 function randomClock(prng: Prng, entriesMax = clockEntriesMax): DottedVersionVector {
   const actors = new Set<number>();
@@ -319,10 +333,10 @@ test("the context codec round-trips random contexts", () => {
   for (let i = 0; i < 2000; i++) {
     const clocks = Array.from({ length: prng.nextInt(4) }, () => randomClock(prng, 20));
     const context = join(clocks);
-    const text = encodeContext(context);
+    const text = encodeContext(context, binding);
     assert.ok(/^[A-Za-z0-9_-]*$/.test(text), text);
     assert.ok(text.length <= contextCharactersMax);
-    assert.equal(decodeContext(text), context);
+    assert.equal(decodeContext(text, binding), context);
   }
 });
 
@@ -336,13 +350,19 @@ test("a version clock is a few bytes: the worked example in docs/versioning.md",
   };
   const hex = [...encodeVersion(example)].map((byte) => byte.toString(16).padStart(2, "0")).join(" ");
   assert.is(hex, "01 02 07 80 d0 95 ff bc 31 02 00 03 cf 0f 02 05 9f 9c 01");
-  assert.is(encodeContext(emptyContext), "AQA");
-  assert.is(encodeContext(join([example])), "AQKA0JX_vDEAA-gHBQcA");
+  // Contexts for key "user:1" under the secret 00 01 .. 0f: the body, then its SipHash-2-4 tag.
+  assert.is(encodeContext(emptyContext, binding), "AgD1aZHaI0Icbg");
+  const context = encodeContext(join([example]), binding);
+  assert.is(context, "AgKA0JX_vDEAA-gHBQcAJ8zM6sRHNTE");
+  assert.is(hexOf(fromBase64Url(context)), "02 02 80 d0 95 ff bc 31 00 03 e8 07 05 07 00 27 cc cc ea c4 47 35 31");
+  assert.is(encodeContext(join([example]), bindingFor("user:2")), "AgKA0JX_vDEAA-gHBQcAor7frk238LU", "another key, another tag");
 });
 
-test("a malformed context raises LoomTypeError with code LOOM_INVALID_ARGUMENT", () => {
-  const valid = encodeContext(join([clock([0, 3], { 1: 2 }), clock([2, 1])]));
-  const toText = base64Url;
+test("a malformed context is a bad context: LoomTypeError with code LOOM_INVALID_ARGUMENT", () => {
+  const valid = encodeContext(join([clock([0, 3], { 1: 2 }), clock([2, 1])]), binding);
+  // Bodies that break the grammar but carry a valid tag (as a buggy encoder would make them):
+  // the parser still refuses them after the tag matched.
+  const toText = (body: readonly number[]) => base64Url([...body, ...binding.signer.sign(exampleKey, Uint8Array.from(body))]);
   const malformed: unknown[] = [
     undefined,
     null,
@@ -357,18 +377,94 @@ test("a malformed context raises LoomTypeError with code LOOM_INVALID_ARGUMENT",
     valid.slice(0, -2),
     valid + "AA",
     "x".repeat(contextCharactersMax + 1),
-    toText([2, 0]), // unknown format
-    toText([1, 1]), // one entry, nothing follows
-    toText([1, 65, 0]), // 65 entries: over the limit
-    toText([1, 2, 5, 2, 1, 0, 0, 1, 0]), // second entry repeats the actor (delta 0)
-    toText([1, 1, 5, 2, 0, 0]), // counter 0
-    toText([1, 1, 5, 2, 1, 6]), // age beyond the newest timestamp
-    toText([1, 1, 0x85, 0x00, 2, 1, 0]), // overlong varint
-    toText([1, 1, 5, 0x80, 0x80, 0x08, 1, 0]), // actor 65536, beyond actorMax
+    toText([3, 0]), // unknown format
+    base64Url([2, 0]), // no tag
+    toText([2, 1]), // one entry, nothing follows
+    toText([2, 65, 0]), // 65 entries: over the limit
+    toText([2, 2, 5, 2, 1, 0, 0, 1, 0]), // second entry repeats the actor (delta 0)
+    toText([2, 1, 5, 2, 0, 0]), // counter 0
+    toText([2, 1, 5, 2, 1, 6]), // age beyond the newest timestamp
+    toText([2, 1, 0x85, 0x00, 2, 1, 0]), // overlong varint
+    toText([2, 1, 5, 0x80, 0x80, 0x08, 1, 0]), // actor 65536, beyond actorMax
   ];
   for (const input of malformed) {
-    assert.throws(() => decodeContext(input), isLoomTypeError, JSON.stringify(input));
+    assert.throws(() => decodeContext(input, binding), isBadContext, JSON.stringify(input));
   }
+});
+
+// ---- signed contexts -------------------------------------------------------------------------
+
+/** A format-2 context claiming counter 2^53 - 2 for actor 0, with a tag made without the secret. */
+function forgedContext(tag: readonly number[]): string {
+  const body = [2, 1, 5, 0, ...varint(counterMax - 1), 0];
+  return base64Url([...body, ...tag]);
+}
+
+test("a context made up without the secret is refused as a bad context, whatever its tag", () => {
+  const prng = createPrng(53);
+  const tags = [new Array(contextTagBytes).fill(0), new Array(contextTagBytes).fill(0xff)];
+  for (let i = 0; i < 200; i++) tags.push(Array.from({ length: contextTagBytes }, () => prng.nextInt(256)));
+  for (const tag of tags) {
+    assert.throws(() => decodeContext(forgedContext(tag), binding), isBadContext, JSON.stringify(tag));
+  }
+  try {
+    decodeContext(forgedContext(tags[0]!), binding);
+  } catch (error) {
+    assert.match((error as Error).message, /tag does not match .*: read the key again$/);
+  }
+});
+
+test("a context is bound to its key: another key's context is refused", () => {
+  const context = encodeContext(join([clock([0, 3], { 1: 2 })]), bindingFor("user:2"));
+  assert.equal(decodeContext(context, bindingFor("user:2")).entries.length, 2);
+  assert.throws(() => decodeContext(context, binding), isBadContext);
+  // The key's length is hashed too: "ab" + body never passes for "a" + ("b" + body).
+  assert.throws(() => decodeContext(encodeContext(emptyContext, bindingFor("ab")), bindingFor("a")), isBadContext);
+  assert.throws(() => decodeContext(encodeContext(emptyContext, bindingFor("user:1")), { key: exampleKey.subarray(0, 5), signer: binding.signer }), isBadContext);
+});
+
+test("a context signed with another cluster's secret is refused", () => {
+  const other = createContextSigner(exampleSecret.map((byte) => byte ^ 0x80));
+  const context = encodeContext(join([clock([0, 3])]), { key: exampleKey, signer: other });
+  assert.throws(() => decodeContext(context, binding), isBadContext);
+});
+
+test("flipping any bit of a context makes it a bad context", () => {
+  const bytes = fromBase64Url(encodeContext(join([clock([0, 3], { 1: 2 }), clock([2, 1])]), binding));
+  for (let index = 0; index < bytes.length; index++) {
+    for (let bit = 0; bit < 8; bit++) {
+      const flipped = [...bytes];
+      flipped[index]! ^= 1 << bit;
+      assert.throws(() => decodeContext(base64Url(flipped), binding), isBadContext, `byte ${index} bit ${bit}`);
+    }
+  }
+});
+
+test("a context of format 1 (before signed contexts) is refused with the reason", () => {
+  // The worked example's context as format 1 encoded it: no tag.
+  for (const old of ["AQKA0JX_vDEAA-gHBQcA", "AQA", forgedContext([]).replace(/^Ag/, "AQ")]) {
+    assert.throws(
+      () => decodeContext(old, binding),
+      (error: unknown) => isBadContext(error) && /context format 1 predates signed contexts: read the key again/.test((error as Error).message),
+      old,
+    );
+  }
+});
+
+test("joinContexts keeps per actor the highest counter, and frontier when either context has it", () => {
+  const left = { entries: [{ actor: 0, counter: 3, timestampMs: 10, frontier: true }, { actor: 2, counter: 1, timestampMs: 10, frontier: false }] };
+  const right = { entries: [{ actor: 1, counter: 4, timestampMs: 20, frontier: true }, { actor: 2, counter: 5, timestampMs: 20, frontier: false }] };
+  assert.equal(joinContexts([left, right]), {
+    entries: [
+      { actor: 0, counter: 3, timestampMs: 10, frontier: true },
+      { actor: 1, counter: 4, timestampMs: 20, frontier: true },
+      { actor: 2, counter: 5, timestampMs: 20, frontier: false },
+    ],
+  });
+  assert.equal(joinContexts([right, left]), joinContexts([left, right]));
+  assert.equal(joinContexts([]), emptyContext);
+  const siblings = [clock([0, 1], {}, 100), clock([1, 1], {}, 200)];
+  assert.equal(joinContexts([join([siblings[0]!]), join([siblings[1]!])]), join(siblings), "joining reads equals reading both");
 });
 
 test("a malformed version blob raises a RangeError naming the decode", () => {
@@ -483,7 +579,37 @@ test("pruning can make a descendant look concurrent: a false sibling, never a lo
 
 test.run();
 
-// ---- base64url for hand-made malformed contexts ----------------------------------------------
+// ---- bytes for hand-made contexts --------------------------------------------------------------
+
+function varint(value: number): number[] {
+  const bytes: number[] = [];
+  while (value >= 0x80) {
+    bytes.push((value % 0x80) | 0x80);
+    value = Math.floor(value / 0x80);
+  }
+  bytes.push(value);
+  return bytes;
+}
+
+function hexOf(bytes: Iterable<number>): string {
+  return [...bytes].map((byte) => byte.toString(16).padStart(2, "0")).join(" ");
+}
+
+function fromBase64Url(text: string): number[] {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  const bytes: number[] = [];
+  let bits = 0;
+  let accumulator = 0;
+  for (const character of text) {
+    accumulator = ((accumulator << 6) | alphabet.indexOf(character)) & 0xffff;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes.push((accumulator >> bits) & 0xff);
+    }
+  }
+  return bytes;
+}
 
 function base64Url(bytes: readonly number[]): string {
   const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

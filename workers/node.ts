@@ -13,6 +13,7 @@ import type { Store } from "../src/storage/store.ts";
 import { encodeError } from "../src/util/error_codec.ts";
 import { RemoteStorageJobs } from "../src/runtime/remote_storage_jobs.ts";
 import type { FsyncPolicy } from "../src/storage/store_config.ts";
+import { createContextSigner } from "../src/version/context_signer.ts";
 import { dominanceMergeRuleReference } from "../src/version/sibling_merge_rule.ts";
 import { PortTransport } from "../src/transport/port_transport.ts";
 
@@ -21,6 +22,8 @@ export interface NodeWorkerData {
   readonly directory: string;
   readonly fsync: FsyncPolicy;
   readonly memtableBytes: number;
+  /** The cluster's context secret: the node signs the contexts it returns and verifies those it is sent. */
+  readonly contextSecret: Uint8Array;
   /** The data-plane port to the main thread. */
   readonly mainPort: MessagePort;
   /** Flush and compaction jobs go to the cluster's shared pool through this port. */
@@ -58,7 +61,8 @@ try {
 }
 const transport = new PortTransport({ self: data.nodeId, flush: "adaptive" });
 transport.connect(MAIN_PEER, data.mainPort);
-const runtime = new NodeRuntime({ nodeId: data.nodeId, store, transport, clock: new RealClock() });
+const signer = createContextSigner(data.contextSecret);
+const runtime = new NodeRuntime({ nodeId: data.nodeId, store, transport, clock: new RealClock(), signer });
 
 async function onControl(message: Control): Promise<void> {
   if (message.kind === "connect") {

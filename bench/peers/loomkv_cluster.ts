@@ -4,15 +4,13 @@
  * the cluster sends one batched message per node; reads and updates resolve on R or W replies.
  *
  * Updates carry a causal context, as a Dynamo client should: the bench remembers, per record, the
- * join of the contexts its completed writes returned, and sends it with the next write of that
- * record. That write then replaces every version the bench has seen acknowledged; only writes
- * still in flight on the same (hot) record stay as siblings, so siblings stay bounded by the depth
- * instead of growing with every blind write (loomkv keeps blind writes as siblings and refuses a
- * key past 64 of them).
+ * join of the contexts its completed writes returned (`cluster.joinContexts`: contexts are signed,
+ * only the cluster can join them), and sends it with the next write of that record. That write
+ * then replaces every version the bench has seen acknowledged; only writes still in flight on the
+ * same (hot) record stay as siblings, so siblings stay bounded by the depth instead of growing with
+ * every blind write (loomkv keeps blind writes as siblings and refuses a key past 64 of them).
  */
 import { createCluster, type Cluster } from "../../src/index.ts";
-import type { CausalContext, ContextEntry } from "../../src/version/dotted_version_vector.ts";
-import { decodeContext, encodeContext } from "../../src/version/version_codec.ts";
 import { loadValue, recordKey, type OperationStream, type YcsbData } from "../ycsb_workload.ts";
 import type { YcsbPeer } from "./ycsb_peer.ts";
 
@@ -39,23 +37,6 @@ export async function openLoomClusterPeer(options: LoomClusterPeerOptions): Prom
     requestTimeoutMs: options.requestTimeoutMs,
   });
   return new LoomClusterPeer(cluster, options);
-}
-
-/** The join of two encoded contexts: per actor the highest (counter, timestamp), frontier if either is. */
-export function joinContexts(left: string, right: string): string {
-  if (left === right) return left;
-  const byActor = new Map<number, ContextEntry>();
-  for (const entry of [...decodeContext(left).entries, ...decodeContext(right).entries]) {
-    const held = byActor.get(entry.actor);
-    if (!held) {
-      byActor.set(entry.actor, entry);
-      continue;
-    }
-    const newer = entry.counter > held.counter || (entry.counter === held.counter && entry.timestampMs > held.timestampMs) ? entry : held;
-    byActor.set(entry.actor, { ...newer, frontier: held.frontier || entry.frontier });
-  }
-  const joined: CausalContext = { entries: [...byActor.values()].sort((a, b) => a.actor - b.actor) };
-  return encodeContext(joined);
 }
 
 export class LoomClusterPeer implements YcsbPeer {
@@ -113,7 +94,8 @@ export class LoomClusterPeer implements YcsbPeer {
     const sent = this.#contexts[record]!;
     const { context } = await this.#cluster.put(key, value, { context: sent });
     const held = this.#contexts[record]!;
-    this.#contexts[record] = held === sent ? context : joinContexts(held, context);
+    // Contexts are signed by the cluster: only it can join them.
+    this.#contexts[record] = held === sent ? context : this.#cluster.joinContexts(key, [held, context]);
   }
 
   async readOne(key: Uint8Array): Promise<void> {

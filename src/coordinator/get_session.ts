@@ -16,11 +16,12 @@
 import type { Version } from "../storage/version_set_format.ts";
 import { assert } from "../util/assert.ts";
 import { compareBytes } from "../util/bytes.ts";
+import type { ContextSigner } from "../version/context_signer.ts";
 import { join } from "../version/dotted_version_vector.ts";
 import { dominanceMergeRule } from "../version/sibling_merge_rule.ts";
 import { decodeVersion, encodeContext } from "../version/version_codec.ts";
 import type { QuorumFailure } from "./quorum_error.ts";
-import { checkSessionBasics } from "./session_checks.ts";
+import { checkSessionBasics, checkSigner } from "./session_checks.ts";
 
 export interface GetSessionOptions {
   readonly requestId: number;
@@ -33,6 +34,8 @@ export interface GetSessionOptions {
   readonly r: number;
   readonly timeoutMs: number;
   readonly nowMs: number;
+  /** Signs the context the read returns, bound to `key` (docs/versioning.md). */
+  readonly signer: ContextSigner;
 }
 
 export interface ReadMessage {
@@ -78,6 +81,7 @@ export class GetSession {
   readonly preferenceList: readonly number[];
   readonly self: number;
   readonly r: number;
+  readonly #signer: ContextSigner;
   /** When `onTick` ends the session (fails it if it has not answered, and repairs). */
   readonly deadlineMs: number;
   /** Answers in arrival order. */
@@ -93,6 +97,7 @@ export class GetSession {
     this.preferenceList = [...options.preferenceList];
     this.self = options.self;
     this.r = options.r;
+    this.#signer = options.signer;
     this.deadlineMs = options.nowMs + options.timeoutMs;
   }
 
@@ -144,7 +149,8 @@ export class GetSession {
   #respondMerged(): GetEffect {
     const merged = mergeAnswers(this.#answers);
     const values = merged.flatMap((version) => (version.value === null ? [] : [version.value]));
-    const context = encodeContext(join(merged.map((version) => decodeVersion(version.version))));
+    const clocks = merged.map((version) => decodeVersion(version.version));
+    const context = encodeContext(join(clocks), { key: this.key, signer: this.#signer });
     return this.#respond({ ok: true, values, context, siblings: merged.length });
   }
 
@@ -166,6 +172,7 @@ export class GetSession {
 export function createGetSession(options: GetSessionOptions): { session: GetSession; effects: GetEffect[] } {
   const action = "get session";
   checkSessionBasics(action, options, { name: "r", value: options.r });
+  checkSigner(action, options.signer);
   const { key, requestId } = options;
   const effects: GetEffect[] = [{ kind: "read-local", key }];
   for (const to of options.preferenceList.slice(1)) effects.push({ kind: "send", to, message: { type: "read", requestId, key } });

@@ -17,6 +17,7 @@
 import type { Version } from "../storage/version_set_format.ts";
 import { assert } from "../util/assert.ts";
 import { describe, LoomRangeError, LoomTypeError } from "../util/errors.ts";
+import type { ContextSigner } from "../version/context_signer.ts";
 import { type CausalContext, join, update } from "../version/dotted_version_vector.ts";
 import { decodeVersion, encodeContext, encodeVersion } from "../version/version_codec.ts";
 import type { QuorumFailure } from "./quorum_error.ts";
@@ -27,7 +28,7 @@ import {
   type SiblingWarning,
   type TooManySiblingsFailure,
 } from "./replica_apply.ts";
-import { checkSessionBasics } from "./session_checks.ts";
+import { checkSessionBasics, checkSigner } from "./session_checks.ts";
 
 export interface PutSessionOptions {
   /** The caller's id for the request; echoed in every message and in the response. */
@@ -36,8 +37,13 @@ export interface PutSessionOptions {
   readonly key: Uint8Array;
   /** The value to write, or null for a delete (a tombstone). */
   readonly value: Uint8Array | null;
-  /** The client's decoded context, or emptyContext for a blind write. */
+  /**
+   * The client's context, decoded and verified for this key (decodeContext with the cluster's
+   * signer: never a context the client could have made up), or emptyContext for a blind write.
+   */
   readonly context: CausalContext;
+  /** Signs the context the session returns, bound to `key` (docs/versioning.md). */
+  readonly signer: ContextSigner;
   /** The key's N replicas, this node first. */
   readonly preferenceList: readonly number[];
   /** This node's id: the actor of the new version's dot. */
@@ -199,7 +205,7 @@ export function createPutSession(options: PutSessionOptions): { session: PutSess
     counterFloor: options.counterFloor,
   });
   const written: Version = { version: encodeVersion(clock), value: options.value };
-  const context = encodeContext(join([clock]));
+  const context = encodeContext(join([clock]), { key: options.key, signer: options.signer });
   const applied = applyReplicated({
     key: options.key,
     localVersions: options.localVersions,
@@ -246,6 +252,7 @@ function checkPutOptions(options: PutSessionOptions): void {
   if (options.value !== null && !(options.value instanceof Uint8Array)) {
     throw new LoomTypeError(`${action} failed: value is ${describe(options.value)}, must be a Uint8Array or null`);
   }
+  checkSigner(action, options.signer);
   if (!Array.isArray(options.localVersions)) {
     throw new LoomTypeError(`${action} failed: localVersions is ${describe(options.localVersions)}, must be an array`);
   }

@@ -64,3 +64,11 @@ export function checkSessionBasics(action: string, options: SessionBasics, quoru
     throw new LoomTypeError(`${action} failed: key is ${describe(options.key)}, must be a non-empty Uint8Array`);
   }
 }
+
+/** Throws LoomTypeError unless `signer` has sign and verify methods (a ContextSigner). */
+export function checkSigner(action: string, signer: unknown): void {
+  const candidate = signer as { sign?: unknown; verify?: unknown } | null | undefined;
+  if (typeof candidate?.sign !== "function" || typeof candidate.verify !== "function") {
+    throw new LoomTypeError(`${action} failed: signer is ${describe(signer)}, must be a ContextSigner`);
+  }
+}

@@ -28,13 +28,17 @@ import { HashRing, RING_SIZE, rangeSize } from "../ring/hash_ring.ts";
 import { planTransfer } from "../ring/ring_change.ts";
 import { resolveRequestOptions } from "../cluster/request_options.ts";
 import { limits } from "../util/limits.ts";
-import { decodeContext } from "../version/version_codec.ts";
+import { createContextSigner, type ContextSigner } from "../version/context_signer.ts";
+import { emptyContext, joinContexts } from "../version/dotted_version_vector.ts";
+import { decodeContext, encodeContext } from "../version/version_codec.ts";
+import { RealFileSystem } from "../io/real_file_system.ts";
 import { toKeyBytes, toValueBytes, type KeyInput, type ValueInput } from "../storage/store_input.ts";
 import type { FsyncPolicy } from "../storage/store_config.ts";
 import { MessageType, type Message } from "../transport/message_types.ts";
 import { PortTransport } from "../transport/port_transport.ts";
 import { BusyError, ClosedError, LoomRangeError, LoomTypeError, QuorumError, RingChangeError, describe } from "../util/errors.ts";
 import { MAIN_PEER, type CleanupReport, type NodeStats, type RingSpec, type StreamReport } from "./node_runtime.ts";
+import { loadContextSecret } from "./cluster_secret.ts";
 import { PiscinaStorageJobs } from "./piscina_storage_jobs.ts";
 import { serveStorageJobs } from "./remote_storage_jobs.ts";
 import type { StorageJobs } from "../storage/storage_jobs.ts";
@@ -143,6 +147,8 @@ export class Cluster {
   /** Nodes crashed by fault injection: requests route around them until they restart. */
   readonly #down = new Set<number>();
   readonly #nodeOptions: NodeOptions;
+  /** Verifies the contexts callers send, before anything is sent to a node. */
+  readonly #signer: ContextSigner;
   readonly #transport: PortTransport;
   readonly #pending = new Map<number, Pending>();
   /** replicaValues() reads waiting for one replica's answer. */
@@ -165,6 +171,7 @@ export class Cluster {
   ) {
     this.dataDir = dataDir;
     this.#nodeOptions = nodeOptions;
+    this.#signer = createContextSigner(nodeOptions.contextSecret);
     this.#config = stored.config;
     this.#members = [...stored.members];
     this.#nextNodeId = stored.nextNodeId;
@@ -183,9 +190,10 @@ export class Cluster {
     if (requested === undefined) resolveClusterConfig(settings); // refuse bad settings before making a directory
     const dataDir = requested ?? mkdtempSync(join(tmpdir(), "loomkv-"));
     const stored = loadCluster(dataDir, settings);
+    const contextSecret = loadContextSecret({ fs: new RealFileSystem(), directory: dataDir });
     const transport = new PortTransport({ self: MAIN_PEER });
     // One flush/compaction pool for every node, as many threads as a store runs jobs side by side.
-    const nodeOptions: NodeOptions = { fsync, memtableBytes, jobs: new PiscinaStorageJobs({ threads: 2 }) };
+    const nodeOptions: NodeOptions = { fsync, memtableBytes, contextSecret, jobs: new PiscinaStorageJobs({ threads: 2 }) };
     const workers = new Map<number, Worker>();
     try {
       for (const nodeId of stored.members) {
@@ -241,7 +249,8 @@ export class Cluster {
   async #write(action: "put" | "delete", key: Uint8Array, value: Uint8Array | null, options: WriteOptions | undefined): Promise<WriteResult> {
     this.#checkOpen(action);
     const { quorum: w, timeoutMs, context } = resolveRequestOptions(action, options, this.#config);
-    if (context !== "") decodeContext(context); // a malformed context is refused here, before anything is sent
+    // A bad context (made up, altered, another key's or cluster's) is refused here, before anything is sent.
+    if (context !== "") decodeContext(context, { key, signer: this.#signer });
     const preferenceList = this.#ring.preferenceList(key, this.#config.n);
     // While keys move, a write goes to the old and the new replicas and needs W of each, so that
     // whichever ring serves the next read, W of its replicas hold the write.
@@ -257,6 +266,18 @@ export class Cluster {
       body: { type: MessageType.requestPut, key, value, context, w, timeoutMs, pruneThreshold: this.#config.pruneThreshold },
     })) as { context: string; coordinator: number };
     return { context: result.context, coordinator: result.coordinator };
+  }
+
+  /**
+   * One context covering everything each of `contexts` covers, all read or returned for `key` ("" is
+   * the empty context): a client whose writes to the key ran side by side passes it with its next
+   * write, which then supersedes them all. Throws LoomTypeError on a bad context, as a write would.
+   */
+  joinContexts(key: KeyInput, contexts: readonly string[]): string {
+    const binding = { key: toKeyBytes("join contexts", key), signer: this.#signer };
+    if (!Array.isArray(contexts)) throw new LoomTypeError(`join contexts failed: contexts is ${describe(contexts)}, must be an array of strings`);
+    const decoded = contexts.map((context) => (context === "" ? emptyContext : decodeContext(context, binding)));
+    return encodeContext(joinContexts(decoded), binding);
   }
 
   /**
@@ -763,6 +784,8 @@ function saveCluster(dataDir: string, stored: StoredCluster): void {
 interface NodeOptions {
   readonly fsync: FsyncPolicy;
   readonly memtableBytes: number;
+  /** The cluster's context secret (cluster_secret.ts): each node signs and verifies contexts with it. */
+  readonly contextSecret: Uint8Array;
   /** The cluster's shared flush/compaction pool, served to each node over its own port. */
   readonly jobs: StorageJobs;
 }
@@ -776,6 +799,7 @@ async function startNode(options: NodeOptions & { nodeId: number; directory: str
     directory: options.directory,
     fsync: options.fsync,
     memtableBytes: options.memtableBytes,
+    contextSecret: options.contextSecret,
     mainPort: port2,
     jobsPort: jobsChannel.port2,
   };

@@ -34,6 +34,7 @@ import type { Store, WriteOperation } from "../storage/store.ts";
 import type { Version } from "../storage/version_set_format.ts";
 import { MessageType, type Message } from "../transport/message_types.ts";
 import type { Transport, TransportStats } from "../transport/transport.ts";
+import type { ContextSigner } from "../version/context_signer.ts";
 import { emptyContext } from "../version/dotted_version_vector.ts";
 import { decodeContext } from "../version/version_codec.ts";
 
@@ -199,6 +200,7 @@ export class NodeRuntime {
   readonly #store: Store;
   readonly #transport: Transport;
   readonly #clock: Clock;
+  readonly #signer: ContextSigner;
   readonly #sessions = new Map<number, { session: Session; timer: TimerHandle; startedMs: number }>();
   readonly #latency = { put: new LatencySamples(), get: new LatencySamples() };
   readonly #requests = { put: 0, get: 0, failed: 0 };
@@ -213,11 +215,13 @@ export class NodeRuntime {
   #counterFloor: number;
   siblingWarnings = 0;
 
-  constructor(options: { nodeId: number; store: Store; transport: Transport; clock: Clock }) {
+  /** `signer`: the cluster's context signer (made from its secret), for this thread only. */
+  constructor(options: { nodeId: number; store: Store; transport: Transport; clock: Clock; signer: ContextSigner }) {
     this.nodeId = options.nodeId;
     this.#store = options.store;
     this.#transport = options.transport;
     this.#clock = options.clock;
+    this.#signer = options.signer;
     this.#counterFloor = options.store.stats().sequence + 1;
     this.#transport.onMessage((from, message) => this.#receive(from, message));
   }
@@ -262,12 +266,14 @@ export class NodeRuntime {
         requestId: request.requestId,
         key: request.key,
         value: request.value,
-        context: request.context === "" ? emptyContext : decodeContext(request.context),
+        // The main thread checked the context too; a node trusts no request it did not verify.
+        context: request.context === "" ? emptyContext : decodeContext(request.context, { key: request.key, signer: this.#signer }),
         preferenceList: request.preferenceList,
         self: this.nodeId,
         w: request.w,
         timeoutMs: request.timeoutMs,
         nowMs: this.#now(),
+        signer: this.#signer,
         localVersions: this.#store.get(request.key),
         pruneThreshold: request.pruneThreshold,
         ...(request.quorumGroups === undefined ? {} : { quorumGroups: request.quorumGroups }),
@@ -294,6 +300,7 @@ export class NodeRuntime {
         r: request.r,
         timeoutMs: request.timeoutMs,
         nowMs: this.#now(),
+        signer: this.#signer,
       });
     } catch (error) {
       return this.#refuse(request.requestId, error);

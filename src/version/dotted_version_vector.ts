@@ -153,24 +153,43 @@ export function compareNewestFirst(a: DottedVersionVector, b: DottedVersionVecto
  * which can only leave more siblings after the next write, never fewer.
  */
 export function join(clocks: readonly DottedVersionVector[]): CausalContext {
-  const byActor = new Map<number, { counter: number; timestampMs: number; frontier: boolean }>();
-  const absorb = (entry: ClockEntry, frontier: boolean): void => {
-    const held = byActor.get(entry.actor);
-    if (!held) {
-      byActor.set(entry.actor, { counter: entry.counter, timestampMs: entry.timestampMs, frontier });
-      return;
-    }
-    // Highest (counter, timestamp) wins: commutative and associative, so any read order agrees.
-    if (entry.counter > held.counter || (entry.counter === held.counter && entry.timestampMs > held.timestampMs)) {
-      held.counter = entry.counter;
-      held.timestampMs = entry.timestampMs;
-    }
-    held.frontier ||= frontier;
-  };
+  const byActor: JoinedEntries = new Map();
   for (const clock of clocks) {
-    absorb(clock.dot, true);
-    for (const entry of clock.past) absorb(entry, false);
+    absorb(byActor, clock.dot, true);
+    for (const entry of clock.past) absorb(byActor, entry, false);
   }
+  return joinedContext(byActor);
+}
+
+/**
+ * The join of contexts of one key (read or returned by writes that ran side by side): per actor
+ * the highest (counter, timestamp) any of them holds, frontier when one of them marks it, capped
+ * at clockEntriesMax like `join`. A write carrying it supersedes every version one of them covers.
+ * REQUIRES: every context from decodeContext, join or joinContexts.
+ */
+export function joinContexts(contexts: readonly CausalContext[]): CausalContext {
+  const byActor: JoinedEntries = new Map();
+  for (const context of contexts) for (const entry of context.entries) absorb(byActor, entry, entry.frontier);
+  return joinedContext(byActor);
+}
+
+type JoinedEntries = Map<number, { counter: number; timestampMs: number; frontier: boolean }>;
+
+function absorb(byActor: JoinedEntries, entry: ClockEntry, frontier: boolean): void {
+  const held = byActor.get(entry.actor);
+  if (!held) {
+    byActor.set(entry.actor, { counter: entry.counter, timestampMs: entry.timestampMs, frontier });
+    return;
+  }
+  // Highest (counter, timestamp) wins: commutative and associative, so any read order agrees.
+  if (entry.counter > held.counter || (entry.counter === held.counter && entry.timestampMs > held.timestampMs)) {
+    held.counter = entry.counter;
+    held.timestampMs = entry.timestampMs;
+  }
+  held.frontier ||= frontier;
+}
+
+function joinedContext(byActor: JoinedEntries): CausalContext {
   const entries: ContextEntry[] = [...byActor]
     .sort(([left], [right]) => left - right)
     .map(([actor, held]) => ({ actor, counter: held.counter, timestampMs: held.timestampMs, frontier: held.frontier }));

@@ -7,17 +7,21 @@
  *   version := format:u8(=1) dotActor:varint dotCounter:varint dotTimestampMs:varint
  *              pastCount:varint pastEntry{pastCount}
  *   pastEntry := actorDelta:varint counter:varint timestampDelta:zigzag
- *   context := format:u8(=1) count:varint [newestTimestampMs:varint] contextEntry{count}
+ *   context := body tag:u8[8]
+ *   body := format:u8(=2) count:varint [newestTimestampMs:varint] contextEntry{count}
  *   contextEntry := (actorDelta << 1 | frontier):varint counter:varint ageMs:varint
+ *   tag := SipHash-2-4(cluster secret, keyLength:varint key body), little-endian
  *
  * actorDelta is the first actor itself, then the gap to the previous actor (at least 1).
  * timestampDelta is the entry's timestamp minus the dot's; ageMs is newestTimestampMs minus the
- * entry's timestamp. The context string is the bytes in unpadded base64url.
+ * entry's timestamp. The context string is the bytes in unpadded base64url. A context is bound to
+ * its key and cluster by the tag (context_signer.ts); decoding checks the tag before it parses.
  */
 import { ByteReader, ByteWriter, equalBytes } from "../util/bytes.ts";
 import { assert } from "../util/assert.ts";
 import { describe, LoomRangeError, LoomTypeError } from "../util/errors.ts";
 import { limits } from "../util/limits.ts";
+import { contextTagBytes, type ContextSigner } from "./context_signer.ts";
 import {
   actorMax,
   type CausalContext,
@@ -30,14 +34,16 @@ import {
 } from "./dotted_version_vector.ts";
 
 export const versionFormat = 1;
-export const contextFormat = 1;
+/** Format 2: signed contexts. Format 1 (before them) had no tag and is refused with that reason. */
+export const contextFormat = 2;
+const unsignedContextFormat = 1;
 
 /** Largest varint each field can take: actor 3 bytes, counter 8, timestamp or delta 7. */
 const entryBytesMax = 3 + 8 + 7;
 /** The largest version blob the grammar allows (format, dot, count, entries). */
 export const versionEncodedBytesMax = 1 + entryBytesMax + 1 + clockEntriesMax * entryBytesMax;
-/** The largest context in bytes and in base64url characters. */
-export const contextEncodedBytesMax = 1 + 1 + 7 + clockEntriesMax * entryBytesMax;
+/** The largest context in bytes (body and tag) and in base64url characters. */
+export const contextEncodedBytesMax = 1 + 1 + 7 + clockEntriesMax * entryBytesMax + contextTagBytes;
 export const contextCharactersMax = Math.ceil((contextEncodedBytesMax * 4) / 3);
 
 assert(versionEncodedBytesMax <= limits.versionBytesMax, "the largest version clock must fit in a version blob");
@@ -47,7 +53,7 @@ assert(clockEntriesMax < 128, "an entry count must fit in one varint byte");
 
 /** Encodes a clock into a version blob. Throws LoomTypeError or LoomRangeError on an invalid clock. */
 export function encodeVersion(clock: DottedVersionVector): Uint8Array {
-  checkClock("encode version", clock, LoomRangeError);
+  checkClock("encode version failed", clock, LoomRangeError);
   return writeVersion(clock).slice();
 }
 
@@ -60,9 +66,9 @@ export function decodeVersion(blob: Uint8Array): DottedVersionVector {
   if (blob.length > limits.versionBytesMax) {
     throw new LoomRangeError(`decode version failed: blob is ${blob.length} bytes, limit is ${limits.versionBytesMax}`);
   }
-  const clock = parse("decode version", blob, LoomRangeError, readVersion);
-  checkClock("decode version", clock, LoomRangeError);
-  checkCanonical("decode version", blob, writeVersion(clock), LoomRangeError);
+  const clock = parse("decode version failed", blob, LoomRangeError, readVersion);
+  checkClock("decode version failed", clock, LoomRangeError);
+  checkCanonical("decode version failed", blob, writeVersion(clock), LoomRangeError);
   return clock;
 }
 
@@ -111,26 +117,54 @@ function readVersion(reader: ByteReader, fail: (detail: string) => never): Dotte
 
 // ---- causal context ------------------------------------------------------------------------
 
-/** Encodes a context as an opaque base64url string. Throws LoomTypeError or LoomRangeError on an invalid one. */
-export function encodeContext(context: CausalContext): string {
-  checkContext("encode context", context, LoomRangeError);
-  return toBase64Url(writeContext(context)); // reads the view before anything else writes
+const decodeContextFailed = "decode context failed";
+
+/** Every refusal of decodeContext: LoomTypeError, "decode context failed: bad context: <detail>". */
+function badContext(detail: string): never {
+  throw new LoomTypeError(`${decodeContextFailed}: bad context: ${detail}`);
+}
+
+/** What a context is bound to: the key it was read or written for, and the cluster's signer. */
+export interface ContextBinding {
+  /** The key's bytes (UTF-8 for a string key). */
+  readonly key: Uint8Array;
+  readonly signer: ContextSigner;
 }
 
 /**
- * Decodes a context a client sent back. Throws LoomTypeError (code LOOM_INVALID_ARGUMENT) when
- * `text` is not a string this module produced.
+ * Encodes a context for `binding.key` as an opaque base64url string carrying its tag. Throws
+ * LoomTypeError or LoomRangeError on an invalid context.
  */
-export function decodeContext(text: unknown): CausalContext {
-  const action = "decode context";
-  if (typeof text !== "string") throw new LoomTypeError(`${action} failed: context is ${describe(text)}, must be a string`);
-  if (text.length > contextCharactersMax) {
-    throw new LoomTypeError(`${action} failed: context is ${text.length} characters, limit is ${contextCharactersMax}`);
-  }
+export function encodeContext(context: CausalContext, binding: ContextBinding): string {
+  checkContext("encode context failed", context, LoomRangeError);
+  const body = writeContext(context); // a view of the scratch writer: signed before it grows
+  const tag = binding.signer.sign(binding.key, body);
+  scratch.bytes(tag);
+  return toBase64Url(scratch.view());
+}
+
+/**
+ * Decodes a context a client sent back with a write of `binding.key`. Throws LoomTypeError (code
+ * LOOM_INVALID_ARGUMENT, message "decode context failed: bad context: ...") unless `text` is a
+ * string this cluster's encodeContext produced for this key: a made-up, altered, truncated or
+ * foreign (other key, other cluster, format 1) context is refused before any field is read.
+ */
+export function decodeContext(text: unknown, binding: ContextBinding): CausalContext {
+  if (typeof text !== "string") badContext(`it is ${describe(text)}, must be a string`);
+  if (text.length > contextCharactersMax) badContext(`it is ${text.length} characters, limit is ${contextCharactersMax}`);
   const bytes = fromBase64Url(text);
-  const context = parse(action, bytes, LoomTypeError, readContext);
-  checkContext(action, context, LoomTypeError);
-  checkCanonical(action, bytes, writeContext(context), LoomTypeError);
+  const format = bytes[0];
+  if (format === unsignedContextFormat) badContext("context format 1 predates signed contexts: read the key again");
+  if (format !== contextFormat) badContext(`format is ${format ?? "missing"}, expected ${contextFormat}`);
+  if (bytes.length < 2 + contextTagBytes) badContext(`it is ${bytes.length} bytes, too short to hold a tag`);
+  const body = bytes.subarray(0, bytes.length - contextTagBytes);
+  if (!binding.signer.verify(binding.key, body, bytes.subarray(body.length))) {
+    badContext("its tag does not match (altered, made up, or read from another key or cluster): read the key again");
+  }
+  const prefix = `${decodeContextFailed}: bad context`;
+  const context = parse(prefix, body, LoomTypeError, readContext);
+  checkContext(prefix, context, LoomTypeError);
+  checkCanonical(prefix, body, writeContext(context), LoomTypeError);
   return context;
 }
 
@@ -182,13 +216,13 @@ type ErrorType = new (message: string) => Error;
 
 /** Runs `read` over all of `bytes`, turning a short read or trailing bytes into `error`. */
 function parse<T>(
-  action: string,
+  prefix: string,
   bytes: Uint8Array,
   error: ErrorType,
   read: (reader: ByteReader, fail: (detail: string) => never) => T,
 ): T {
   const fail = (detail: string): never => {
-    throw new error(`${action} failed: ${detail}`);
+    throw new error(`${prefix}: ${detail}`);
   };
   const reader = new ByteReader(bytes);
   let value: T;
@@ -203,44 +237,44 @@ function parse<T>(
   return value;
 }
 
-function checkCanonical(action: string, bytes: Uint8Array, canonical: Uint8Array, error: ErrorType): void {
-  if (!equalBytes(bytes, canonical)) throw new error(`${action} failed: not in canonical form (a varint is longer than needed)`);
+function checkCanonical(prefix: string, bytes: Uint8Array, canonical: Uint8Array, error: ErrorType): void {
+  if (!equalBytes(bytes, canonical)) throw new error(`${prefix}: not in canonical form (a varint is longer than needed)`);
 }
 
-function checkClock(action: string, clock: DottedVersionVector, error: ErrorType): void {
+function checkClock(prefix: string, clock: DottedVersionVector, error: ErrorType): void {
   if (typeof clock !== "object" || clock === null || typeof clock.dot !== "object" || !Array.isArray(clock.past)) {
-    throw new LoomTypeError(`${action} failed: clock is ${describe(clock)}, must be { dot, past }`);
+    throw new LoomTypeError(`${prefix}: clock is ${describe(clock)}, must be { dot, past }`);
   }
-  checkEntry(action, "dot", clock.dot, error);
-  checkEntries(action, "past", clock.past, error);
+  checkEntry(prefix, "dot", clock.dot, error);
+  checkEntries(prefix, "past", clock.past, error);
   const ownCounter = clock.past.find((entry) => entry.actor === clock.dot.actor)?.counter ?? 0;
   if (ownCounter >= clock.dot.counter) {
     throw new error(
-      `${action} failed: past reaches counter ${ownCounter} of actor ${clock.dot.actor}, at or beyond the dot's ${clock.dot.counter}`,
+      `${prefix}: past reaches counter ${ownCounter} of actor ${clock.dot.actor}, at or beyond the dot's ${clock.dot.counter}`,
     );
   }
 }
 
-function checkContext(action: string, context: CausalContext, error: ErrorType): void {
+function checkContext(prefix: string, context: CausalContext, error: ErrorType): void {
   if (typeof context !== "object" || context === null || !Array.isArray(context.entries)) {
-    throw new LoomTypeError(`${action} failed: context is ${describe(context)}, must be { entries }`);
+    throw new LoomTypeError(`${prefix}: context is ${describe(context)}, must be { entries }`);
   }
-  checkEntries(action, "context", context.entries, error);
+  checkEntries(prefix, "context", context.entries, error);
   for (const entry of context.entries) {
-    if (typeof entry.frontier !== "boolean") throw new LoomTypeError(`${action} failed: context entry frontier must be a boolean`);
+    if (typeof entry.frontier !== "boolean") throw new LoomTypeError(`${prefix}: context entry frontier must be a boolean`);
   }
 }
 
-function checkEntries(action: string, name: string, entries: readonly ClockEntry[], error: ErrorType): void {
+function checkEntries(prefix: string, name: string, entries: readonly ClockEntry[], error: ErrorType): void {
   if (entries.length > clockEntriesMax) {
-    throw new error(`${action} failed: ${name} has ${entries.length} entries, limit is ${clockEntriesMax}`);
+    throw new error(`${prefix}: ${name} has ${entries.length} entries, limit is ${clockEntriesMax}`);
   }
   let previousActor = -1;
   for (let index = 0; index < entries.length; index++) {
     const entry = entries[index]!;
-    checkEntry(action, name, entry, error, index);
+    checkEntry(prefix, name, entry, error, index);
     if (entry.actor <= previousActor) {
-      throw new error(`${action} failed: ${name} entry ${index} has actor ${entry.actor} after actor ${previousActor}`);
+      throw new error(`${prefix}: ${name} entry ${index} has actor ${entry.actor} after actor ${previousActor}`);
     }
     previousActor = entry.actor;
   }
@@ -258,15 +292,15 @@ const entryFields: readonly (readonly [keyof ClockEntry, number, number])[] = [
 ];
 
 /** `index` names a past or context entry in messages (the entry `name` itself when undefined). */
-function checkEntry(action: string, name: string, entry: ClockEntry, error: ErrorType, index?: number): void {
-  for (let index = 0; index < entryFields.length; index++) {
-    const [field, min, max] = entryFields[index]!;
+function checkEntry(prefix: string, name: string, entry: ClockEntry, error: ErrorType, index?: number): void {
+  for (let fieldIndex = 0; fieldIndex < entryFields.length; fieldIndex++) {
+    const [field, min, max] = entryFields[fieldIndex]!;
     const value: unknown = entry?.[field];
     if (typeof value !== "number" || !Number.isInteger(value)) {
-      throw new LoomTypeError(`${action} failed: ${entryName(name, index)} ${field} is ${describe(value)}, must be an integer`);
+      throw new LoomTypeError(`${prefix}: ${entryName(name, index)} ${field} is ${describe(value)}, must be an integer`);
     }
     if (value < min || value > max) {
-      throw new error(`${action} failed: ${entryName(name, index)} ${field} is ${value}, must be in ${min}..${max}`);
+      throw new error(`${prefix}: ${entryName(name, index)} ${field} is ${value}, must be in ${min}..${max}`);
     }
   }
 }
@@ -296,19 +330,16 @@ function toBase64Url(bytes: Uint8Array): string {
   return text;
 }
 
-/** Strict inverse of toBase64Url: rejects padding, foreign characters and nonzero spare bits. */
+/** Strict inverse of toBase64Url: rejects padding, foreign characters and nonzero spare bits (bad context). */
 function fromBase64Url(text: string): Uint8Array {
-  const fail = (detail: string): never => {
-    throw new LoomTypeError(`decode context failed: ${detail}`);
-  };
-  if (text.length % 4 === 1) fail(`${text.length} characters is not a base64url length`);
+  if (text.length % 4 === 1) badContext(`${text.length} characters is not a base64url length`);
   const bytes = new Uint8Array(Math.floor((text.length * 6) / 8));
   let accumulator = 0;
   let bits = 0;
   let offset = 0;
   for (const [index, character] of [...text].entries()) {
     const value = base64UrlValues.get(character);
-    if (value === undefined) fail(`character ${JSON.stringify(character)} at ${index} is not base64url`);
+    if (value === undefined) badContext(`character ${JSON.stringify(character)} at ${index} is not base64url`);
     accumulator = ((accumulator << 6) | value!) & 0xffffff;
     bits += 6;
     if (bits >= 8) {
@@ -316,6 +347,6 @@ function fromBase64Url(text: string): Uint8Array {
       bytes[offset++] = (accumulator >> bits) & 0xff;
     }
   }
-  if ((accumulator & ((1 << bits) - 1)) !== 0) fail("spare bits at the end are not zero");
+  if ((accumulator & ((1 << bits) - 1)) !== 0) badContext("spare bits at the end are not zero");
   return bytes;
 }
