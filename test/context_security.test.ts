@@ -13,7 +13,8 @@ import { SimFileSystem } from "../src/io/sim_file_system.ts";
 import { CONTEXT_SECRET_FILE } from "../src/runtime/cluster_secret.ts";
 import { createCluster, type Cluster } from "../src/runtime/cluster.ts";
 import { startHttpFront } from "../src/runtime/http_front.ts";
-import { MAIN_PEER, NodeRuntime } from "../src/runtime/node_runtime.ts";
+import { NodeCore } from "../src/node/node_core.ts";
+import { MAIN_PEER } from "../src/node/node_messages.ts";
 import { MessageType, type Message } from "../src/transport/message_types.ts";
 import { SimNetwork } from "../src/transport/sim_transport.ts";
 import { decodeError, type PlainError } from "../src/util/error_codec.ts";
@@ -179,7 +180,7 @@ test("a node refuses a forged context that reaches it, and writes nothing", asyn
   const store = await openSimStore(fs);
   const network = new SimNetwork({ prng: createPrng(4) });
   const signer = createContextSigner(new Uint8Array(16).fill(0x11));
-  const node = new NodeRuntime({ nodeId: 0, store, transport: network.endpoint(0), clock: new SimClock(), signer });
+  const node = new NodeCore({ nodeId: 0, store, transport: network.endpoint(0), clock: new SimClock(), signer });
   const main = network.endpoint(MAIN_PEER);
   const answers = new Map<number, { ok: boolean; error?: PlainError }>();
   main.onMessage((_from, message) => {

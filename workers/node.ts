@@ -7,7 +7,8 @@
 import process from "node:process";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { RealClock } from "../src/io/real_clock.ts";
-import { NodeRuntime, MAIN_PEER, type RingSpec, type StreamPlan } from "../src/runtime/node_runtime.ts";
+import { NodeCore } from "../src/node/node_core.ts";
+import { MAIN_PEER, type RingSpec, type StreamPlan } from "../src/node/node_messages.ts";
 import { openStore } from "../src/runtime/open_store.ts";
 import type { Store } from "../src/storage/store.ts";
 import { encodeError } from "../src/util/error_codec.ts";
@@ -62,7 +63,7 @@ try {
 const transport = new PortTransport({ self: data.nodeId, flush: "adaptive" });
 transport.connect(MAIN_PEER, data.mainPort);
 const signer = createContextSigner(data.contextSecret);
-const runtime = new NodeRuntime({ nodeId: data.nodeId, store, transport, clock: new RealClock(), signer });
+const node = new NodeCore({ nodeId: data.nodeId, store, transport, clock: new RealClock(), signer });
 
 async function onControl(message: Control): Promise<void> {
   if (message.kind === "connect") {
@@ -75,7 +76,7 @@ async function onControl(message: Control): Promise<void> {
     return;
   }
   if (message.kind === "stats") {
-    port.postMessage({ kind: "stats", id: message.id, stats: runtime.stats({ scan: message.scan === true }) });
+    port.postMessage({ kind: "stats", id: message.id, stats: node.stats({ scan: message.scan === true }) });
     return;
   }
   if (message.kind === "sync") {
@@ -83,12 +84,12 @@ async function onControl(message: Control): Promise<void> {
     return;
   }
   if (message.kind === "abortStream") {
-    runtime.abortStream(message.streamId);
+    node.streams.abortStream(message.streamId);
     return;
   }
   if (message.kind === "cleanup") {
     try {
-      port.postMessage({ kind: "cleaned", id: message.id, report: await runtime.cleanup(message.ring, message.keysPerSecond) });
+      port.postMessage({ kind: "cleaned", id: message.id, report: await node.streams.cleanup(message.ring, message.keysPerSecond) });
     } catch (error) {
       port.postMessage({ kind: "cleaned", id: message.id, error: error instanceof Error ? error.message : String(error) });
     }
@@ -96,13 +97,13 @@ async function onControl(message: Control): Promise<void> {
   }
   if (message.kind === "stream") {
     try {
-      port.postMessage({ kind: "streamed", id: message.id, report: await runtime.streamKeys(message.plan) });
+      port.postMessage({ kind: "streamed", id: message.id, report: await node.streams.streamKeys(message.plan) });
     } catch (error) {
       port.postMessage({ kind: "streamed", id: message.id, error: error instanceof Error ? error.message : String(error) });
     }
     return;
   }
-  runtime.stop();
+  node.stop();
   await store.close();
   await jobs.close();
   transport.close();

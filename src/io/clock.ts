@@ -19,6 +19,11 @@ export interface Clock {
   /** Monotonic milliseconds from an arbitrary origin (not wall-clock time). */
   nowMs(): number;
   /**
+   * Wall-clock milliseconds since the Unix epoch, for what people read (version timestamps that
+   * order siblings for display and pruning). Never for deadlines: it may jump.
+   */
+  wallMs(): number;
+  /**
    * Calls `callback` once, no earlier than `delayMs` from now. REQUIRES: `delayMs` finite, >= 0.
    * A pending timer does not keep the process alive unless `options.keepAlive` is set (use it for
    * work owed to a caller, such as a group commit that acknowledges writes).

@@ -14,6 +14,10 @@ export class RealClock implements Clock {
     return performance.now();
   }
 
+  wallMs(): number {
+    return Date.now();
+  }
+
   setTimer(delayMs: number, callback: () => void, options: TimerOptions = {}): TimerHandle {
     if (!(Number.isFinite(delayMs) && delayMs >= 0)) {
       throw new LoomRangeError(`set timer failed: delayMs is ${describe(delayMs)}, must be finite and >= 0`);

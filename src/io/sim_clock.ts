@@ -19,6 +19,8 @@ interface SimTimer {
 export interface SimClockOptions {
   /** Initial virtual time. @default 0 */
   startMs?: number;
+  /** Wall-clock time at virtual time 0, for `wallMs()`. @default 1_700_000_000_000 (November 2023) */
+  epochWallMs?: number;
 }
 
 export interface RunUntilIdleOptions {
@@ -36,6 +38,7 @@ function earlier(a: SimTimer, b: SimTimer): boolean {
 
 export class SimClock implements Clock {
   #nowMs: number;
+  readonly #epochWallMs: number;
   #nextTimerId = 1;
   /** Pending timers; cleared ones leave the map at once and the heap lazily. */
   readonly #pending = new Map<TimerHandle, SimTimer>();
@@ -48,10 +51,16 @@ export class SimClock implements Clock {
       throw new LoomRangeError(`sim clock failed: startMs is ${describe(startMs)}, must be finite`);
     }
     this.#nowMs = startMs;
+    this.#epochWallMs = options.epochWallMs ?? 1_700_000_000_000;
   }
 
   nowMs(): number {
     return this.#nowMs;
+  }
+
+  /** Virtual wall time: the epoch plus virtual time, in whole ms. */
+  wallMs(): number {
+    return this.#epochWallMs + Math.floor(this.#nowMs);
   }
 
   setTimer(delayMs: number, callback: () => void): TimerHandle {

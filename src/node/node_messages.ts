@@ -1,0 +1,78 @@
+/**
+ * What the main thread and a node say to each other: client requests, the node's answers, and the
+ * orders of a ring change (the rings described as plain data, so a node rebuilds them exactly).
+ * Plain, structured-cloneable types; the message numbers are in src/transport/message_types.ts.
+ */
+import type { MessageType } from "../transport/message_types.ts";
+
+/** The main thread's peer number on every node's transport. */
+export const MAIN_PEER = 1_000_000;
+
+export interface PutRequest {
+  readonly type: typeof MessageType.requestPut;
+  readonly requestId: number;
+  readonly key: Uint8Array;
+  /** null deletes (writes a tombstone). */
+  readonly value: Uint8Array | null;
+  readonly context: string;
+  readonly preferenceList: readonly number[];
+  readonly w: number;
+  readonly timeoutMs: number;
+  readonly pruneThreshold: number;
+  /** While the ring changes: the old and the new replica set, each needing W (put_session.ts). */
+  readonly quorumGroups?: readonly (readonly number[])[];
+}
+
+export interface GetRequest {
+  readonly type: typeof MessageType.requestGet;
+  readonly requestId: number;
+  readonly key: Uint8Array;
+  readonly preferenceList: readonly number[];
+  readonly r: number;
+  readonly timeoutMs: number;
+}
+
+/** What the node answers the main thread: a session's result, or a refused request. */
+export interface ResponseMessage {
+  readonly type: typeof MessageType.response;
+  readonly requestId: number;
+  readonly result: unknown;
+}
+
+/** A ring as the main thread describes it to the nodes: they rebuild the same HashRing from it. */
+export interface RingSpec {
+  readonly nodes: readonly number[];
+  readonly vnodesPerNode: number;
+  readonly n: number;
+}
+
+/** The main thread's order to stream this node's share of the keys whose replicas change. */
+export interface StreamPlan {
+  readonly streamId: number;
+  readonly before: RingSpec;
+  readonly after: RingSpec;
+  /** Most keys this node sends per second (the cluster's streamKeysPerSecond). */
+  readonly keysPerSecond: number;
+}
+
+export interface StreamReport {
+  readonly streamId: number;
+  /** Keys this node read while scanning its store. */
+  readonly keysScanned: number;
+  /** (key, target) pairs sent: a key that gains two replicas is sent twice. */
+  readonly keysSent: number;
+  /**
+   * (key, new replica) pairs this node answers for: each is counted by exactly one node (the
+   * key's first replica before the change), so the cluster's sum is the copies the move creates.
+   */
+  readonly keysMoved: number;
+  /** Of the keys sent, those the target did not hold when they arrived (dual writes may come first). */
+  readonly keysNew: number;
+  readonly chunks: number;
+}
+
+export interface CleanupReport {
+  readonly keysScanned: number;
+  /** Keys removed because this node no longer replicates them. */
+  readonly keysDropped: number;
+}

@@ -1,0 +1,58 @@
+/**
+ * A node's counters as `stats()` reports them: requests coordinated and their latency, key counts
+ * from a scan, the transport's and the store's figures, keys streamed by ring changes. Pure.
+ */
+import type { TransportStats } from "../transport/transport.ts";
+
+/** The last LATENCY_SAMPLES request latencies of one kind, for percentiles. */
+export const LATENCY_SAMPLES = 1024;
+
+export class LatencySamples {
+  readonly #samples = new Float64Array(LATENCY_SAMPLES);
+  #count = 0;
+
+  add(milliseconds: number): void {
+    this.#samples[this.#count++ % LATENCY_SAMPLES] = milliseconds;
+  }
+
+  /** p50, p99 and max of the samples kept, in milliseconds (0 when there are none). */
+  summary(): { p50: number; p99: number; max: number; samples: number } {
+    const kept = this.#samples.slice(0, Math.min(this.#count, LATENCY_SAMPLES)).sort();
+    const at = (quantile: number) => (kept.length === 0 ? 0 : kept[Math.min(kept.length - 1, Math.floor(quantile * kept.length))]!);
+    return { p50: at(0.5), p99: at(0.99), max: at(1), samples: kept.length };
+  }
+}
+
+/** A full scan's counts (stats with `scan`). */
+export interface KeyCounts {
+  /** Keys with at least one value. */
+  readonly live: number;
+  /** Keys whose versions are all tombstones. */
+  readonly deleted: number;
+  /** Keys holding more than one value (siblings), and the most any key holds. */
+  readonly withSiblings: number;
+  readonly siblingsMax: number;
+}
+
+export interface NodeStats {
+  readonly nodeId: number;
+  /** Only when asked for with `scan` (a full store scan). */
+  readonly keys?: KeyCounts;
+  /** The node's transport counters: messages, postMessage batches, clone fallbacks, malformed frames. */
+  readonly transport: TransportStats;
+  readonly requests: { readonly put: number; readonly get: number; readonly failed: number };
+  readonly latencyMs: { readonly put: ReturnType<LatencySamples["summary"]>; readonly get: ReturnType<LatencySamples["summary"]> };
+  readonly siblingWarnings: number;
+  /** Keys streamed by ring changes since the node started: sent, received, and new on arrival. */
+  readonly streamed: { readonly keysSent: number; readonly keysReceived: number; readonly keysNew: number };
+  readonly store: {
+    readonly memtableEntries: number;
+    readonly memtableBytes: number;
+    readonly tables: number;
+    readonly tableBytes: number;
+    /** Records in memtable and tables: an upper bound on keys (a key may have several records). */
+    readonly records: number;
+    readonly flushes: number;
+    readonly compactions: number;
+  };
+}
