@@ -1,0 +1,38 @@
+/**
+ * What the cluster core needs from whoever runs the nodes: worker threads (src/runtime/) or the
+ * simulator (src/sim/). The core decides; the host starts and stops nodes and carries control
+ * calls to them. Data-plane requests travel on the core's Transport instead.
+ */
+import type { CleanupReport, RingSpec, StreamPlan, StreamReport } from "../node/node_messages.ts";
+import type { NodeStats } from "../node/node_stats.ts";
+
+/** Control calls to one running node. Each rejects if the node stops before answering. */
+export interface NodeControl {
+  stats(scan: boolean): Promise<NodeStats>;
+  /** Streams this node's share of the keys whose replicas change (key_stream.ts). */
+  stream(plan: StreamPlan): Promise<StreamReport>;
+  /** Drops the keys this node no longer replicates under `ring`. */
+  cleanup(ring: RingSpec, keysPerSecond: number): Promise<CleanupReport>;
+  /** Stops the scan of an abandoned stream at its next chunk. */
+  abortStream(streamId: number): Promise<void>;
+}
+
+export interface NodeHost {
+  /**
+   * Starts node `node` on its directory (new, or restarted after a crash), connects it to every
+   * running node and the core's transport, and resolves once it serves requests. Rejects with
+   * the node's typed error if its store refuses to open.
+   */
+  startNode(node: number): Promise<void>;
+  /** Closes node `node`'s store and stops it; resolves when it is gone. */
+  stopNode(node: number): Promise<void>;
+  /** Tells the running nodes that `node` left the cluster for good. */
+  forgetNode(node: number): void;
+  control(node: number): NodeControl;
+}
+
+/** Membership and liveness as the router sees it. */
+export interface NodeStatusView {
+  /** Members the router must not send requests to (crashed, or found dead). */
+  readonly down: ReadonlySet<number>;
+}

@@ -1,0 +1,208 @@
+/**
+ * The ring-change protocol, run by the main thread: changing N, virtual nodes per node or the
+ * membership moves keys while reads and writes go on, in phases:
+ *
+ *   dual-write → drain → stream → switch → cleanup       (or, on a node going down: abandon)
+ *
+ * (1) dual-write: from now on a write goes to its key's old and new replicas and needs W of each;
+ * (2) drain: wait until every request routed before that has finished; (3) stream: every old
+ * replica sends the keys whose replica set changes to their new replicas, which merge them
+ * durably (key_stream.ts); (4) switch: the new ring takes over and the cluster file is saved;
+ * (5) cleanup: nodes drop the keys they no longer replicate. Every write acknowledged before (1)
+ * is on W old replicas, all of which stream, and every write after (1) reaches W new replicas, so
+ * no acknowledged write is missing from the new ring. A node of either ring going down abandons
+ * the change (RingChangeError) and leaves the old ring in force. Changes run one at a time, in
+ * call order. See docs/reconfiguration.md.
+ *
+ * Pure apart from its injected NodeHost and Clock.
+ */
+import type { Clock } from "../io/clock.ts";
+import type { RingSpec, StreamReport } from "../node/node_messages.ts";
+import { HashRing } from "../ring/hash_ring.ts";
+import { planTransfer } from "../ring/ring_change.ts";
+import { RingChangeError } from "../util/errors.ts";
+import { applyConfigChange, type ClusterConfig } from "./cluster_config.ts";
+import type { NodeHost } from "./node_host.ts";
+import type { RequestTable } from "./request_table.ts";
+
+/** What one ring change did: reported by `configure()`, `addNode()`, `removeNode()` and in stats. */
+export interface RingChangeReport {
+  readonly action: string;
+  readonly before: RingSpec;
+  readonly after: RingSpec;
+  /** Keys read by the old replicas while scanning their stores. */
+  readonly keysScanned: number;
+  /** (key, new replica) pairs streamed: every old replica streams each key it held. */
+  readonly keysSent: number;
+  /** Key copies the move created: (key, new replica) pairs, each counted once. */
+  readonly keysMoved: number;
+  /** Of the keys streamed, those their target did not hold on arrival (dual writes may come first). */
+  readonly keysNewOnArrival: number;
+  readonly chunks: number;
+  /** Keys removed afterwards from nodes that no longer replicate them (docs/reconfiguration.md). */
+  readonly keysDropped: number;
+  readonly durationMs: number;
+}
+
+/** The ring being moved to, while keys stream: writes go to both rings' replicas. */
+export interface Transition {
+  readonly ring: HashRing;
+  /**
+   * The configuration the move switches to. Settings changed while it runs are applied to it as
+   * well as to the current configuration, so the switch keeps them.
+   */
+  config: ClusterConfig;
+  /** Nodes of the old and the new ring: if one goes down, the move is abandoned. */
+  readonly involved: ReadonlySet<number>;
+  abort(node: number): void;
+}
+
+/** Ring change reports kept for stats(). */
+const RING_CHANGES_KEPT = 16;
+
+export class RingMover {
+  readonly #host: NodeHost;
+  readonly #clock: Clock;
+  readonly #requests: RequestTable;
+  readonly #isDown: (node: number) => boolean;
+  readonly #switchTo: (config: ClusterConfig, members: readonly number[], ring: HashRing) => void;
+  readonly #current: () => { config: ClusterConfig; members: readonly number[]; ring: HashRing };
+  #transition: Transition | null = null;
+  /** Ring changes and membership changes run one at a time, in call order. */
+  #changes: Promise<unknown> = Promise.resolve();
+  #nextStreamId = 1;
+  readonly #reports: RingChangeReport[] = [];
+
+  constructor(options: {
+    host: NodeHost;
+    clock: Clock;
+    requests: RequestTable;
+    isDown: (node: number) => boolean;
+    /** Makes the new ring current and saves the cluster file. */
+    switchTo: (config: ClusterConfig, members: readonly number[], ring: HashRing) => void;
+    current: () => { config: ClusterConfig; members: readonly number[]; ring: HashRing };
+  }) {
+    this.#host = options.host;
+    this.#clock = options.clock;
+    this.#requests = options.requests;
+    this.#isDown = options.isDown;
+    this.#switchTo = options.switchTo;
+    this.#current = options.current;
+  }
+
+  get transition(): Transition | null {
+    return this.#transition;
+  }
+
+  reports(): RingChangeReport[] {
+    return [...this.#reports];
+  }
+
+  /** Whether `node` takes part in the move under way (a node being added is not a member yet). */
+  involves(node: number): boolean {
+    return this.#transition?.involved.has(node) ?? false;
+  }
+
+  nodeDown(node: number): void {
+    if (this.#transition?.involved.has(node)) this.#transition.abort(node);
+  }
+
+  /** A change of settings that move no keys, made while keys move: the move's target takes it too. */
+  applyToTransition(change: unknown): void {
+    const transition = this.#transition;
+    if (transition) transition.config = applyConfigChange("configure", transition.config, change);
+  }
+
+  /** Runs `work` after every change queued before it. */
+  serialize<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.#changes.then(work);
+    this.#changes = result.catch(() => {});
+    return result;
+  }
+
+  /** Resolves once no change is running or queued. */
+  async idle(): Promise<void> {
+    let seen: Promise<unknown>;
+    do {
+      seen = this.#changes;
+      await seen;
+    } while (seen !== this.#changes);
+  }
+
+  /** Moves the cluster to `next` on `members` (the module comment has the phases). */
+  async changeRing(action: string, next: ClusterConfig, members: number[]): Promise<RingChangeReport> {
+    const startedMs = this.#clock.nowMs();
+    const current = this.#current();
+    const before: RingSpec = { nodes: [...current.members], vnodesPerNode: current.config.vnodesPerNode, n: current.config.n };
+    const after: RingSpec = { nodes: members, vnodesPerNode: next.vnodesPerNode, n: next.n };
+    const down = [...new Set([...before.nodes, ...after.nodes])].filter((node) => this.#isDown(node));
+    if (down.length > 0) throw new RingChangeError(`${action} failed: node ${down.join(", ")} is down; restart it first`);
+    const ring = HashRing.build({ nodes: members, vnodesPerNode: next.vnodesPerNode });
+    // A node of either ring going down abandons the move at once, rather than when the chunks
+    // streamed to it time out.
+    let abort!: (node: number) => void;
+    const aborted = new Promise<never>((_, reject) => {
+      abort = (node) => reject(new RingChangeError(`${action} failed: node ${node} went down while keys moved; the old ring stays in force`));
+    });
+    aborted.catch(() => {});
+    const transition: Transition = { ring, config: { ...next, nodes: members.length }, involved: new Set([...before.nodes, ...after.nodes]), abort };
+    this.#transition = transition;
+    const plan = { streamId: this.#nextStreamId++, before, after, keysPerSecond: next.streamKeysPerSecond };
+    let reports: StreamReport[] = [];
+    let streaming = false;
+    try {
+      await Promise.race([this.#requests.drain(this.#requests.nextId), aborted]);
+      // Lowering N (or a change that only drops replicas) gives no key a new replica: no scan.
+      streaming = planTransfer(current.ring, ring, before.n, after.n).some((transfer) => transfer.targets.length > 0);
+      if (streaming) reports = await Promise.race([Promise.all(before.nodes.map((node) => this.#host.control(node).stream(plan))), aborted]);
+    } catch (error) {
+      // Sources still scanning stop at their next chunk instead of streaming for nothing.
+      if (streaming) {
+        for (const node of before.nodes) if (!this.#isDown(node)) this.#host.control(node).abortStream(plan.streamId).catch(() => {});
+      }
+      if (error instanceof RingChangeError) throw error;
+      throw new RingChangeError(`${action} failed: ${error instanceof Error ? error.message : String(error)}; the old ring stays in force`);
+    } finally {
+      this.#transition = null;
+    }
+    // The move's configuration, with the settings changed while keys moved (W, R, timeouts, ...).
+    this.#switchTo(transition.config, members, ring);
+    const dropped = await this.#cleanup(after, next.streamKeysPerSecond);
+    const sum = (field: keyof StreamReport) => reports.reduce((total, report) => total + (report[field] as number), 0);
+    const report: RingChangeReport = {
+      action,
+      before,
+      after,
+      keysScanned: sum("keysScanned"),
+      keysSent: sum("keysSent"),
+      keysMoved: sum("keysMoved"),
+      keysNewOnArrival: sum("keysNew"),
+      chunks: sum("chunks"),
+      keysDropped: dropped,
+      durationMs: Math.round(this.#clock.nowMs() - startedMs),
+    };
+    this.#reports.push(report);
+    if (this.#reports.length > RING_CHANGES_KEPT) this.#reports.shift();
+    return report;
+  }
+
+  /**
+   * After a switch: every live node of the new ring drops the keys it no longer replicates (lost
+   * ranges, lower N). Runs once the requests routed under the old ring have answered, still inside
+   * the serialized change, so no move is in flight. Best effort: a node that fails keeps its extra
+   * copies (harmless: reads never ask it for them). Returns the keys dropped.
+   */
+  async #cleanup(ring: RingSpec, keysPerSecond: number): Promise<number> {
+    await this.#requests.drain(this.#requests.nextId);
+    const live = ring.nodes.filter((node) => !this.#isDown(node));
+    const dropped = await Promise.all(
+      live.map((node) =>
+        this.#host
+          .control(node)
+          .cleanup(ring, keysPerSecond)
+          .then((report) => report.keysDropped, () => 0),
+      ),
+    );
+    return dropped.reduce((sum, count) => sum + count, 0);
+  }
+}
