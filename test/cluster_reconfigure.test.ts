@@ -263,9 +263,10 @@ reconfigure("a ring change with a node down is refused and changes nothing", asy
 });
 
 reconfigure("a node that crashes while keys move to it fails the move with LOOM_RING_CHANGE; the old ring stays and no acknowledged write is lost", async () => {
-  // A slow stream (200 keys a second per node) keeps the move open long enough to crash into.
+  // A slow stream (200 keys a second per node) keeps the move open long enough to crash into:
+  // each source sends node 3 about 500 of the 2,000 keys, in two 256-key chunks over 2.5 s.
   const cluster = await createCluster({ nodes: 3, n: 3, w: 2, r: 2, vnodesPerNode: 8, streamKeysPerSecond: 200, requestTimeoutMs: 5000 });
-  const load = new SteadyLoad(cluster, 600);
+  const load = new SteadyLoad(cluster, 2000);
   try {
     await load.preload();
     load.start(8);

@@ -1,116 +1,87 @@
 /**
- * Node worker entry point: opens the node's store (its flushes and compactions go to the cluster's
- * shared pool through workerData.jobsPort), connects its transport to the main thread and (as the
- * main thread hands them over) to every peer, and runs a NodeRuntime. Control messages arrive on
- * parentPort (see Control below): connect, disconnect, sync, stats, stream, close.
+ * Node worker entry point, a thin shell around the node core (src/node/node_core.ts): it opens
+ * the node's store on the real disk (through a fault-injecting wrapper that passes everything
+ * through until `setDiskFault`), connects the data-plane transport to the main thread and, as the
+ * main thread hands them over, to every peer (through a wrapper that applies the cluster's link
+ * faults), and serves the control API below on workerData.controlPort (typed RPC over comlink).
+ * Flushes and compactions go to the cluster's shared pool through workerData.jobsPort.
+ *
+ * Start-up: posts { kind: "ready" } on parentPort once the store is open, or { kind: "failed",
+ * error } (the error codec's form) and exits.
  */
+import { randomBytes } from "node:crypto";
 import process from "node:process";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
+import { FaultyFileSystem, type DiskFault } from "../src/io/faulty_file_system.ts";
+import { createPrng } from "../src/io/prng.ts";
 import { RealClock } from "../src/io/real_clock.ts";
+import { RealFileSystem } from "../src/io/real_file_system.ts";
 import { NodeCore } from "../src/node/node_core.ts";
 import { MAIN_PEER, type RingSpec, type StreamPlan } from "../src/node/node_messages.ts";
-import { openStore } from "../src/runtime/open_store.ts";
-import type { Store } from "../src/storage/store.ts";
-import { encodeError } from "../src/util/error_codec.ts";
 import { RemoteStorageJobs } from "../src/runtime/remote_storage_jobs.ts";
-import type { FsyncPolicy } from "../src/storage/store_config.ts";
+import type { NodeWorkerControl, NodeWorkerData } from "../src/runtime/node_worker_api.ts";
+import { serve } from "../src/runtime/typed_rpc.ts";
+import { Store } from "../src/storage/store.ts";
+import { FaultyTransport } from "../src/transport/faulty_transport.ts";
+import type { LinkFaults } from "../src/transport/link_faults.ts";
+import { PortTransport } from "../src/transport/port_transport.ts";
+import { encodeError } from "../src/util/error_codec.ts";
 import { createContextSigner } from "../src/version/context_signer.ts";
 import { dominanceMergeRuleReference } from "../src/version/sibling_merge_rule.ts";
-import { PortTransport } from "../src/transport/port_transport.ts";
-
-export interface NodeWorkerData {
-  readonly nodeId: number;
-  readonly directory: string;
-  readonly fsync: FsyncPolicy;
-  readonly memtableBytes: number;
-  /** The cluster's context secret: the node signs the contexts it returns and verifies those it is sent. */
-  readonly contextSecret: Uint8Array;
-  /** The data-plane port to the main thread. */
-  readonly mainPort: MessagePort;
-  /** Flush and compaction jobs go to the cluster's shared pool through this port. */
-  readonly jobsPort: MessagePort;
-}
-
-/** Control messages; those that expect an answer carry an `id` the answer echoes. */
-type Control =
-  | { readonly kind: "connect"; readonly peer: number; readonly port: MessagePort }
-  | { readonly kind: "disconnect"; readonly peer: number }
-  | { readonly kind: "sync"; readonly id: number }
-  | { readonly kind: "stats"; readonly id: number; readonly scan?: boolean }
-  | { readonly kind: "stream"; readonly id: number; readonly plan: StreamPlan }
-  | { readonly kind: "cleanup"; readonly id: number; readonly ring: RingSpec; readonly keysPerSecond: number }
-  | { readonly kind: "abortStream"; readonly streamId: number }
-  | { readonly kind: "close" };
 
 const data = workerData as NodeWorkerData;
 const port = parentPort!;
 const jobs = new RemoteStorageJobs(data.jobsPort);
+const disk = new FaultyFileSystem(new RealFileSystem());
+const clock = new RealClock();
 let store: Store;
 try {
-  store = await openStore({
+  store = await Store.open({
     directory: data.directory,
+    fs: disk,
+    clock,
+    jobs,
+    ownsJobs: true,
     fsync: data.fsync,
     memtableBytes: data.memtableBytes,
     mergeRule: dominanceMergeRuleReference,
-    jobs,
   });
 } catch (error) {
-  // The main thread rebuilds the typed error (CorruptionError, IoError, ...) from this.
+  // The main thread rebuilds the typed error (CorruptionError, IoError, LockedError, ...) from this.
   port.postMessage({ kind: "failed", error: encodeError(error) });
   await jobs.close();
   process.exit(1);
 }
-const transport = new PortTransport({ self: data.nodeId, flush: "adaptive" });
-transport.connect(MAIN_PEER, data.mainPort);
-const signer = createContextSigner(data.contextSecret);
-const node = new NodeCore({ nodeId: data.nodeId, store, transport, clock: new RealClock(), signer });
+const ports = new PortTransport({ self: data.nodeId, flush: "adaptive" });
+ports.connect(MAIN_PEER, data.mainPort);
+// Link faults draw from their own generator: real threads need no replay, only independence.
+const seed = randomBytes(4).readUInt32LE(0);
+const transport = new FaultyTransport({ inner: ports, clock, prng: createPrng(seed), client: MAIN_PEER });
+transport.setFaults(data.linkFaults);
+const node = new NodeCore({ nodeId: data.nodeId, store, transport, clock, signer: createContextSigner(data.contextSecret) });
 
-async function onControl(message: Control): Promise<void> {
-  if (message.kind === "connect") {
-    transport.disconnect(message.peer); // a restarted peer comes back on a new port
-    transport.connect(message.peer, message.port);
-    return;
-  }
-  if (message.kind === "disconnect") {
-    transport.disconnect(message.peer); // the peer left the cluster
-    return;
-  }
-  if (message.kind === "stats") {
-    port.postMessage({ kind: "stats", id: message.id, stats: node.stats({ scan: message.scan === true }) });
-    return;
-  }
-  if (message.kind === "sync") {
-    port.postMessage({ kind: "synced", id: message.id }); // every earlier control message has been applied
-    return;
-  }
-  if (message.kind === "abortStream") {
-    node.streams.abortStream(message.streamId);
-    return;
-  }
-  if (message.kind === "cleanup") {
-    try {
-      port.postMessage({ kind: "cleaned", id: message.id, report: await node.streams.cleanup(message.ring, message.keysPerSecond) });
-    } catch (error) {
-      port.postMessage({ kind: "cleaned", id: message.id, error: error instanceof Error ? error.message : String(error) });
-    }
-    return;
-  }
-  if (message.kind === "stream") {
-    try {
-      port.postMessage({ kind: "streamed", id: message.id, report: await node.streams.streamKeys(message.plan) });
-    } catch (error) {
-      port.postMessage({ kind: "streamed", id: message.id, error: error instanceof Error ? error.message : String(error) });
-    }
-    return;
-  }
-  node.stop();
-  await store.close();
-  await jobs.close();
-  transport.close();
-  port.postMessage({ kind: "closed" });
-  port.off("message", onControl);
-  process.exit(0);
-}
-
-port.on("message", onControl);
+const control: NodeWorkerControl = {
+  stats: async (scan: boolean) => node.stats({ scan }),
+  stream: (plan: StreamPlan) => node.streams.streamKeys(plan),
+  cleanup: (ring: RingSpec, keysPerSecond: number) => node.streams.cleanup(ring, keysPerSecond),
+  abortStream: async (streamId: number) => node.streams.abortStream(streamId),
+  connect: async (peer: number, peerPort: MessagePort) => {
+    ports.disconnect(peer);
+    ports.connect(peer, peerPort);
+  },
+  disconnect: async (peer: number) => ports.disconnect(peer),
+  setLinkFaults: async (faults: LinkFaults) => transport.setFaults(faults),
+  setDiskFault: async (fault: DiskFault | null) => disk.setFault(fault),
+  pause: async (ms: number) => {
+    // Block after this answer has left: a SharedArrayBuffer wait stops the thread's event loop.
+    setImmediate(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms));
+  },
+  close: async () => {
+    node.stop();
+    await store.close();
+    ports.close();
+    setImmediate(() => process.exit(0));
+  },
+};
+serve(control, data.controlPort);
 port.postMessage({ kind: "ready" });

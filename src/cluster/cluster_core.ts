@@ -303,9 +303,11 @@ export class ClusterCore {
     this.#checkOpen("stats");
     if (typeof options !== "object" || options === null) throw new LoomTypeError(`stats failed: options must be an object, got ${describe(options)}`);
     const scan = options.keys === true;
-    const asked = this.#members.filter((node) => !this.#down.has(node) && !this.#silent.has(node));
-    const nodes = await Promise.all(asked.map((node) => this.#host.control(node).stats(scan)));
-    return { config: this.#config, down: [...this.#down].sort((a, b) => a - b), nodes, ringChanges: this.#mover.reports() };
+    // Members, and a node being added while its keys stream to it.
+    const nodes = [...new Set([...this.#members, ...(this.#mover.transition?.involved ?? [])])].sort((a, b) => a - b);
+    const asked = nodes.filter((node) => !this.#down.has(node) && !this.#silent.has(node));
+    const answers = await Promise.all(asked.map((node) => this.#host.control(node).stats(scan)));
+    return { config: this.#config, down: [...this.#down].sort((a, b) => a - b), nodes: answers, ringChanges: this.#mover.reports() };
   }
 
   // ---- membership and liveness ---------------------------------------------------------------

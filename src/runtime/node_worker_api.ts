@@ -1,0 +1,42 @@
+/**
+ * The contract between the main thread and a node worker (workers/node.ts): what the worker is
+ * started with, and the control calls it serves (typed RPC over its control port).
+ */
+import type { MessagePort } from "node:worker_threads";
+import type { NodeControl } from "../cluster/node_host.ts";
+import type { DiskFault } from "../io/faulty_file_system.ts";
+import type { FsyncPolicy } from "../storage/store_config.ts";
+import type { LinkFaults } from "../transport/link_faults.ts";
+
+export interface NodeWorkerData {
+  readonly nodeId: number;
+  readonly directory: string;
+  readonly fsync: FsyncPolicy;
+  readonly memtableBytes: number;
+  /** The cluster's context secret: the node signs the contexts it returns and verifies those it is sent. */
+  readonly contextSecret: Uint8Array;
+  /** The cluster's link faults in force when the node starts. */
+  readonly linkFaults: LinkFaults;
+  /** The data-plane port to the main thread. */
+  readonly mainPort: MessagePort;
+  /** Control calls from the main thread (NodeWorkerControl) arrive here. */
+  readonly controlPort: MessagePort;
+  /** Flush and compaction jobs go to the cluster's shared pool through this port. */
+  readonly jobsPort: MessagePort;
+}
+
+/** What the main thread can ask a node worker: the core's control calls plus the shell's own. */
+export interface NodeWorkerControl extends NodeControl {
+  readonly [name: string]: (...args: never[]) => Promise<unknown>;
+  /** Hands over the port to `peer` (a restarted peer comes back on a new port). */
+  connect(peer: number, port: MessagePort): Promise<void>;
+  /** `peer` left the cluster. */
+  disconnect(peer: number): Promise<void>;
+  setLinkFaults(faults: LinkFaults): Promise<void>;
+  /** Switches a disk fault on (or off with null) for this node's store. */
+  setDiskFault(fault: DiskFault | null): Promise<void>;
+  /** Answers, then blocks the thread for `ms`: it serves nothing, fires no timer, keeps its state. */
+  pause(ms: number): Promise<void>;
+  /** Closes the store cleanly (releasing its lock); the thread exits after answering. */
+  close(): Promise<void>;
+}
