@@ -15,8 +15,13 @@ console.log(`loomkv: ${cluster.config.nodes} nodes (N=${cluster.config.n} W=${cl
 console.log(`HTTP front on ${front.url}. Try:
   curl -i -X PUT --data 'alice' ${front.url}/items/user:1
   curl -i ${front.url}/items/user:1
+  curl -I ${front.url}/items/user:1                                  # HEAD: headers only
   curl -i -X PUT -H 'X-Loom-Context: <context from the GET>' --data 'bob' ${front.url}/items/user:1
   curl -i -X DELETE -H 'X-Loom-Context: <context>' ${front.url}/items/user:1
+  curl -i -X PUT --data 'v' '${front.url}/items/user:1?w=3&timeoutMs=500'   # request options in the query
+  curl -i '${front.url}/items/user:1?r=1'
+  curl -i -X PUT --data 'raw' ${front.url}/items/%FF%00              # keys are raw bytes, percent-decoded once
+  curl -i -X PUT --data 'v' --path-as-is ${front.url}/items/a/../b   # the key is "a/../b"
   curl -s ${front.url}/stats
   curl -s ${front.url}/ring
   curl -s -X PATCH --data '{"w":3}' ${front.url}/config

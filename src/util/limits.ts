@@ -55,6 +55,19 @@ export const limits = {
   simInFlightMessagesMax: 1 << 22,
   /** Largest per-message delay the simulated network accepts, in ms (one virtual hour). */
   simDelayMsMax: 3_600_000,
+  /**
+   * Largest request line plus headers the HTTP front reads (its server's maxHeaderSize); past it
+   * the front answers 431. Node's default, 16 KiB, cannot carry a legal key that needs
+   * percent-encoding (up to three characters per key byte).
+   */
+  httpHeaderBytesMax: 64 * 1024,
+  /** Largest JSON request body the HTTP front reads (PATCH /config); past it, 413. */
+  httpJsonBodyBytesMax: 64 * 1024,
+  /**
+   * How long the HTTP front keeps reading, and discarding, a body it refused before closing the
+   * connection, so that the client reads the 413 instead of a connection reset.
+   */
+  httpLingerMs: 2000,
 } as const;
 
 assert(limits.keyBytesMax < limits.memtableBytesMin, "a key must fit in the smallest memtable");
@@ -71,3 +84,7 @@ assert(limits.nodesMax <= limits.clockEntriesMax * 4, "a clock can name a good s
 assert(limits.outboxMessagesMax >= 1024, "a turn can carry a 1000-request batch to one peer");
 assert(limits.requestsInFlightMax * 3 <= limits.outboxMessagesMax, "requests in flight cannot overflow an outbox");
 assert(limits.simInFlightMessagesMax >= limits.outboxMessagesMax * limits.nodesMax, "the simulator can hold one full outbox per node");
+assert(
+  limits.keyBytesMax * 3 + 16 * 1024 <= limits.httpHeaderBytesMax,
+  "every legal key fits in the HTTP front's request line percent-encoded, with 16 KiB left for the rest",
+);
