@@ -3,6 +3,11 @@
  * shared pool through workerData.jobsPort), connects its transport to the main thread and (as the
  * main thread hands them over) to every peer, and runs a NodeRuntime. Control messages arrive on
  * parentPort (see Control below): connect, disconnect, sync, stats, stream, close.
+ *
+ * Start-up: posts `{ kind: "ready" }` once the store is open, or `{ kind: "failed", error }` (a
+ * PlainError: LockedError, CorruptionError, IoError keep their class) and exits. The store holds
+ * its directory's LOCK until `close`; a thread terminated without `close` leaves it held by this
+ * process, and the cluster breaks it before it starts the node again.
  */
 import process from "node:process";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
@@ -13,6 +18,8 @@ import { RemoteStorageJobs } from "../src/runtime/remote_storage_jobs.ts";
 import type { FsyncPolicy } from "../src/storage/store_config.ts";
 import { dominanceMergeRuleReference } from "../src/version/sibling_merge_rule.ts";
 import { PortTransport } from "../src/transport/port_transport.ts";
+import { encodeError } from "../src/util/error_codec.ts";
+import type { Store } from "../src/storage/store.ts";
 
 export interface NodeWorkerData {
   readonly nodeId: number;
@@ -39,13 +46,19 @@ type Control =
 const data = workerData as NodeWorkerData;
 const port = parentPort!;
 const jobs = new RemoteStorageJobs(data.jobsPort);
-const store = await openStore({
-  directory: data.directory,
-  fsync: data.fsync,
-  memtableBytes: data.memtableBytes,
-  mergeRule: dominanceMergeRuleReference,
-  jobs,
-});
+let store: Store;
+try {
+  store = await openStore({
+    directory: data.directory,
+    fsync: data.fsync,
+    memtableBytes: data.memtableBytes,
+    mergeRule: dominanceMergeRuleReference,
+    jobs,
+  });
+} catch (error) {
+  port.postMessage({ kind: "failed", error: encodeError(error) });
+  process.exit(1);
+}
 const transport = new PortTransport({ self: data.nodeId, flush: "adaptive" });
 transport.connect(MAIN_PEER, data.mainPort);
 const runtime = new NodeRuntime({ nodeId: data.nodeId, store, transport, clock: new RealClock() });

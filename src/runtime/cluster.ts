@@ -7,21 +7,17 @@
  * Ring changes (virtual nodes per node, N, addNode/removeNode) move keys while traffic runs: see
  * `#changeRing` and docs/ring.md ("Moving keys").
  *
+ * Data directory (src/runtime/cluster_directory.ts): the cluster holds `dataDir/LOCK` from create
+ * to close, and each node's worker holds its store's `dataDir/node-<id>/LOCK`; a second cluster or
+ * store on either, in this process or another, fails with LockedError. `cluster.json` is written
+ * durably, once every node has started and after each ring or settings change.
+ *
  * Thread contract: a Cluster is used from the thread that created it.
  */
-import { mkdtempSync, existsSync, readFileSync, writeFileSync, renameSync, mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { MessageChannel, Worker } from "node:worker_threads";
-import {
-  applyConfigChange,
-  clusterConfigDefaults,
-  resolveClusterConfig,
-  validateClusterConfig,
-  withoutUndefined,
-  type ClusterConfig,
-  type ClusterConfigChange,
-} from "../cluster/cluster_config.ts";
+import { applyConfigChange, type ClusterConfig, type ClusterConfigChange } from "../cluster/cluster_config.ts";
+import type { StoredCluster } from "../cluster/cluster_file.ts";
+import { RealFileSystem } from "../io/real_file_system.ts";
 import type { ReadReply } from "../coordinator/get_session.ts";
 import { decodeError, type PlainError } from "../util/error_codec.ts";
 import { HashRing, RING_SIZE, rangeSize } from "../ring/hash_ring.ts";
@@ -30,7 +26,7 @@ import { resolveRequestOptions } from "../cluster/request_options.ts";
 import { limits } from "../util/limits.ts";
 import { decodeContext } from "../version/version_codec.ts";
 import { toKeyBytes, toValueBytes, type KeyInput, type ValueInput } from "../storage/store_input.ts";
-import type { FsyncPolicy } from "../storage/store_config.ts";
+import { resolveStoreConfig, type FsyncPolicy } from "../storage/store_config.ts";
 import { MessageType, type Message } from "../transport/message_types.ts";
 import { PortTransport } from "../transport/port_transport.ts";
 import { BusyError, ClosedError, LoomRangeError, LoomTypeError, QuorumError, RingChangeError, describe } from "../util/errors.ts";
@@ -38,10 +34,14 @@ import { MAIN_PEER, type CleanupReport, type NodeStats, type RingSpec, type Stre
 import { PiscinaStorageJobs } from "./piscina_storage_jobs.ts";
 import { serveStorageJobs } from "./remote_storage_jobs.ts";
 import type { StorageJobs } from "../storage/storage_jobs.ts";
+import { checkDataDirOption, ClusterDirectory } from "./cluster_directory.ts";
 import { workerFileUrl } from "./worker_file.ts";
 
 export interface CreateClusterOptions extends Partial<Omit<ClusterConfig, "gossip" | "antiEntropy">> {
-  /** Where the nodes keep their data. @default a new temporary directory */
+  /**
+   * Where the nodes keep their data: created if missing, locked while the cluster is open (one
+   * cluster per directory, in any process). @default a new temporary directory
+   */
   readonly dataDir?: string;
   /** Commit-log fsync policy of every node (see the storage engine). @default "batch" */
   readonly fsync?: FsyncPolicy;
@@ -122,10 +122,10 @@ interface Pending {
   readonly timer: ReturnType<typeof setTimeout>;
 }
 
-const CLUSTER_FILE = "cluster.json";
-
 export class Cluster {
   readonly dataDir: string;
+  /** Holds dataDir/LOCK until close; writes cluster.json. */
+  readonly #directory: ClusterDirectory;
   /** Node id -> its worker thread (ids are never reused: see #nextNodeId). */
   readonly #workers: Map<number, Worker>;
   /** The ring's nodes, ascending. */
@@ -138,6 +138,8 @@ export class Cluster {
   readonly #ringChanges: RingChangeReport[] = [];
   /** Nodes crashed by fault injection: requests route around them until they restart. */
   readonly #down = new Set<number>();
+  /** For each crashed node, its thread's termination: its store lock may be broken once it resolves. */
+  readonly #terminations = new Map<number, Promise<unknown>>();
   readonly #nodeOptions: NodeOptions;
   readonly #transport: PortTransport;
   readonly #pending = new Map<number, Pending>();
@@ -153,13 +155,14 @@ export class Cluster {
   #closing: Promise<void> | null = null;
 
   private constructor(
-    dataDir: string,
+    directory: ClusterDirectory,
     stored: StoredCluster,
     workers: Map<number, Worker>,
     transport: PortTransport,
     nodeOptions: NodeOptions,
   ) {
-    this.dataDir = dataDir;
+    this.dataDir = directory.path;
+    this.#directory = directory;
     this.#nodeOptions = nodeOptions;
     this.#config = stored.config;
     this.#members = [...stored.members];
@@ -170,31 +173,43 @@ export class Cluster {
     transport.onMessage((_from, message) => this.#onResponse(message));
   }
 
-  /** Starts the nodes; with no options, a 5-node cluster on a temporary directory. */
+  /**
+   * Starts the nodes; with no options, a 5-node cluster on a temporary directory. Everything is
+   * validated before anything is written (settings, fsync, memtableBytes, the data directory and
+   * its cluster.json); a create that fails removes what it created and releases the lock.
+   * Errors: LoomTypeError/LoomRangeError (options), IoError naming the path (the file system
+   * refused the data directory), LockedError (another cluster has it open, or a node's store is
+   * open elsewhere), CorruptionError (a damaged cluster.json or store).
+   */
   static async create(options: CreateClusterOptions = {}): Promise<Cluster> {
     if (typeof options !== "object" || options === null) {
       throw new LoomTypeError(`create cluster failed: options must be an object, got ${describe(options)}`);
     }
     const { dataDir: requested, fsync = "batch", memtableBytes = 16 * 1024 * 1024, ...settings } = options;
-    if (requested === undefined) resolveClusterConfig(settings); // refuse bad settings before making a directory
-    const dataDir = requested ?? mkdtempSync(join(tmpdir(), "loomkv-"));
-    const stored = loadCluster(dataDir, settings);
+    checkDataDirOption(requested);
+    resolveStoreConfig({ fsync, memtableBytes }, "create cluster"); // what every node's store would refuse
+    const { directory, stored } = ClusterDirectory.open(new RealFileSystem(), requested, settings);
+    directory.noteNewNodes(stored.members);
     const transport = new PortTransport({ self: MAIN_PEER });
     // One flush/compaction pool for every node, as many threads as a store runs jobs side by side.
     const nodeOptions: NodeOptions = { fsync, memtableBytes, jobs: new PiscinaStorageJobs({ threads: 2 }) };
     const workers = new Map<number, Worker>();
     try {
       for (const nodeId of stored.members) {
-        workers.set(nodeId, await startNode({ nodeId, directory: nodeDirectory(dataDir, nodeId), ...nodeOptions, transport }));
+        workers.set(nodeId, await startNode({ nodeId, directory: directory.nodeDirectory(nodeId), ...nodeOptions, transport }));
       }
       wireMesh(workers);
       await Promise.all([...workers.values()].map((worker) => control(worker, { kind: "sync" }, "synced")));
+      directory.write(stored);
     } catch (error) {
       await Promise.all([...workers.values()].map((worker) => worker.terminate()));
+      for (const nodeId of workers.keys()) directory.breakNodeLock(nodeId); // their threads have exited
+      transport.close();
       await nodeOptions.jobs.close();
+      directory.abandon();
       throw error;
     }
-    return new Cluster(dataDir, stored, workers, transport, nodeOptions);
+    return new Cluster(directory, stored, workers, transport, nodeOptions);
   }
 
   get config(): ClusterConfig {
@@ -337,9 +352,12 @@ export class Cluster {
 
   /**
    * Fault injection. `crash(node)` kills the node's thread without warning (its store closes
-   * nothing: unsynced data is lost as in a process crash, synced data survives); requests route
-   * around it, and writes that needed it fail with the count of replicas that answered.
-   * `restart(node)` starts it again on its directory (the store replays its log).
+   * nothing: unsynced data is lost as in a process crash, synced data survives, and its
+   * directory's LOCK stays, naming this live process); requests route around it, and writes that
+   * needed it fail with the count of replicas that answered. `restart(node)` waits for the thread
+   * to have exited, breaks the lock it left (the cluster holds the data directory and knows that
+   * thread is gone), and starts the node again on its directory: its store takes the lock anew and
+   * replays its log.
    */
   readonly faults = {
     crash: async (node: number): Promise<void> => {
@@ -348,7 +366,9 @@ export class Cluster {
       this.#down.add(node);
       if (this.#transition?.involved.has(node)) this.#transition.abort(node);
       this.#transport.disconnect(node);
-      await this.#workers.get(node)!.terminate();
+      const terminated = this.#workers.get(node)!.terminate();
+      this.#terminations.set(node, terminated);
+      await terminated;
       // Its requests will never be answered; the replicas it reached may hold their writes.
       for (const [requestId, pending] of this.#pending) {
         if (pending.coordinator === node) this.#abandon(requestId, `coordinating node ${node} crashed`);
@@ -357,12 +377,20 @@ export class Cluster {
     restart: async (node: number): Promise<void> => {
       this.#checkNode("restart", node);
       if (!this.#down.has(node)) return;
-      const worker = await startNode({ nodeId: node, directory: nodeDirectory(this.dataDir, node), ...this.#nodeOptions, transport: this.#transport });
+      await this.#releaseCrashed(node);
+      const worker = await startNode({ nodeId: node, directory: this.#directory.nodeDirectory(node), ...this.#nodeOptions, transport: this.#transport });
       this.#workers.set(node, worker);
       await this.#connectToLive(node, worker);
       this.#down.delete(node);
     },
   };
+
+  /** Once crashed node `node`'s thread has exited, breaks the store lock it left behind. */
+  async #releaseCrashed(node: number): Promise<void> {
+    await this.#terminations.get(node);
+    this.#terminations.delete(node);
+    this.#directory.breakNodeLock(node);
+  }
 
   /** Gives `worker` (node `node`) a port to every other live node and waits until all have it. */
   async #connectToLive(node: number, worker: Worker): Promise<void> {
@@ -507,7 +535,7 @@ export class Cluster {
       }
       const next = applyConfigChange("add node", this.#config, { nodes: this.#members.length + 1 });
       const node = this.#nextNodeId;
-      const worker = await startNode({ nodeId: node, directory: nodeDirectory(this.dataDir, node), ...this.#nodeOptions, transport: this.#transport });
+      const worker = await startNode({ nodeId: node, directory: this.#directory.nodeDirectory(node), ...this.#nodeOptions, transport: this.#transport });
       this.#workers.set(node, worker);
       try {
         await this.#connectToLive(node, worker);
@@ -670,33 +698,43 @@ export class Cluster {
     this.#workers.delete(node);
     this.#transport.disconnect(node);
     for (const [id, other] of this.#workers) if (!this.#down.has(id)) other.postMessage({ kind: "disconnect", peer: node });
-    if (this.#down.has(node)) this.#down.delete(node);
-    else await stopNode(worker);
+    if (this.#down.has(node)) {
+      this.#down.delete(node);
+      await this.#releaseCrashed(node);
+    } else {
+      await stopNode(worker);
+    }
   }
 
   #save(config: ClusterConfig, members: number[]): void {
     this.#config = { ...config, nodes: members.length };
     this.#members = [...members];
-    saveCluster(this.dataDir, { config: this.#config, members: this.#members, nextNodeId: this.#nextNodeId });
+    this.#directory.write({ config: this.#config, members: this.#members, nextNodeId: this.#nextNodeId });
   }
 
   /**
    * Stops taking requests (later calls reject with ClosedError, "not-applied"), lets the requests
    * in flight finish (each answers by its own deadline), waits for a running ring change, then
-   * closes every node's store and stops the threads. Idempotent: every call resolves when the
-   * cluster is closed.
+   * closes every node's store and stops the threads, breaks the store locks crashed nodes left,
+   * and releases the data directory: the next cluster (here or in another process) may open it.
+   * Idempotent: every call resolves when the cluster is closed.
    */
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closed = true;
     this.#closing = (async () => {
-      await this.#changes;
-      await this.#drain(this.#nextRequestId);
-      await Promise.all([...this.#workers].filter(([node]) => !this.#down.has(node)).map(([, worker]) => stopNode(worker)));
-      this.#transport.close();
-      await this.#nodeOptions.jobs.close();
-      for (const waiting of this.#inspections.values()) waiting({ ok: false });
-      this.#inspections.clear();
+      try {
+        await this.#changes;
+        await this.#drain(this.#nextRequestId);
+        await Promise.all([...this.#workers].filter(([node]) => !this.#down.has(node)).map(([, worker]) => stopNode(worker)));
+        for (const node of this.#down) await this.#releaseCrashed(node);
+        this.#transport.close();
+        await this.#nodeOptions.jobs.close();
+        for (const waiting of this.#inspections.values()) waiting({ ok: false });
+        this.#inspections.clear();
+      } finally {
+        this.#directory.close();
+      }
     })();
     return this.#closing;
   }
@@ -713,47 +751,6 @@ export function createCluster(options: CreateClusterOptions = {}): Promise<Clust
 
 /** Ring change reports kept for stats(). */
 const RING_CHANGES_KEPT = 16;
-
-/** What dataDir/cluster.json holds. Format 1 had no members: they were 0..nodes-1. */
-interface StoredCluster {
-  readonly config: ClusterConfig;
-  readonly members: readonly number[];
-  readonly nextNodeId: number;
-}
-
-function nodeDirectory(dataDir: string, node: number): string {
-  return join(dataDir, `node-${node}`);
-}
-
-/** The stored cluster of `dataDir` (if any) with `settings` overlaid; saved back durably. */
-function loadCluster(dataDir: string, settings: Partial<ClusterConfig>): StoredCluster {
-  mkdirSync(dataDir, { recursive: true });
-  const path = join(dataDir, CLUSTER_FILE);
-  const stored = existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as { config: ClusterConfig; members?: number[]; nextNodeId?: number }) : undefined;
-  // Settings added since the file was written take their defaults.
-  const config = stored
-    ? validateClusterConfig("create cluster", { ...clusterConfigDefaults, ...stored.config, ...withoutUndefined(settings) })
-    : resolveClusterConfig(settings);
-  if (stored && config.nodes !== stored.config.nodes) {
-    throw new LoomRangeError(`create cluster failed: ${dataDir} holds a ${stored.config.nodes}-node cluster, asked for ${config.nodes} nodes`);
-  }
-  if (stored && (config.n !== stored.config.n || config.vnodesPerNode !== stored.config.vnodesPerNode)) {
-    throw new LoomRangeError(
-      `create cluster failed: ${dataDir} holds a cluster with n = ${stored.config.n} and vnodesPerNode = ${stored.config.vnodesPerNode}; open it as it is, then configure()`,
-    );
-  }
-  const members = stored?.members ?? Array.from({ length: config.nodes }, (_, node) => node);
-  const result = { config, members, nextNodeId: stored?.nextNodeId ?? Math.max(...members) + 1 };
-  saveCluster(dataDir, result);
-  return result;
-}
-
-function saveCluster(dataDir: string, stored: StoredCluster): void {
-  const path = join(dataDir, CLUSTER_FILE);
-  writeFileSync(`${path}.tmp`, JSON.stringify({ format: 2, ...stored }, null, 2));
-  renameSync(`${path}.tmp`, path);
-}
-
 
 /** What every node worker is started with. */
 interface NodeOptions {
@@ -779,14 +776,19 @@ async function startNode(options: NodeOptions & { nodeId: number; directory: str
   // However the thread ends (close, crash, failed start), stop serving it jobs.
   worker.once("exit", () => jobsChannel.port1.close());
   await new Promise<void>((resolve, reject) => {
-    const onMessage = (message: { kind?: string }) => {
-      if (message?.kind !== "ready") return;
+    // A worker's messages arrive before its exit (both runtimes): "failed" wins over the exit.
+    const onExit = (code: number) => reject(new ClosedError(`start node ${options.nodeId} failed: its thread exited with code ${code}`));
+    const onMessage = (message: { kind?: string; error?: PlainError }) => {
+      if (message?.kind !== "ready" && message?.kind !== "failed") return;
       worker.off("message", onMessage);
       worker.off("error", reject);
-      resolve();
+      worker.off("exit", onExit);
+      if (message.kind === "ready") resolve();
+      else reject(decodeError(message.error!));
     };
     worker.on("message", onMessage);
     worker.once("error", reject);
+    worker.once("exit", onExit);
   });
   options.transport.connect(options.nodeId, port1);
   return worker;

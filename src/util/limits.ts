@@ -55,6 +55,8 @@ export const limits = {
   simInFlightMessagesMax: 1 << 22,
   /** Largest per-message delay the simulated network accepts, in ms (one virtual hour). */
   simDelayMsMax: 3_600_000,
+  /** Largest cluster.json read back: the configuration and up to nodesMax member ids fit in a few KiB. */
+  clusterFileBytesMax: 64 * 1024,
 } as const;
 
 assert(limits.keyBytesMax < limits.memtableBytesMin, "a key must fit in the smallest memtable");
@@ -71,3 +73,4 @@ assert(limits.nodesMax <= limits.clockEntriesMax * 4, "a clock can name a good s
 assert(limits.outboxMessagesMax >= 1024, "a turn can carry a 1000-request batch to one peer");
 assert(limits.requestsInFlightMax * 3 <= limits.outboxMessagesMax, "requests in flight cannot overflow an outbox");
 assert(limits.simInFlightMessagesMax >= limits.outboxMessagesMax * limits.nodesMax, "the simulator can hold one full outbox per node");
+assert(limits.clusterFileBytesMax >= limits.nodesMax * 8 + 4096, "cluster.json can name every member");
