@@ -137,15 +137,15 @@ export class ClusterDirectory {
   /**
    * Undoes a create that failed: removes the directories it made (all of the data directory if it
    * made that, otherwise only new node directories; a user's existing files stay) and releases the
-   * lock. REQUIRES: no node thread of this create is running.
+   * lock. Best effort: never throws. REQUIRES: no node thread of this create is running.
    */
   abandon(): void {
+    if (this.#created !== undefined) removeTree(this.#fs, this.#created);
+    else for (const path of [...this.#newNodeDirectories, joinPath(this.path, TEMPORARY_NAME)]) removeTree(this.#fs, path);
     try {
-      if (this.#created !== undefined) removeTree(this.#fs, this.#created);
-      else for (const path of this.#newNodeDirectories) removeTree(this.#fs, path);
-      this.#fs.remove(joinPath(this.path, TEMPORARY_NAME));
-    } finally {
       this.#lock.release(); // after the removal: nobody else may lock a directory being removed
+    } catch {
+      // Best effort, like the removal: the caller reports the failure that made it give up.
     }
   }
 
@@ -188,6 +188,15 @@ function firstMissing(fs: FileSystem, path: string): string {
   return missing;
 }
 
+/**
+ * Best-effort removal of what a failed create made (a file or a directory tree): never throws, so
+ * that the failure that made the create give up is the one reported.
+ */
 function removeTree(fs: FileSystem, path: string | undefined): void {
-  if (path !== undefined) fs.removeTree(path);
+  if (path === undefined || !fs.exists(path)) return;
+  try {
+    fs.removeTree(path);
+  } catch {
+    // Left behind; the create's own error says why it failed.
+  }
 }
