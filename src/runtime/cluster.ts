@@ -140,6 +140,8 @@ export class Cluster {
   readonly #down = new Set<number>();
   /** For each crashed node, its thread's termination: its store lock may be broken once it resolves. */
   readonly #terminations = new Map<number, Promise<unknown>>();
+  /** Restarts under way, by node. */
+  readonly #restarts = new Map<number, Promise<void>>();
   readonly #nodeOptions: NodeOptions;
   readonly #transport: PortTransport;
   readonly #pending = new Map<number, Pending>();
@@ -374,16 +376,30 @@ export class Cluster {
         if (pending.coordinator === node) this.#abandon(requestId, `coordinating node ${node} crashed`);
       }
     },
-    restart: async (node: number): Promise<void> => {
-      this.#checkNode("restart", node);
-      if (!this.#down.has(node)) return;
-      await this.#releaseCrashed(node);
-      const worker = await startNode({ nodeId: node, directory: this.#directory.nodeDirectory(node), ...this.#nodeOptions, transport: this.#transport });
-      this.#workers.set(node, worker);
-      await this.#connectToLive(node, worker);
-      this.#down.delete(node);
+    restart: (node: number): Promise<void> => {
+      try {
+        this.#checkNode("restart", node);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      if (!this.#down.has(node)) return Promise.resolve();
+      // One restart at a time per node: a second would break the lock the first one's store took.
+      let restarting = this.#restarts.get(node);
+      if (!restarting) {
+        restarting = this.#restart(node).finally(() => this.#restarts.delete(node));
+        this.#restarts.set(node, restarting);
+      }
+      return restarting;
     },
   };
+
+  async #restart(node: number): Promise<void> {
+    await this.#releaseCrashed(node);
+    const worker = await startNode({ nodeId: node, directory: this.#directory.nodeDirectory(node), ...this.#nodeOptions, transport: this.#transport });
+    this.#workers.set(node, worker);
+    await this.#connectToLive(node, worker);
+    this.#down.delete(node);
+  }
 
   /** Once crashed node `node`'s thread has exited, breaks the store lock it left behind. */
   async #releaseCrashed(node: number): Promise<void> {
@@ -725,9 +741,14 @@ export class Cluster {
     this.#closing = (async () => {
       try {
         await this.#changes;
+        await Promise.allSettled(this.#restarts.values()); // a node being restarted is stopped like the others
         await this.#drain(this.#nextRequestId);
         await Promise.all([...this.#workers].filter(([node]) => !this.#down.has(node)).map(([, worker]) => stopNode(worker)));
-        for (const node of this.#down) await this.#releaseCrashed(node);
+        for (const node of this.#down) {
+          // Best effort: a LockedError here means another process opened the node's directory
+          // while it was down; that lock is not the crashed thread's to free.
+          await this.#releaseCrashed(node).catch(() => {});
+        }
         this.#transport.close();
         await this.#nodeOptions.jobs.close();
         for (const waiting of this.#inspections.values()) waiting({ ok: false });
