@@ -8,5 +8,5 @@ export type { Version } from "./storage/version_set_format.ts";
 export type { MergeRule, MergeRuleReference } from "./storage/merge_rule.ts";
 export { QuorumError } from "./coordinator/quorum_error.ts";
 export { TooManySiblingsError } from "./coordinator/replica_apply.ts";
-export { BusyError, ClosedError, CorruptionError, IoError, LoomRangeError, LoomTypeError, RingChangeError, type ErrorCode } from "./util/errors.ts";
+export { BusyError, ClosedError, CorruptionError, IoError, LockedError, LoomRangeError, LoomTypeError, RingChangeError, type ErrorCode } from "./util/errors.ts";
 export { limits } from "./util/limits.ts";

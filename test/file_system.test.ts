@@ -11,7 +11,7 @@ import { type FileSystem, joinPath } from "../src/io/file_system.ts";
 import { createPrng } from "../src/io/prng.ts";
 import { RealFileSystem } from "../src/io/real_file_system.ts";
 import { SimFileSystem } from "../src/io/sim_file_system.ts";
-import { IoError } from "../src/util/errors.ts";
+import { IoError, LockedError } from "../src/util/errors.ts";
 
 interface FileSystemFixture {
   fs: FileSystem;
@@ -39,6 +39,20 @@ function assertIoError(action: () => unknown, path: string): void {
     return;
   }
   assert.unreachable(`expected an IoError for ${path}`);
+}
+
+/** Asserts that `action` throws a LockedError with the stable code, naming `path`. */
+function assertLockedError(action: () => unknown, path: string): void {
+  try {
+    action();
+  } catch (error: unknown) {
+    assert.instance(error, LockedError);
+    assert.is((error as LockedError).code, "LOOM_LOCKED");
+    assert.is((error as LockedError).outcome, "not-applied");
+    assert.is((error as LockedError).path, path);
+    return;
+  }
+  assert.unreachable(`expected a LockedError for ${path}`);
 }
 
 function fileSystemConformance(name: string, createFixture: () => FileSystemFixture): void {
@@ -283,6 +297,44 @@ function fileSystemConformance(name: string, createFixture: () => FileSystemFixt
     fs.open(joinPath(root, "file"), "create").close();
     fs.syncDirectory(root);
     assertIoError(() => fs.syncDirectory(joinPath(root, "missing")), joinPath(root, "missing"));
+  });
+
+  it("a lock is exclusive until released, and can be taken again after", (fs, root) => {
+    const path = joinPath(root, "LOCK");
+    const lock = fs.lock(path);
+    assert.is(lock.path, path);
+    assertLockedError(() => fs.lock(path), path);
+    assertLockedError(() => fs.lock(path), path);
+    lock.release();
+    fs.lock(path).release();
+  });
+
+  it("release is idempotent, and locks on different paths are independent", (fs, root) => {
+    fs.makeDirectory(joinPath(root, "sub"));
+    const first = fs.lock(joinPath(root, "LOCK"));
+    const second = fs.lock(joinPath(root, "sub", "LOCK"));
+    first.release();
+    first.release();
+    assertLockedError(() => fs.lock(joinPath(root, "sub", "LOCK")), joinPath(root, "sub", "LOCK"));
+    const again = fs.lock(joinPath(root, "LOCK"));
+    again.release();
+    second.release();
+  });
+
+  it("locking in a missing directory fails with an IoError naming the path", (fs, root) => {
+    assertIoError(() => fs.lock(joinPath(root, "missing", "LOCK")), joinPath(root, "missing", "LOCK"));
+  });
+
+  it("breakLock frees a lock whose holder is gone, and that holder's late release leaves the next holder's lock alone", (fs, root) => {
+    const path = joinPath(root, "LOCK");
+    const gone = fs.lock(path);
+    fs.breakLock(path);
+    const next = fs.lock(path);
+    gone.release();
+    assertLockedError(() => fs.lock(path), path);
+    next.release();
+    fs.breakLock(path); // nothing holds it: a no-op
+    fs.lock(path).release();
   });
 
   test.run();

@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import type { FileHandle } from "../src/io/file_system.ts";
 import { createPrng } from "../src/io/prng.ts";
 import { type CrashOptions, SimFileSystem } from "../src/io/sim_file_system.ts";
-import { IoError } from "../src/util/errors.ts";
+import { IoError, LockedError } from "../src/util/errors.ts";
 
 const DIRECTORY = "/data";
 const LOG = "/data/000001.log";
@@ -30,6 +30,18 @@ function isIoError(error: unknown): boolean {
 }
 
 const NOTHING_UNSYNCED: CrashOptions = { tornTail: "none", unsyncedTruncate: "revert" };
+
+test("a crash drops every lock, as the death of the holding process would", () => {
+  const fs = new SimFileSystem(createPrng(1));
+  fs.makeDirectory(DIRECTORY);
+  const held = fs.lock(`${DIRECTORY}/LOCK`);
+  assert.throws(() => fs.lock(`${DIRECTORY}/LOCK`), (error: unknown) => error instanceof LockedError);
+  fs.crash(NOTHING_UNSYNCED);
+  const next = fs.lock(`${DIRECTORY}/LOCK`);
+  held.release(); // the lost holder's release must not free the new one
+  assert.throws(() => fs.lock(`${DIRECTORY}/LOCK`), (error: unknown) => error instanceof LockedError);
+  next.release();
+});
 
 test("bytes appended but not synced are lost on a crash", () => {
   const { fs, log } = withDurableLog();

@@ -7,7 +7,9 @@
  * Flushes and compactions go to the cluster's shared pool through workerData.jobsPort.
  *
  * Start-up: posts { kind: "ready" } on parentPort once the store is open, or { kind: "failed",
- * error } (the error codec's form) and exits.
+ * error } (the error codec's form: LockedError, CorruptionError, IoError keep their class) and
+ * exits. The store holds its directory's LOCK until `close`; a thread terminated without `close`
+ * leaves it held by this process, and the cluster breaks it before it starts the node again.
  */
 import { randomBytes } from "node:crypto";
 import process from "node:process";

@@ -12,7 +12,7 @@
  * saw a failure stays failed until it is reopened (its files' tails are unknown).
  */
 import { IoError } from "../util/errors.ts";
-import type { FileHandle, FileSystem, OpenMode } from "./file_system.ts";
+import type { FileHandle, FileLock, FileSystem, OpenMode } from "./file_system.ts";
 
 export type DiskFault = "fsync" | "full";
 
@@ -85,6 +85,14 @@ export class FaultyFileSystem implements FileSystem {
   syncDirectory(directory: string): void {
     this.check("sync", directory);
     this.#inner.syncDirectory(directory);
+  }
+
+  lock(path: string): FileLock {
+    return this.#inner.lock(path);
+  }
+
+  breakLock(path: string): void {
+    this.#inner.breakLock(path);
   }
 }
 

@@ -12,8 +12,10 @@
  *   the parent directory returns;
  * - a crash may keep any prefix of the bytes appended since the last `sync()` (a torn write).
  *
- * Paths are absolute or relative POSIX strings joined with "/". All errors are IoError.
+ * Paths are absolute or relative POSIX strings joined with "/". All errors are IoError, except
+ * LockedError from `lock()` and `breakLock()`.
  */
+import { LockedError } from "../util/errors.ts";
 
 export type OpenMode =
   /** Read only; the file must exist. */
@@ -41,6 +43,20 @@ export interface FileHandle {
   close(): void;
 }
 
+/**
+ * An exclusive lock taken with `FileSystem.lock()`. It lasts until `release()`, or until its
+ * holder dies (a killed process on the real disk, a simulated crash): the next `lock()` then
+ * takes it over at once.
+ */
+export interface FileLock {
+  readonly path: string;
+  /**
+   * Gives the lock up. Idempotent. A lock that was broken (`breakLock`) and taken by someone
+   * else since is left to its new holder.
+   */
+  release(): void;
+}
+
 export interface FileSystem {
   open(path: string, mode: OpenMode): FileHandle;
   /** The whole content of a file. */
@@ -58,6 +74,37 @@ export interface FileSystem {
   removeTree(directory: string): void;
   /** Makes creations, renames and removals in `directory` durable (fsync of the directory). */
   syncDirectory(directory: string): void;
+  /**
+   * Takes the exclusive lock `path` (a file in an existing directory, such as `<store>/LOCK`).
+   * Not re-entrant: while a holder lives, in another process or in this one (another store or
+   * cluster here), throws LockedError naming `path` and, where known, the holder's process id. A
+   * lock whose holder died is taken over at once. IoError when the directory refuses the lock.
+   */
+  lock(path: string): FileLock;
+  /**
+   * Frees the lock `path` when its holder is in this process but known to be gone (a worker
+   * thread that was terminated before it released it) or is dead. No-op when nothing holds it.
+   * Throws LockedError when a live process other than this one holds it.
+   * REQUIRES: no live holder of `path` in this process: it would lose its lock unnoticed.
+   */
+  breakLock(path: string): void;
+}
+
+/** The lock file of a store's or a cluster's directory, as LevelDB's `LOCK`. */
+export const LOCK_FILE_NAME = "LOCK";
+
+/**
+ * Locks `directory` (its LOCK file) for `action`. A held lock becomes
+ * `LockedError("<action> failed: <directory> is locked by process 1234")` naming the directory.
+ */
+export function lockDirectory(fs: FileSystem, directory: string, action: string): FileLock {
+  try {
+    return fs.lock(joinPath(directory, LOCK_FILE_NAME));
+  } catch (error) {
+    if (!(error instanceof LockedError)) throw error;
+    const holder = / is held by (.+)$/.exec(error.message)?.[1] ?? "another holder";
+    throw new LockedError(`${action} failed: ${directory} is locked by ${holder}`, directory, error.pid);
+  }
 }
 
 export function joinPath(...parts: string[]): string {

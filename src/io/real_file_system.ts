@@ -3,8 +3,10 @@
  * file_system.ts. Durability: `sync()` is fdatasync, `syncDirectory()` fsyncs the directory fd.
  */
 import * as fs from "node:fs";
+import { dirname } from "node:path";
 import { IoError } from "../util/errors.ts";
-import type { FileHandle, FileSystem, OpenMode } from "./file_system.ts";
+import { type FileHandle, type FileLock, type FileSystem, type OpenMode } from "./file_system.ts";
+import { breakLock, takeLock } from "./real_file_lock.ts";
 
 function ioError(action: string, path: string, cause: unknown): IoError {
   const detail = cause instanceof Error ? cause.message : String(cause);
@@ -130,8 +132,22 @@ export class RealFileSystem implements FileSystem {
   }
 
   makeDirectory(directory: string): void {
+    // One level at a time: mkdirSync({ recursive: true }) spins forever where a parent refuses a
+    // new entry with ENOENT (under /proc, on Node 20).
+    const missing: string[] = [];
+    for (let path = directory; !fs.existsSync(path); path = dirname(path)) {
+      missing.push(path);
+      if (dirname(path) === path) break;
+    }
     try {
-      fs.mkdirSync(directory, { recursive: true });
+      for (const path of missing.reverse()) {
+        try {
+          fs.mkdirSync(path);
+        } catch (error) {
+          if ((error as { code?: unknown }).code !== "EEXIST" || !fs.statSync(path).isDirectory()) throw error;
+        }
+      }
+      if (!fs.statSync(directory).isDirectory()) throw new Error(`not a directory: ${directory}`);
     } catch (cause) {
       throw ioError("make directory", directory, cause);
     }
@@ -171,5 +187,14 @@ export class RealFileSystem implements FileSystem {
     } finally {
       if (fd >= 0) fs.closeSync(fd);
     }
+  }
+
+  /** A lock file naming this process (real_file_lock.ts): Node and Deno processes exclude each other. */
+  lock(path: string): FileLock {
+    return takeLock(path);
+  }
+
+  breakLock(path: string): void {
+    breakLock(path);
   }
 }

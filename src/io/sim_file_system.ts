@@ -17,13 +17,16 @@
  * - A crash keeps, per file, the durable bytes plus a prefix of the bytes appended since the last
  *   sync (a torn tail), and may or may not keep an unsynced truncate. See CrashOptions.
  * - Relative paths are taken from "/" (the simulated working directory).
+ * - Locks are held in memory, not as files: the simulator is one process, so a second `lock()` of
+ *   a held path fails (LockedError without a pid), and `crash()` drops every lock, as the death of
+ *   the holding process would.
  *
  * All randomness (torn tails, read flips) comes from the Prng given to the constructor, drawn in
  * a fixed order, so the same seed and the same calls give the same outcome. Not thread-safe.
  */
 import { concatBytes } from "../util/bytes.ts";
-import { describe, IoError, LoomRangeError, LoomTypeError } from "../util/errors.ts";
-import type { FileHandle, FileSystem, OpenMode } from "./file_system.ts";
+import { describe, IoError, LockedError, LoomRangeError, LoomTypeError } from "../util/errors.ts";
+import type { FileHandle, FileLock, FileSystem, OpenMode } from "./file_system.ts";
 import type { Prng } from "./prng.ts";
 
 export interface CrashOptions {
@@ -284,6 +287,8 @@ export class SimFileSystem implements FileSystem {
   readonly #prng: Prng;
   readonly #root = new SimDirectory();
   readonly #openHandles = new Set<SimFileHandle>();
+  /** Held locks by normalized path. */
+  readonly #locks = new Map<string, FileLock>();
   /** Armed sync failures, oldest first; each is used up by the first sync it matches. */
   readonly #syncFailures: (string | RegExp | undefined)[] = [];
   #readFlipProbability = 0;
@@ -392,13 +397,34 @@ export class SimFileSystem implements FileSystem {
     for (const [name, child] of node.entries) node.durableEntries.set(name, child);
   }
 
+  lock(path: string): FileLock {
+    const { parent, name } = this.#parentOf(path, "lock");
+    if (parent.entries.get(name) instanceof SimDirectory) throw new IoError("lock failed: is a directory", path);
+    const key = normalizePath(path);
+    if (this.#locks.has(key)) throw new LockedError(`lock failed: ${path} is held by this process (simulated)`, path);
+    const locks = this.#locks;
+    const lock: FileLock = {
+      path,
+      release() {
+        if (locks.get(key) === lock) locks.delete(key);
+      },
+    };
+    locks.set(key, lock);
+    return lock;
+  }
+
+  breakLock(path: string): void {
+    this.#locks.delete(normalizePath(path));
+  }
+
   // ---- Faults -----------------------------------------------------------------------------------
 
   /**
    * Simulates power loss, then a restart: every open handle is lost (later use throws IoError),
    * every directory reverts to its durable entries, and every file to its durable bytes plus a
-   * torn tail (see CrashOptions). Files reachable only through non-durable entries are gone. The
-   * surviving state is durable. Armed sync failures and the read flip probability stay set.
+   * torn tail (see CrashOptions). Files reachable only through non-durable entries are gone, and
+   * every lock is dropped. The surviving state is durable. Armed sync failures and the read flip
+   * probability stay set.
    */
   crash(options: CrashOptions = {}): void {
     const tornTail = options.tornTail ?? "random";
@@ -421,6 +447,7 @@ export class SimFileSystem implements FileSystem {
     }
     for (const handle of this.#openHandles) handle.invalidate();
     this.#openHandles.clear();
+    this.#locks.clear();
     this.#revertDirectory(this.#root);
     for (const { file, outcome } of outcomes) file.recover(outcome);
   }

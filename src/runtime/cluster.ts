@@ -8,20 +8,9 @@
  *
  * Thread contract: a Cluster is used from the thread that created it.
  */
-import { mkdtempSync, existsSync, readFileSync, writeFileSync, renameSync, mkdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import {
-  clusterConfigDefaults,
-  resolveClusterConfig,
-  validateClusterConfig,
-  withoutUndefined,
-  type ClusterConfig,
-  type ClusterConfigChange,
-} from "../cluster/cluster_config.ts";
+import type { ClusterConfig, ClusterConfigChange } from "../cluster/cluster_config.ts";
 import {
   ClusterCore,
-  type ClusterState,
   type ClusterStats,
   type GetResult,
   type RequestOptions,
@@ -34,11 +23,12 @@ import { RealClock } from "../io/real_clock.ts";
 import { RealFileSystem } from "../io/real_file_system.ts";
 import { MAIN_PEER } from "../node/node_messages.ts";
 import type { KeyInput, ValueInput } from "../storage/store_input.ts";
-import type { FsyncPolicy } from "../storage/store_config.ts";
+import { resolveStoreConfig, type FsyncPolicy } from "../storage/store_config.ts";
 import { checkDelay, checkDropRate, checkPartitionGroups, type LinkFaults } from "../transport/link_faults.ts";
 import { PortTransport } from "../transport/port_transport.ts";
 import { describe, LoomRangeError, LoomTypeError } from "../util/errors.ts";
 import { createContextSigner } from "../version/context_signer.ts";
+import { checkDataDirOption, ClusterDirectory } from "./cluster_directory.ts";
 import { loadContextSecret } from "./cluster_secret.ts";
 import { PiscinaStorageJobs } from "./piscina_storage_jobs.ts";
 import { WorkerNodeHost } from "./worker_node_host.ts";
@@ -46,7 +36,10 @@ import { WorkerNodeHost } from "./worker_node_host.ts";
 export type { GetResult, RequestOptions, RingChangeReport, WriteOptions, WriteResult } from "../cluster/cluster_core.ts";
 
 export interface CreateClusterOptions extends Partial<Omit<ClusterConfig, "gossip" | "antiEntropy">> {
-  /** Where the nodes keep their data. @default a new temporary directory */
+  /**
+   * Where the nodes keep their data: created if missing, locked while the cluster is open (one
+   * cluster per directory, in any process). @default a new temporary directory
+   */
   readonly dataDir?: string;
   /** Commit-log fsync policy of every node (see the storage engine). @default "batch" */
   readonly fsync?: FsyncPolicy;
@@ -68,10 +61,10 @@ export interface FaultState {
 /** Longest pause `faults.pause` accepts, in ms. */
 const PAUSE_MS_MAX = 60_000;
 
-const CLUSTER_FILE = "cluster.json";
-
 export class Cluster {
   readonly dataDir: string;
+  /** Holds dataDir/LOCK until close; writes cluster.json; breaks the store locks crashed nodes left. */
+  readonly #directory: ClusterDirectory;
   readonly #core: ClusterCore;
   readonly #host: WorkerNodeHost;
   readonly #transport: PortTransport;
@@ -79,10 +72,13 @@ export class Cluster {
   readonly #clock: RealClock;
   readonly #paused = new Map<number, number>();
   readonly #diskFaults = new Map<number, DiskFault>();
+  /** Restarts under way, by node: a second restart of the node joins the first. */
+  readonly #restarts = new Map<number, Promise<void>>();
   #closing: Promise<void> | null = null;
 
-  private constructor(parts: { dataDir: string; core: ClusterCore; host: WorkerNodeHost; transport: PortTransport; jobs: PiscinaStorageJobs; clock: RealClock }) {
-    this.dataDir = parts.dataDir;
+  private constructor(parts: { directory: ClusterDirectory; core: ClusterCore; host: WorkerNodeHost; transport: PortTransport; jobs: PiscinaStorageJobs; clock: RealClock }) {
+    this.#directory = parts.directory;
+    this.dataDir = parts.directory.path;
     this.#core = parts.core;
     this.#host = parts.host;
     this.#transport = parts.transport;
@@ -90,23 +86,38 @@ export class Cluster {
     this.#clock = parts.clock;
   }
 
-  /** Starts the nodes; with no options, a 5-node cluster on a temporary directory. */
+  /**
+   * Starts the nodes; with no options, a 5-node cluster on a temporary directory. Everything is
+   * validated before anything is written (settings, fsync, memtableBytes, the data directory and
+   * its cluster.json); a create that fails removes what it created and releases the lock.
+   * Errors: LoomTypeError/LoomRangeError (options), IoError naming the path (the file system
+   * refused the data directory), LockedError (another cluster has it open, or a node's store is
+   * open elsewhere), CorruptionError (a damaged cluster.json, context secret or store).
+   */
   static async create(options: CreateClusterOptions = {}): Promise<Cluster> {
     if (typeof options !== "object" || options === null) {
       throw new LoomTypeError(`create cluster failed: options must be an object, got ${describe(options)}`);
     }
     const { dataDir: requested, fsync = "batch", memtableBytes = 16 * 1024 * 1024, ...settings } = options;
-    if (requested === undefined) resolveClusterConfig(settings); // refuse bad settings before making a directory
-    const dataDir = requested ?? mkdtempSync(join(tmpdir(), "loomkv-"));
-    const stored = loadCluster(dataDir, settings);
-    const contextSecret = loadContextSecret({ fs: new RealFileSystem(), directory: dataDir });
+    checkDataDirOption(requested);
+    resolveStoreConfig({ fsync, memtableBytes }, "create cluster"); // what every node's store would refuse
+    const fs = new RealFileSystem();
+    const { directory, stored } = ClusterDirectory.open(fs, requested, settings);
+    directory.noteNewNodes(stored.members);
+    let contextSecret: Uint8Array;
+    try {
+      contextSecret = loadContextSecret({ fs, directory: directory.path });
+    } catch (error) {
+      directory.abandon();
+      throw error;
+    }
     const clock = new RealClock();
     const transport = new PortTransport({ self: MAIN_PEER });
     // One flush/compaction pool for every node, as many threads as a store runs jobs side by side.
     const jobs = new PiscinaStorageJobs({ threads: 2 });
     let core: ClusterCore | undefined;
     const host = new WorkerNodeHost({
-      directoryOf: (node) => nodeDirectory(dataDir, node),
+      directoryOf: (node) => directory.nodeDirectory(node),
       fsync,
       memtableBytes,
       contextSecret,
@@ -120,17 +131,19 @@ export class Cluster {
       transport,
       clock,
       signer: createContextSigner(contextSecret),
-      save: (state) => saveCluster(dataDir, state),
+      save: (state) => directory.write(state),
     });
     try {
       for (const node of stored.members) await host.startNode(node);
+      directory.write(stored);
     } catch (error) {
       for (const node of host.running) await host.stopNode(node);
       transport.close();
       await jobs.close();
+      directory.abandon();
       throw error;
     }
-    return new Cluster({ dataDir, core, host, transport, jobs, clock });
+    return new Cluster({ directory, core, host, transport, jobs, clock });
   }
 
   get config(): ClusterConfig {
@@ -262,10 +275,7 @@ export class Cluster {
     },
     restart: async (node: number): Promise<void> => {
       this.#core.checkNode("restart", node);
-      if (this.#host.isRunning(node)) return;
-      this.#diskFaults.delete(node);
-      await this.#host.startNode(node);
-      this.#core.nodeUp(node);
+      await this.#restart(node, false);
     },
     wipe: async (node: number): Promise<void> => {
       this.#core.checkNode("wipe", node);
@@ -273,10 +283,7 @@ export class Cluster {
         this.#core.nodeDown(node, "was wiped");
         await this.#host.crash(node);
       }
-      rmSync(nodeDirectory(this.dataDir, node), { recursive: true, force: true });
-      this.#diskFaults.delete(node);
-      await this.#host.startNode(node);
-      this.#core.nodeUp(node);
+      await this.#restart(node, true);
     },
     pause: async (node: number, ms: number): Promise<void> => {
       this.#core.checkNode("pause", node);
@@ -319,17 +326,55 @@ export class Cluster {
   };
 
   /**
+   * Starts a node whose thread is not running, on its directory (emptied first when `wipe`). The
+   * thread that ran it has exited, so the store lock it left (as a killed process would) is the
+   * cluster's to break. One restart at a time per node: a second would break the lock the first
+   * one's store had just taken.
+   */
+  #restart(node: number, wipe: boolean): Promise<void> {
+    let restarting = this.#restarts.get(node);
+    if (restarting) return wipe ? restarting.then(() => this.faults.wipe(node)) : restarting;
+    if (this.#host.isRunning(node)) return Promise.resolve();
+    restarting = (async () => {
+      if (wipe) this.#directory.removeNodeDirectory(node);
+      else this.#directory.breakNodeLock(node);
+      this.#diskFaults.delete(node);
+      await this.#host.startNode(node);
+      this.#core.nodeUp(node);
+    })().finally(() => this.#restarts.delete(node));
+    this.#restarts.set(node, restarting);
+    return restarting;
+  }
+
+  /**
    * Stops taking requests (later calls reject with ClosedError, "not-applied"), lets the requests
    * in flight finish (each answers by its own deadline), waits for a running ring change, then
-   * closes every node's store and stops the threads. Idempotent: every call resolves when the
-   * cluster is closed.
+   * closes every node's store and stops the threads, breaks the store locks crashed nodes left,
+   * and releases the data directory: the next cluster (here or in another process) may open it.
+   * Idempotent: every call resolves when the cluster is closed.
    */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      await this.#core.close();
-      await Promise.all(this.#host.running.map((node) => this.#host.stopNode(node)));
-      this.#transport.close();
-      await this.#jobs.close();
+      try {
+        await this.#core.close();
+        await Promise.allSettled(this.#restarts.values()); // a node being restarted is stopped like the others
+        await Promise.all(this.#host.running.map((node) => this.#host.stopNode(node)));
+        for (const node of this.#core.members) {
+          // A crashed node's lock is this process's to free. Best effort: a LockedError means
+          // another process opened the node's directory while it was down.
+          if (!this.#host.isRunning(node)) {
+            try {
+              this.#directory.breakNodeLock(node);
+            } catch {
+              // not ours to free
+            }
+          }
+        }
+        this.#transport.close();
+        await this.#jobs.close();
+      } finally {
+        this.#directory.close();
+      }
     })();
     return this.#closing;
   }
@@ -338,41 +383,3 @@ export class Cluster {
 export function createCluster(options: CreateClusterOptions = {}): Promise<Cluster> {
   return Cluster.create(options);
 }
-
-function nodeDirectory(dataDir: string, node: number): string {
-  return join(dataDir, `node-${node}`);
-}
-
-/** What dataDir/cluster.json holds. Format 1 had no members: they were 0..nodes-1. */
-type StoredCluster = ClusterState;
-
-/** The stored cluster of `dataDir` (if any) with `settings` overlaid; saved back durably. */
-function loadCluster(dataDir: string, settings: Partial<ClusterConfig>): StoredCluster {
-  mkdirSync(dataDir, { recursive: true });
-  const path = join(dataDir, CLUSTER_FILE);
-  const stored = existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as { config: ClusterConfig; members?: number[]; nextNodeId?: number }) : undefined;
-  // Settings added since the file was written take their defaults.
-  const config = stored
-    ? validateClusterConfig("create cluster", { ...clusterConfigDefaults, ...stored.config, ...withoutUndefined(settings) })
-    : resolveClusterConfig(settings);
-  if (stored && config.nodes !== stored.config.nodes) {
-    throw new LoomRangeError(`create cluster failed: ${dataDir} holds a ${stored.config.nodes}-node cluster, asked for ${config.nodes} nodes`);
-  }
-  if (stored && (config.n !== stored.config.n || config.vnodesPerNode !== stored.config.vnodesPerNode)) {
-    throw new LoomRangeError(
-      `create cluster failed: ${dataDir} holds a cluster with n = ${stored.config.n} and vnodesPerNode = ${stored.config.vnodesPerNode}; open it as it is, then configure()`,
-    );
-  }
-  const members = stored?.members ?? Array.from({ length: config.nodes }, (_, node) => node);
-  const result = { config, members, nextNodeId: stored?.nextNodeId ?? Math.max(...members) + 1 };
-  saveCluster(dataDir, result);
-  return result;
-}
-
-function saveCluster(dataDir: string, stored: StoredCluster): void {
-  const path = join(dataDir, CLUSTER_FILE);
-  writeFileSync(`${path}.tmp`, JSON.stringify({ format: 2, ...stored }, null, 2));
-  renameSync(`${path}.tmp`, path);
-}
-
-

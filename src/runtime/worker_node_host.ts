@@ -86,7 +86,7 @@ export class WorkerNodeHost implements NodeHost {
       jobsEnd.close();
       controlPort.close();
     });
-    await readyOrFailed(worker);
+    await readyOrFailed(worker, node);
     const running: Running = { worker, control: connect<NodeWorkerControl>(controlPort), controlPort, stopping: false, exited };
     void exited.then(() => {
       if (this.#running.get(node) !== running) return;
@@ -171,21 +171,31 @@ function untilExit<T>(running: Running, node: number, call: Promise<T>): Promise
 }
 
 /** Resolves when the worker's store is open; rejects with its typed error if it failed. */
-function readyOrFailed(worker: Worker): Promise<void> {
+function readyOrFailed(worker: Worker, node: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    const onMessage = (message: { kind?: string; error?: PlainError }) => {
-      if (message?.kind !== "ready" && message?.kind !== "failed") return;
+    const done = () => {
       worker.off("message", onMessage);
       worker.off("error", onError);
+      worker.off("exit", onExit);
+    };
+    const onMessage = (message: { kind?: string; error?: PlainError }) => {
+      if (message?.kind !== "ready" && message?.kind !== "failed") return;
+      done();
       if (message.kind === "ready") resolve();
       else reject(decodeError(message.error!)); // the store refused to open: its typed error
     };
     // An error the worker did not catch (a bug): structured clone keeps its name and message.
     const onError = (error: unknown) => {
-      worker.off("message", onMessage);
+      done();
       reject(error);
+    };
+    // A worker's messages arrive before its exit (both runtimes): "failed" wins over the exit.
+    const onExit = (code: number) => {
+      done();
+      reject(new ClosedError(`start node ${node} failed: its thread exited with code ${code}`));
     };
     worker.on("message", onMessage);
     worker.once("error", onError);
+    worker.once("exit", onExit);
   });
 }

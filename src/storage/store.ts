@@ -13,7 +13,7 @@ import { assert } from "../util/assert.ts";
 import { ByteWriter, compareBytes } from "../util/bytes.ts";
 import { BusyError, ClosedError, CorruptionError, LoomRangeError } from "../util/errors.ts";
 import { limits } from "../util/limits.ts";
-import { joinPath, type FileHandle, type FileSystem } from "../io/file_system.ts";
+import { joinPath, lockDirectory, type FileHandle, type FileLock, type FileSystem } from "../io/file_system.ts";
 import type { Clock, TimerHandle } from "../io/clock.ts";
 import { BlockCache } from "./block_cache.ts";
 import { pickCompaction } from "./compaction_picker.ts";
@@ -115,6 +115,8 @@ export class Store {
   readonly #ownsJobs: boolean;
   readonly #rule: MergeRule;
   readonly #cache: BlockCache;
+  /** `<directory>/LOCK`, held from open to close: one Store per directory, in any process. */
+  readonly #lock: FileLock;
   readonly #batchWriter = new ByteWriter(64 * 1024);
   readonly #payloadWriter = new ByteWriter(256);
 
@@ -147,8 +149,9 @@ export class Store {
   #bloomSkips = 0;
   #recovery: StoreStats["recovery"];
 
-  private constructor(options: StoreOpenOptions, config: StoreConfig, rule: MergeRule, recovered: Recovered) {
+  private constructor(options: StoreOpenOptions, config: StoreConfig, rule: MergeRule, recovered: Recovered, lock: FileLock) {
     this.directory = options.directory;
+    this.#lock = lock;
     this.config = config;
     this.#fs = options.fs;
     this.#clock = options.clock;
@@ -168,17 +171,26 @@ export class Store {
   }
 
   /**
-   * Opens (or creates) the store in `options.directory`: reads the manifest, removes files a crash
-   * left behind, replays the commit logs, and resumes. Throws CorruptionError if a log or table is
-   * damaged anywhere but a log's torn tail.
+   * Opens (or creates) the store in `options.directory`: locks it (`LOCK`, held until close),
+   * reads the manifest, removes files a crash left behind, replays the commit logs, and resumes.
+   * Throws LockedError if another Store has the directory open (in this process or another; a
+   * lock whose holder died is taken over), CorruptionError if a log or table is damaged anywhere
+   * but a log's torn tail. A failed open releases the lock.
    */
   static async open(options: StoreOpenOptions): Promise<Store> {
     const config = resolveStoreConfig(options);
     const rule = await loadMergeRule(config.mergeRule);
-    const recovered = recover(options.fs, options.directory, config);
-    const store = new Store(options, config, rule, recovered);
-    store.#scheduleBackgroundWork();
-    return store;
+    options.fs.makeDirectory(options.directory);
+    const lock = lockDirectory(options.fs, options.directory, "open store");
+    try {
+      const recovered = recover(options.fs, options.directory, config);
+      const store = new Store(options, config, rule, recovered, lock);
+      store.#scheduleBackgroundWork();
+      return store;
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
   }
 
   // ---- writes -------------------------------------------------------------------------------
@@ -585,8 +597,8 @@ export class Store {
   // ---- lifecycle ----------------------------------------------------------------------------
 
   /**
-   * Waits for pending writes and the running background job, then closes files. Unflushed
-   * memtables are not flushed: their logs are replayed at the next open.
+   * Waits for pending writes and the running background job, then closes files and releases the
+   * directory's lock. Unflushed memtables are not flushed: their logs are replayed at the next open.
    */
   async close(): Promise<void> {
     if (this.#state !== "open") return;
@@ -597,8 +609,12 @@ export class Store {
     for (const resolve of this.#stallWaiters.splice(0)) resolve();
     while (this.#flushing || this.#compacting) await Promise.all([this.#flushing, this.#compacting]);
     this.#state = "closed";
-    this.#log.writer.close();
-    for (const table of this.#tables) table.reader.close();
+    try {
+      this.#log.writer.close();
+      for (const table of this.#tables) table.reader.close();
+    } finally {
+      this.#lock.release();
+    }
     if (this.#ownsJobs) await this.#jobs.close();
   }
 
@@ -651,9 +667,9 @@ interface Recovered {
 /**
  * Brings a directory to a consistent state: the manifest's tables, plus memtables rebuilt from the
  * live logs (frozen, to be flushed in the background). Removes files no manifest references.
+ * REQUIRES: the directory exists and its lock is held.
  */
 function recover(fs: FileSystem, directory: string, config: StoreConfig): Recovered {
-  fs.makeDirectory(directory);
   const names = fs.list(directory);
   let manifest = readManifest(fs, directory);
   if (!manifest) {

@@ -47,31 +47,35 @@ export const storeConfigDefaults: StoreConfig = {
   mergeRule: keepDistinctVersionsReference,
 };
 
-function integerIn(field: string, value: unknown, min: number, max: number): number {
+function integerIn(action: string, field: string, value: unknown, min: number, max: number): number {
   if (typeof value !== "number" || !Number.isInteger(value)) {
-    throw new LoomTypeError(`configure store failed: ${field} must be an integer, got ${describe(value)}`);
+    throw new LoomTypeError(`${action} failed: ${field} must be an integer, got ${describe(value)}`);
   }
   if (value < min || value > max) {
-    throw new LoomRangeError(`configure store failed: ${field} is ${value}, must be between ${min} and ${max}`);
+    throw new LoomRangeError(`${action} failed: ${field} is ${value}, must be between ${min} and ${max}`);
   }
   return value;
 }
 
-export function resolveStoreConfig(partial: Partial<StoreConfig> = {}): StoreConfig {
+/**
+ * The defaults overlaid with `partial`, validated; throws naming the field. `action` starts the
+ * error message (`create cluster` when the cluster checks its nodes' settings up front).
+ */
+export function resolveStoreConfig(partial: Partial<StoreConfig> = {}, action = "configure store"): StoreConfig {
   const config = { ...storeConfigDefaults, ...stripUndefined(partial) };
   if (!["always", "batch", "never"].includes(config.fsync)) {
-    throw new LoomTypeError(`configure store failed: fsync must be "always", "batch" or "never", got ${describe(config.fsync)}`);
+    throw new LoomTypeError(`${action} failed: fsync must be "always", "batch" or "never", got ${describe(config.fsync)}`);
   }
-  integerIn("fsyncBatchWindowMs", config.fsyncBatchWindowMs, 0, 1000);
-  integerIn("memtableBytes", config.memtableBytes, limits.memtableBytesMin, limits.memtableBytesMax);
-  integerIn("bloomBitsPerKey", config.bloomBitsPerKey, limits.bloomBitsPerKeyMin, limits.bloomBitsPerKeyMax);
-  integerIn("blockCacheBytes", config.blockCacheBytes, 0, 2 ** 40);
-  integerIn("compactionTablesMin", config.compactionTablesMin, 2, 64);
-  integerIn("compactionTablesMax", config.compactionTablesMax, config.compactionTablesMin, 64);
-  integerIn("compactionSizeRatio", config.compactionSizeRatio, 1, 1000);
+  integerIn(action, "fsyncBatchWindowMs", config.fsyncBatchWindowMs, 0, 1000);
+  integerIn(action, "memtableBytes", config.memtableBytes, limits.memtableBytesMin, limits.memtableBytesMax);
+  integerIn(action, "bloomBitsPerKey", config.bloomBitsPerKey, limits.bloomBitsPerKeyMin, limits.bloomBitsPerKeyMax);
+  integerIn(action, "blockCacheBytes", config.blockCacheBytes, 0, 2 ** 40);
+  integerIn(action, "compactionTablesMin", config.compactionTablesMin, 2, 64);
+  integerIn(action, "compactionTablesMax", config.compactionTablesMax, config.compactionTablesMin, 64);
+  integerIn(action, "compactionSizeRatio", config.compactionSizeRatio, 1, 1000);
   const rule = config.mergeRule;
   if (typeof rule !== "object" || rule === null || typeof rule.moduleUrl !== "string" || typeof rule.exportName !== "string") {
-    throw new LoomTypeError(`configure store failed: mergeRule must be { moduleUrl, exportName }, got ${describe(rule)}`);
+    throw new LoomTypeError(`${action} failed: mergeRule must be { moduleUrl, exportName }, got ${describe(rule)}`);
   }
   return config;
 }

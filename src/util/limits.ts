@@ -68,6 +68,8 @@ export const limits = {
    * connection, so that the client reads the 413 instead of a connection reset.
    */
   httpLingerMs: 2000,
+  /** Largest cluster.json read back: the configuration and up to nodesMax member ids fit in a few KiB. */
+  clusterFileBytesMax: 64 * 1024,
 } as const;
 
 assert(limits.keyBytesMax < limits.memtableBytesMin, "a key must fit in the smallest memtable");
@@ -88,3 +90,4 @@ assert(
   limits.keyBytesMax * 3 + 16 * 1024 <= limits.httpHeaderBytesMax,
   "every legal key fits in the HTTP front's request line percent-encoded, with 16 KiB left for the rest",
 );
+assert(limits.clusterFileBytesMax >= limits.nodesMax * 8 + 4096, "cluster.json can name every member");

@@ -3,7 +3,7 @@
  * number, then "loses power": that operation and every later one throw, as if the process died
  * there. The test then crashes the inner simulated file system and reopens the store on it.
  */
-import type { FileHandle, FileSystem, OpenMode } from "../../src/io/file_system.ts";
+import type { FileHandle, FileLock, FileSystem, OpenMode } from "../../src/io/file_system.ts";
 import { IoError } from "../../src/util/errors.ts";
 
 export class PowerLoss extends IoError {}
@@ -51,4 +51,7 @@ export class CrashingFileSystem implements FileSystem {
   remove(path: string): void { this.tick("remove", path); this.#inner.remove(path); }
   removeTree(directory: string): void { this.tick("remove-tree", directory); this.#inner.removeTree(directory); }
   syncDirectory(directory: string): void { this.tick("sync-directory", directory); this.#inner.syncDirectory(directory); }
+  // Locks live in memory in the simulator (no disk operation to lose power in): forwarded as they are.
+  lock(path: string): FileLock { return this.#inner.lock(path); }
+  breakLock(path: string): void { this.#inner.breakLock(path); }
 }
