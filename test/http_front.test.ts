@@ -6,6 +6,7 @@
  */
 import { test } from "uvu";
 import * as assert from "uvu/assert";
+import { eventually } from "./support/eventually.ts";
 import { Buffer } from "node:buffer";
 import { rmSync } from "node:fs";
 import { Agent, request, type IncomingHttpHeaders } from "node:http";
@@ -269,14 +270,23 @@ test("option values that are not integers or out of range answer 400 with the ty
   assert.match(assertError(await call("GET", "/items/k?r=1&r=2"), 400, "LOOM_INVALID_ARGUMENT").message, /given twice/);
 });
 
-test("a write that misses the quorum asked in the query answers 503 with outcome unknown and Retry-After", async () => {
+test("a write asking more replicas than are up answers 503 at once with outcome not-applied and Retry-After", async () => {
   const key = "quorum-write";
   await withNodeDown(cluster.preferenceList(key)[2]!, async () => {
     assert.is((await call("PUT", `/items/${key}`, { body: "w2" })).status, 204, "W=2 of the two live replicas");
-    const answer = await call("PUT", `/items/${key}?w=3&timeoutMs=100`, { body: "w3" });
-    assert.match(assertError(answer, 503, "LOOM_QUORUM", "unknown").message, /2 of 3 replicas acknowledged, 3 required/);
+    const answer = await call("PUT", `/items/${key}?w=3&timeoutMs=60000`, { body: "w3" });
+    assert.match(assertError(answer, 503, "LOOM_QUORUM", "not-applied").message, /only 2 of replicas .* are up, 3 needed; nothing was sent/);
     assert.is(answer.headers["retry-after"], "1");
   });
+});
+
+test("a write whose replica stops answering misses the quorum in the query: 503 with outcome unknown", async () => {
+  const key = "quorum-write-paused";
+  await cluster.faults.pause(cluster.preferenceList(key)[2]!, 400);
+  const answer = await call("PUT", `/items/${key}?w=3&timeoutMs=100`, { body: "w3" });
+  assert.match(assertError(answer, 503, "LOOM_QUORUM", "unknown").message, /2 of 3 replicas acknowledged, 3 required/);
+  assert.is(answer.headers["retry-after"], "1");
+  await eventually(async () => (await cluster.stats()).nodes.length === 3, { what: "the paused node answers again" });
 });
 
 test("a read that misses its quorum answers 503 with outcome not-applied", async () => {

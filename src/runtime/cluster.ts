@@ -20,6 +20,7 @@ import {
 } from "../cluster/cluster_core.ts";
 import { diskFaults, type DiskFault } from "../io/faulty_file_system.ts";
 import { RealClock } from "../io/real_clock.ts";
+import { joinPath } from "../io/file_system.ts";
 import { RealFileSystem } from "../io/real_file_system.ts";
 import { MAIN_PEER } from "../node/node_messages.ts";
 import type { KeyInput, ValueInput } from "../storage/store_input.ts";
@@ -29,7 +30,7 @@ import { PortTransport } from "../transport/port_transport.ts";
 import { describe, LoomRangeError, LoomTypeError } from "../util/errors.ts";
 import { createContextSigner } from "../version/context_signer.ts";
 import { checkDataDirOption, ClusterDirectory } from "./cluster_directory.ts";
-import { loadContextSecret } from "./cluster_secret.ts";
+import { CONTEXT_SECRET_FILE, loadContextSecret } from "./cluster_secret.ts";
 import { PiscinaStorageJobs } from "./piscina_storage_jobs.ts";
 import { WorkerNodeHost } from "./worker_node_host.ts";
 
@@ -104,11 +105,18 @@ export class Cluster {
     const fs = new RealFileSystem();
     const { directory, stored } = ClusterDirectory.open(fs, requested, settings);
     directory.noteNewNodes(stored.members);
+    // A create that fails removes a secret it made: no context was signed with it.
+    const secretPath = joinPath(directory.path, CONTEXT_SECRET_FILE);
+    const secretExisted = fs.exists(secretPath);
+    const abandon = () => {
+      if (!secretExisted) fs.remove(secretPath);
+      directory.abandon();
+    };
     let contextSecret: Uint8Array;
     try {
       contextSecret = loadContextSecret({ fs, directory: directory.path });
     } catch (error) {
-      directory.abandon();
+      abandon();
       throw error;
     }
     const clock = new RealClock();
@@ -140,7 +148,7 @@ export class Cluster {
       for (const node of host.running) await host.stopNode(node);
       transport.close();
       await jobs.close();
-      directory.abandon();
+      abandon();
       throw error;
     }
     return new Cluster({ directory, core, host, transport, jobs, clock });
