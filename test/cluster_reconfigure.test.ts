@@ -315,6 +315,12 @@ reconfigure("an abandoned move stops its streams: the sources send nothing more"
     await cluster.faults.crash(4);
     await rejectsWithCode(() => change, "LOOM_RING_CHANGE", /node 4 went down/);
     const sent = async () => (await cluster.stats()).nodes.reduce((sum, node) => sum + node.transport.messagesSent, 0);
+    // Chunks already on their way are still acknowledged: wait until that settles.
+    await eventually(async () => {
+      const settled = await sent();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      return (await sent()) === settled;
+    });
     const before = await sent();
     // At 300 keys a second per source, each of the four live sources would send a 256-key chunk
     // within a second: a second of silence shows they stopped.
