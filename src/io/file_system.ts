@@ -121,3 +121,21 @@ export function parentDirectory(path: string): string {
 export function baseName(path: string): string {
   return path.slice(path.lastIndexOf("/") + 1);
 }
+
+/**
+ * Durably replaces `path` with `bytes`: writes `temporaryPath` (removing one a crash left), syncs
+ * it, renames it over `path`, syncs the directory. Returns once the new content survives a crash;
+ * a crash before that leaves the old file or the new one, whole, never a mix.
+ */
+export function replaceFileDurably(fs: FileSystem, path: string, temporaryPath: string, bytes: Uint8Array): void {
+  fs.remove(temporaryPath);
+  const handle = fs.open(temporaryPath, "create");
+  try {
+    handle.append(bytes);
+    handle.sync();
+  } finally {
+    handle.close();
+  }
+  fs.rename(temporaryPath, path);
+  fs.syncDirectory(parentDirectory(path));
+}

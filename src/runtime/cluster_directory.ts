@@ -17,7 +17,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CLUSTER_FILE_NAME, decodeClusterFile, encodeClusterFile, resolveStoredCluster, type StoredCluster } from "../cluster/cluster_file.ts";
-import { joinPath, lockDirectory, LOCK_FILE_NAME, parentDirectory, type FileLock, type FileSystem } from "../io/file_system.ts";
+import { joinPath, lockDirectory, LOCK_FILE_NAME, parentDirectory, replaceFileDurably, type FileLock, type FileSystem } from "../io/file_system.ts";
 import { describe, IoError, LockedError, LoomTypeError } from "../util/errors.ts";
 
 const ACTION = "create cluster";
@@ -165,17 +165,7 @@ export class ClusterDirectory {
 
 /** Durably replaces `directory`/cluster.json with `stored` (see ClusterDirectory.write). */
 export function writeClusterFile(fs: FileSystem, directory: string, stored: StoredCluster): void {
-  const temporary = joinPath(directory, TEMPORARY_NAME);
-  fs.remove(temporary);
-  const handle = fs.open(temporary, "create");
-  try {
-    handle.append(encodeClusterFile(stored));
-    handle.sync();
-  } finally {
-    handle.close();
-  }
-  fs.rename(temporary, joinPath(directory, CLUSTER_FILE_NAME));
-  fs.syncDirectory(directory);
+  replaceFileDurably(fs, joinPath(directory, CLUSTER_FILE_NAME), joinPath(directory, TEMPORARY_NAME), encodeClusterFile(stored));
 }
 
 /** Whether `path` is an existing directory; IoError naming it when something else is there. */

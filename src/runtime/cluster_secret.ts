@@ -10,7 +10,7 @@
  * Thread contract: the main thread, once per open, before the node workers start (they receive the
  * secret in their workerData).
  */
-import { type FileSystem, joinPath } from "../io/file_system.ts";
+import { type FileSystem, joinPath, replaceFileDurably } from "../io/file_system.ts";
 import { crc32c } from "../util/crc32c.ts";
 import { CorruptionError, LoomRangeError } from "../util/errors.ts";
 import { contextSecretBytes } from "../version/context_signer.ts";
@@ -41,17 +41,7 @@ export function loadContextSecret(options: LoadContextSecretOptions): Uint8Array
   const secret = new Uint8Array(contextSecretBytes);
   (options.random ?? ((bytes: Uint8Array) => void crypto.getRandomValues(bytes)))(secret);
   if (secret.every((byte) => byte === 0)) throw new LoomRangeError("make context secret failed: the random source returned only zeros");
-  const temporaryPath = joinPath(directory, TEMPORARY_FILE);
-  fs.remove(temporaryPath); // left by a crash before the rename
-  const handle = fs.open(temporaryPath, "create");
-  try {
-    handle.append(encodeSecretFile(secret));
-    handle.sync();
-  } finally {
-    handle.close();
-  }
-  fs.rename(temporaryPath, path);
-  fs.syncDirectory(directory);
+  replaceFileDurably(fs, path, joinPath(directory, TEMPORARY_FILE), encodeSecretFile(secret));
   return decodeSecretFile(fs.readFile(path), path); // what a reopen will read
 }
 

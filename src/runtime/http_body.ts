@@ -12,6 +12,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
+import { concatBytes } from "../util/bytes.ts";
 import { limits } from "../util/limits.ts";
 import { HttpError } from "./http_status.ts";
 
@@ -49,22 +50,12 @@ export function readBody(request: IncomingMessage, response: ServerResponse, opt
       reject(tooLarge(action, `body is longer than ${bytesMax} bytes, the limit`));
     };
     request.on("data", onData);
-    request.once("end", () => resolve(concat(chunks, bytes)));
+    request.once("end", () => resolve(concatBytes(chunks)));
     request.once("error", reject);
     request.once("close", () => {
       if (!request.complete) reject(new Error(`${action} failed: the client closed the connection before the body ended`));
     });
   });
-}
-
-function concat(chunks: readonly Uint8Array[], bytes: number): Uint8Array {
-  const body = new Uint8Array(bytes);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return body;
 }
 
 /**

@@ -9,7 +9,7 @@
 import { ByteReader, ByteWriter, utf8Decode, utf8Encode } from "../util/bytes.ts";
 import { crc32c, maskCrc, unmaskCrc } from "../util/crc32c.ts";
 import { CorruptionError } from "../util/errors.ts";
-import { joinPath, type FileSystem } from "../io/file_system.ts";
+import { joinPath, replaceFileDurably, type FileSystem } from "../io/file_system.ts";
 
 export const MANIFEST_NAME = "MANIFEST";
 const MANIFEST_TEMPORARY_NAME = "MANIFEST.tmp";
@@ -81,17 +81,7 @@ export function readManifest(fs: FileSystem, directory: string): ManifestState |
 
 /** Durably replaces the manifest of `directory` with `state`. Returns once it survives a crash. */
 export function writeManifest(fs: FileSystem, directory: string, state: ManifestState): void {
-  const temporaryPath = joinPath(directory, MANIFEST_TEMPORARY_NAME);
-  fs.remove(temporaryPath);
-  const handle = fs.open(temporaryPath, "create");
-  try {
-    handle.append(encodeManifest(state));
-    handle.sync();
-  } finally {
-    handle.close();
-  }
-  fs.rename(temporaryPath, joinPath(directory, MANIFEST_NAME));
-  fs.syncDirectory(directory);
+  replaceFileDurably(fs, joinPath(directory, MANIFEST_NAME), joinPath(directory, MANIFEST_TEMPORARY_NAME), encodeManifest(state));
 }
 
 /** File names of a store directory. Numbers are zero-padded so names sort by age. */
