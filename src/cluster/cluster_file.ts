@@ -1,14 +1,30 @@
 /**
  * `dataDir/cluster.json` (docs/formats/cluster_file.md): the cluster's configuration, its members
  * and the next node id. Encoding, decoding with every check a damaged or foreign file fails, and
- * how the settings given to `createCluster()` combine with a stored cluster. Pure: no IO (the
- * runtime reads and writes the file: src/runtime/cluster_directory.ts).
+ * how the settings given to `createCluster()` combine with a stored cluster, and its durable
+ * replacement through the FileSystem interface (the real disk or the simulated one).
  */
+import { joinPath, replaceFileDurably, type FileSystem } from "../io/file_system.ts";
 import { CorruptionError, LoomRangeError, describe } from "../util/errors.ts";
 import { limits } from "../util/limits.ts";
 import { applyConfigChange, clusterConfigDefaults, resolveClusterConfig, type ClusterConfig } from "./cluster_config.ts";
 
 export const CLUSTER_FILE_NAME = "cluster.json";
+export const CLUSTER_FILE_TEMPORARY_NAME = `${CLUSTER_FILE_NAME}.tmp`;
+
+/**
+ * Durably replaces `directory`/cluster.json with `stored`: a crash leaves the old file or the new
+ * one, whole (replaceFileDurably).
+ */
+export function writeClusterFile(fs: FileSystem, directory: string, stored: StoredCluster): void {
+  replaceFileDurably(fs, joinPath(directory, CLUSTER_FILE_NAME), joinPath(directory, CLUSTER_FILE_TEMPORARY_NAME), encodeClusterFile(stored));
+}
+
+/** The cluster stored in `directory`, or undefined when it has no cluster.json. CorruptionError when damaged. */
+export function readClusterFile(fs: FileSystem, directory: string): StoredCluster | undefined {
+  const path = joinPath(directory, CLUSTER_FILE_NAME);
+  return fs.exists(path) ? decodeClusterFile(fs.readFile(path), path) : undefined;
+}
 
 /** Written now. Format 1 had no members (they were 0..nodes-1) and no nextNodeId. */
 export const CLUSTER_FILE_FORMAT = 2;

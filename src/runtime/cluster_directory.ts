@@ -16,12 +16,11 @@
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CLUSTER_FILE_NAME, decodeClusterFile, encodeClusterFile, resolveStoredCluster, type StoredCluster } from "../cluster/cluster_file.ts";
-import { joinPath, lockDirectory, LOCK_FILE_NAME, parentDirectory, replaceFileDurably, type FileLock, type FileSystem } from "../io/file_system.ts";
+import { CLUSTER_FILE_TEMPORARY_NAME, readClusterFile, resolveStoredCluster, writeClusterFile, type StoredCluster } from "../cluster/cluster_file.ts";
+import { joinPath, lockDirectory, LOCK_FILE_NAME, parentDirectory, type FileLock, type FileSystem } from "../io/file_system.ts";
 import { describe, IoError, LockedError, LoomTypeError } from "../util/errors.ts";
 
 const ACTION = "create cluster";
-const TEMPORARY_NAME = `${CLUSTER_FILE_NAME}.tmp`;
 
 /** Refuses a `dataDir` option that is not a usable path (LoomTypeError), before any IO. */
 export function checkDataDirOption(dataDir: unknown): void {
@@ -129,9 +128,7 @@ export class ClusterDirectory {
 
   /** The stored cluster, or undefined when there is no cluster.json. */
   #read(): StoredCluster | undefined {
-    const path = joinPath(this.path, CLUSTER_FILE_NAME);
-    if (!this.#fs.exists(path)) return undefined;
-    return decodeClusterFile(this.#fs.readFile(path), path);
+    return readClusterFile(this.#fs, this.path);
   }
 
   /**
@@ -149,7 +146,7 @@ export class ClusterDirectory {
    */
   abandon(): void {
     if (this.#created !== undefined) removeTree(this.#fs, this.#created);
-    else for (const path of [...this.#newNodeDirectories, joinPath(this.path, TEMPORARY_NAME)]) removeTree(this.#fs, path);
+    else for (const path of [...this.#newNodeDirectories, joinPath(this.path, CLUSTER_FILE_TEMPORARY_NAME)]) removeTree(this.#fs, path);
     try {
       this.#lock.release(); // after the removal: nobody else may lock a directory being removed
     } catch {
@@ -161,11 +158,6 @@ export class ClusterDirectory {
   close(): void {
     this.#lock.release();
   }
-}
-
-/** Durably replaces `directory`/cluster.json with `stored` (see ClusterDirectory.write). */
-export function writeClusterFile(fs: FileSystem, directory: string, stored: StoredCluster): void {
-  replaceFileDurably(fs, joinPath(directory, CLUSTER_FILE_NAME), joinPath(directory, TEMPORARY_NAME), encodeClusterFile(stored));
 }
 
 /** Whether `path` is an existing directory; IoError naming it when something else is there. */

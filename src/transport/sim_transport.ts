@@ -25,6 +25,7 @@ import type { Message } from "./message_types.ts";
 import { isPeerNumber, type MessageHandler, type Transport, TransportCounters, type TransportStats } from "./transport.ts";
 import { transportLimits } from "./transport_limits.ts";
 import { MinHeap } from "../util/min_heap.ts";
+import { drawLinkFate, linked, noLinkFaults, type LinkFaults } from "./link_faults.ts";
 
 export interface SimNetworkOptions {
   /** The source of every delay and loss draw; fork it from the simulator's seed. */
@@ -80,6 +81,9 @@ export class SimNetwork {
   readonly #pairLastMs = new Map<number, Map<number, number>>();
   /** Unordered pairs that cannot talk, as "low:high". */
   readonly #blocked = new Set<string>();
+  /** The cluster's link faults (link_faults.ts), applied between nodes: never to or from `#client`. */
+  #linkFaults: LinkFaults = noLinkFaults;
+  #client = -1;
   #delivered = 0;
   #lost = 0;
   #droppedPartition = 0;
@@ -149,6 +153,17 @@ export class SimNetwork {
     this.#blocked.clear();
   }
 
+  /**
+   * Applies `faults` (partition groups, drop rate, delay and jitter) to messages between nodes,
+   * with the meaning the worker threads give them (link_faults.ts); messages to and from `client`
+   * (the main thread) are never touched. Replaces the previous link faults; `partition`/`heal`
+   * are independent of them.
+   */
+  setLinkFaults(faults: LinkFaults, client: number): void {
+    this.#linkFaults = faults;
+    this.#client = client;
+  }
+
   /** Delivery time of the next message in flight, or undefined if none. */
   nextDeliveryMs(): number | undefined {
     return this.#heap.peek()?.deliverAtMs;
@@ -207,8 +222,18 @@ export class SimNetwork {
       counters.messagesDroppedOutboxFull += 1;
       return;
     }
-    const delayMs = this.#minDelayMs + this.#prng.nextInt(this.#maxDelayMs - this.#minDelayMs + 1);
-    const lost = this.#prng.chance(this.#lossProbability);
+    let delayMs = this.#minDelayMs + this.#prng.nextInt(this.#maxDelayMs - this.#minDelayMs + 1);
+    let lost = this.#prng.chance(this.#lossProbability);
+    if (this.#linkFaults !== noLinkFaults && from !== this.#client && to !== this.#client) {
+      if (!linked(this.#linkFaults, from, to)) {
+        counters.messagesDroppedNoPeer += 1;
+        this.#droppedPartition += 1;
+        return;
+      }
+      const fate = drawLinkFate(this.#linkFaults, this.#prng);
+      lost ||= fate.lost;
+      delayMs += fate.delayMs;
+    }
     counters.messagesSent += 1;
     counters.batchesSent += 1;
     counters.messagesInBatches += 1;
@@ -227,7 +252,8 @@ export class SimNetwork {
   #deliver(item: InFlight): boolean {
     const low = Math.min(item.from, item.to);
     const high = Math.max(item.from, item.to);
-    if (this.#blocked.has(`${low}:${high}`)) {
+    const cut = item.from !== this.#client && item.to !== this.#client && !linked(this.#linkFaults, item.from, item.to);
+    if (cut || this.#blocked.has(`${low}:${high}`)) {
       this.#droppedPartition += 1;
       return false;
     }
