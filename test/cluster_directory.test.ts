@@ -11,7 +11,7 @@ import { clusterConfigDefaults } from "../src/cluster/cluster_config.ts";
 import { decodeClusterFile, encodeClusterFile, type StoredCluster } from "../src/cluster/cluster_file.ts";
 import { createPrng } from "../src/io/prng.ts";
 import { SimFileSystem } from "../src/io/sim_file_system.ts";
-import { writeClusterFile } from "../src/cluster/cluster_file.ts";
+import { firstFreshActor, writeClusterFile } from "../src/cluster/cluster_file.ts";
 import { createCluster } from "../src/runtime/cluster.ts";
 import { CorruptionError, IoError } from "../src/util/errors.ts";
 import { rejectsWithCode } from "./support/assertions.ts";
@@ -45,6 +45,7 @@ function storedCluster(nodes: number): StoredCluster {
     config: { ...clusterConfigDefaults, nodes, n: 1, w: 1, r: 1, vnodesPerNode: 8 },
     members: Array.from({ length: nodes }, (_, node) => node),
     nextNodeId: nodes,
+    nextActor: firstFreshActor,
   };
 }
 

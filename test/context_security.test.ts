@@ -13,6 +13,7 @@ import { SimFileSystem } from "../src/io/sim_file_system.ts";
 import { CONTEXT_SECRET_FILE } from "../src/runtime/cluster_secret.ts";
 import { createCluster, type Cluster } from "../src/runtime/cluster.ts";
 import { startHttpFront } from "../src/runtime/http_front.ts";
+import { CounterLease } from "../src/node/counter_lease.ts";
 import { NodeCore } from "../src/node/node_core.ts";
 import { MAIN_PEER } from "../src/node/node_messages.ts";
 import { MessageType, type Message } from "../src/transport/message_types.ts";
@@ -22,7 +23,7 @@ import { LoomTypeError } from "../src/util/errors.ts";
 import { createContextSigner } from "../src/version/context_signer.ts";
 import { counterMax } from "../src/version/dotted_version_vector.ts";
 import { encodeContext } from "../src/version/version_codec.ts";
-import { openSimStore } from "./support/store_harness.ts";
+import { openSimStore, STORE_DIRECTORY } from "./support/store_harness.ts";
 
 const encoder = new TextEncoder();
 const text = (values: readonly Uint8Array[]) => values.map((value) => new TextDecoder().decode(value));
@@ -180,7 +181,8 @@ test("a node refuses a forged context that reaches it, and writes nothing", asyn
   const store = await openSimStore(fs);
   const network = new SimNetwork({ prng: createPrng(4) });
   const signer = createContextSigner(new Uint8Array(16).fill(0x11));
-  const node = new NodeCore({ nodeId: 0, store, transport: network.endpoint(0), clock: new SimClock(), signer });
+  const lease = CounterLease.open(fs, STORE_DIRECTORY);
+  const node = new NodeCore({ nodeId: 0, store, transport: network.endpoint(0), clock: new SimClock(), signer, lease, actor: 0 });
   const main = network.endpoint(MAIN_PEER);
   const answers = new Map<number, { ok: boolean; error?: PlainError }>();
   main.onMessage((_from, message) => {

@@ -173,7 +173,7 @@ test("a put stores locally, replicates to every other replica and responds once 
   assert.equal(responses(effects), []);
   assert.equal(onPutReply(session, 0, true, 1_001), [], "one acknowledgement of two is not a quorum");
   const answered = onPutReply(session, 2, true, 1_002);
-  assert.equal(responses(answered).map((effect) => effect.result), [{ ok: true, acknowledged: 2, context: session.context }]);
+  assert.equal(responses(answered).map((effect) => effect.result), [{ ok: true, acknowledged: 2, context: session.context, values: session.values }]);
   assert.is(responses(answered)[0]!.requestId, 7);
 });
 
@@ -264,11 +264,25 @@ test("a put replicates the whole post-write set, the siblings it had not seen in
   }
 });
 
-test("the context a put returns covers its own write and not the siblings its client never saw", () => {
+test("a put returns the siblings its context covers: the coordinator's post-write set, values newest first", () => {
   const sibling = stamp("bob", { actor: 1, counter: 1, timestampMs: 900 });
   const { session } = createPutSession(putOptions({ localVersions: [sibling] }));
   const context = decodeContext(session.context, binding);
-  assert.equal(context.entries.map((entry) => [entry.actor, entry.counter, entry.frontier]), [[0, 1, true]]);
+  assert.equal(context.entries.map((entry) => [entry.actor, entry.counter, entry.frontier]), [[0, 1, true], [1, 1, true]]);
+  assert.equal(texts(session.values), ["alice", "bob"], "the client sees what its next write will replace");
+});
+
+test("a blind write's returned context never silently replaces a sibling the same coordinator stamped", () => {
+  // A context names an actor's events up to a counter: one covering the coordinator's second dot
+  // also covers its first. Had the put returned only its own version, the client's next write
+  // would drop "first" without the client ever seeing it (found by the simulator).
+  const group = new ReplicaGroup([0, 1, 2]);
+  group.put(0, "first", emptyContext);
+  const blind = group.put(0, "second", emptyContext);
+  assert.equal(blind.ok && texts(blind.values), ["second", "first"]);
+  group.put(0, "third", contextOf(blind));
+  const read = group.get(1);
+  assert.equal(read.ok && texts(read.values), ["third"], "the client replaced both: it saw both");
 });
 
 test("a write with a stale context is kept beside the write it had not seen", () => {

@@ -385,7 +385,7 @@ test("a malformed context is a bad context: LoomTypeError with code LOOM_INVALID
     toText([2, 1, 5, 2, 0, 0]), // counter 0
     toText([2, 1, 5, 2, 1, 6]), // age beyond the newest timestamp
     toText([2, 1, 0x85, 0x00, 2, 1, 0]), // overlong varint
-    toText([2, 1, 5, 0x80, 0x80, 0x08, 1, 0]), // actor 65536, beyond actorMax
+    toText([2, 1, 5, 0x80, 0x80, 0x80, 0x02, 1, 0]), // actor 2^21, beyond actorMax
   ];
   for (const input of malformed) {
     assert.throws(() => decodeContext(input, binding), isBadContext, JSON.stringify(input));

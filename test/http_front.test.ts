@@ -466,11 +466,22 @@ test("a malformed context answers 400 with outcome not-applied", async () => {
   assertError(await call("PUT", "/items/k", { body: "v", headers: { "X-Loom-Context": "%%%" } }), 400, "LOOM_INVALID_ARGUMENT");
 });
 
+test("a blind PUT that leaves siblings answers 300 with them, and its context replaces them all", async () => {
+  assert.is((await call("PUT", "/items/two-writers", { body: "first" })).status, 204);
+  const second = await call("PUT", "/items/two-writers", { body: "second" });
+  assert.is(second.status, 300);
+  assert.equal(JSON.parse(second.body.toString()).siblings, [{ utf8: "second" }, { utf8: "first" }]);
+  assert.is(second.headers["x-loom-siblings"], "2");
+  const resolved = await call("PUT", "/items/two-writers", { body: "merged", headers: { "X-Loom-Context": second.headers["x-loom-context"] as string } });
+  assert.is(resolved.status, 204);
+  assert.is((await call("GET", "/items/two-writers")).body.toString(), "merged");
+});
+
 test("a key past its sibling limit answers 409", async () => {
   let answer: Answer | undefined;
   for (let write = 0; write < 80; write++) {
     answer = await call("PUT", "/items/crowded", { body: `blind ${write}` });
-    if (answer.status !== 204) break;
+    if (answer.status !== 204 && answer.status !== 300) break;
   }
   assertError(answer!, 409, "LOOM_TOO_MANY_SIBLINGS");
 });

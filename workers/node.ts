@@ -18,6 +18,8 @@ import { FaultyFileSystem, type DiskFault } from "../src/io/faulty_file_system.t
 import { createPrng } from "../src/io/prng.ts";
 import { RealClock } from "../src/io/real_clock.ts";
 import { RealFileSystem } from "../src/io/real_file_system.ts";
+import { CounterLease } from "../src/node/counter_lease.ts";
+import { NodeActor } from "../src/node/node_actor.ts";
 import { NodeCore } from "../src/node/node_core.ts";
 import { MAIN_PEER, type RingSpec, type StreamPlan } from "../src/node/node_messages.ts";
 import { RemoteStorageJobs } from "../src/runtime/remote_storage_jobs.ts";
@@ -60,7 +62,17 @@ ports.connect(MAIN_PEER, data.mainPort);
 const seed = randomBytes(4).readUInt32LE(0);
 const transport = new FaultyTransport({ inner: ports, clock, prng: createPrng(seed), client: MAIN_PEER });
 transport.setFaults(data.linkFaults);
-const node = new NodeCore({ nodeId: data.nodeId, store, transport, clock, signer: createContextSigner(data.contextSecret) });
+let lease: CounterLease;
+let actor: NodeActor;
+try {
+  lease = CounterLease.open(disk, data.directory);
+  actor = NodeActor.start(disk, data.directory, () => data.freshActor);
+} catch (error) {
+  await store.close();
+  port.postMessage({ kind: "failed", error: encodeError(error) });
+  process.exit(1);
+}
+const node = new NodeCore({ nodeId: data.nodeId, store, transport, clock, signer: createContextSigner(data.contextSecret), lease, actor: actor.actor });
 
 const control: NodeWorkerControl = {
   stats: async (scan: boolean) => node.stats({ scan }),
@@ -81,6 +93,7 @@ const control: NodeWorkerControl = {
   close: async () => {
     node.stop();
     await store.close();
+    if (!store.failure) actor.markClean(); // a clean end: the next life keeps the actor
     ports.close();
     setImmediate(() => process.exit(0));
   },

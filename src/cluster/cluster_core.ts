@@ -23,6 +23,7 @@ import type { ContextSigner } from "../version/context_signer.ts";
 import { emptyContext, joinContexts } from "../version/dotted_version_vector.ts";
 import { decodeContext, encodeContext } from "../version/version_codec.ts";
 import { applyConfigChange, type ClusterConfig, type ClusterConfigChange } from "./cluster_config.ts";
+import type { StoredCluster } from "./cluster_file.ts";
 import type { NodeHost } from "./node_host.ts";
 import { resolveRequestOptions } from "./request_options.ts";
 import { RequestTable, type RequestAction } from "./request_table.ts";
@@ -58,18 +59,24 @@ export interface GetResult {
 }
 
 export interface WriteResult {
-  /** The context of the version this write created: pass it with the next write of this key. */
+  /**
+   * The context of the key's versions at the coordinator after the write: the new version and
+   * the concurrent siblings it kept. Pass it with the next write of this key, which then replaces
+   * exactly `values`.
+   */
   readonly context: string;
+  /**
+   * What that context covers, newest first: the written value (not for a delete) and the siblings
+   * the write did not replace, as Riak's return_body gives them. One value when nobody wrote the
+   * key concurrently.
+   */
+  readonly values: Uint8Array[];
   /** The node that coordinated the write (the first live replica of the key). */
   readonly coordinator: number;
 }
 
-/** What the cluster file holds: configuration and membership. */
-export interface ClusterState {
-  readonly config: ClusterConfig;
-  readonly members: readonly number[];
-  readonly nextNodeId: number;
-}
+/** What the cluster file holds: configuration, membership, the next node id and fresh actor. */
+export type ClusterState = StoredCluster;
 
 export interface ClusterCoreOptions {
   readonly state: ClusterState;
@@ -106,6 +113,7 @@ export class ClusterCore {
   /** The ring's nodes, ascending. */
   #members: number[];
   #nextNodeId: number;
+  #nextActor: number;
   #ring: HashRing;
   /** Members known to be down: requests route around them, ring changes refuse them. */
   readonly #down = new Set<number>();
@@ -122,6 +130,7 @@ export class ClusterCore {
     this.#config = options.state.config;
     this.#members = [...options.state.members];
     this.#nextNodeId = options.state.nextNodeId;
+    this.#nextActor = options.state.nextActor;
     this.#ring = HashRing.build({ nodes: this.#members, vnodesPerNode: this.#config.vnodesPerNode });
     this.#requests = new RequestTable(options.clock);
     this.#mover = new RingMover({
@@ -196,8 +205,8 @@ export class ClusterCore {
     const moving = this.#mover.transition;
     const pendingList = moving ? moving.ring.preferenceList(key, moving.config.n) : null;
     const body = { type: MessageType.requestPut, key, value, context, w, timeoutMs, pruneThreshold: this.#config.pruneThreshold };
-    const result = (await this.#send(action, key, w, timeoutMs, pendingList, body)) as { context: string; coordinator: number };
-    return { context: result.context, coordinator: result.coordinator };
+    const result = (await this.#send(action, key, w, timeoutMs, pendingList, body)) as { context: string; values: Uint8Array[]; coordinator: number };
+    return { context: result.context, values: [...result.values], coordinator: result.coordinator };
   }
 
   /** See Cluster.joinContexts. */
@@ -433,7 +442,27 @@ export class ClusterCore {
   #commit(config: ClusterConfig, members: readonly number[]): void {
     this.#config = { ...config, nodes: members.length };
     this.#members = [...members];
-    this.#save({ config: this.#config, members: this.#members, nextNodeId: this.#nextNodeId });
+    this.#persist();
+  }
+
+  /** Writes the cluster file with the current state. */
+  persist(): void {
+    this.#persist();
+  }
+
+  #persist(): void {
+    this.#save({ config: this.#config, members: this.#members, nextNodeId: this.#nextNodeId, nextActor: this.#nextActor });
+  }
+
+  /**
+   * A fresh actor, never handed out before (saved in the cluster file before it is returned): a
+   * node starting after an unclean end stamps with one (node_actor.ts).
+   */
+  allocateActor(): number {
+    if (this.#nextActor > limits.actorMax) throw new LoomRangeError(`allocate actor failed: every actor up to ${limits.actorMax} was used`);
+    const actor = this.#nextActor++;
+    this.#persist();
+    return actor;
   }
 
   // ---- closing -------------------------------------------------------------------------------

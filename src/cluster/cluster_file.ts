@@ -35,10 +35,18 @@ export interface StoredCluster {
   readonly members: readonly number[];
   /** Ids are never reused: the next node added gets this one. */
   readonly nextNodeId: number;
+  /**
+   * The next fresh actor a node may stamp with (node_actor.ts): handed out once, never reused.
+   * Files written before actors existed start at firstFreshActor.
+   */
+  readonly nextActor: number;
 }
 
+/** Fresh actors come after every node id, so they never meet an actor a node id once was. */
+export const firstFreshActor = limits.nodeIdMax + 1;
+
 export function encodeClusterFile(stored: StoredCluster): Uint8Array {
-  const body = { format: CLUSTER_FILE_FORMAT, config: stored.config, members: stored.members, nextNodeId: stored.nextNodeId };
+  const body = { format: CLUSTER_FILE_FORMAT, config: stored.config, members: stored.members, nextNodeId: stored.nextNodeId, nextActor: stored.nextActor };
   return new TextEncoder().encode(`${JSON.stringify(body, null, 2)}\n`);
 }
 
@@ -69,7 +77,7 @@ export function decodeClusterFile(bytes: Uint8Array, path: string): StoredCluste
     fail(`not a complete JSON document (${detailOf(error)})`);
   }
   if (!isRecord(body)) return fail(`expected a JSON object, got ${describe(body)}`);
-  const { format, config: storedConfig, members: storedMembers, nextNodeId: storedNext, ...unknown } = body;
+  const { format, config: storedConfig, members: storedMembers, nextNodeId: storedNext, nextActor: storedActor, ...unknown } = body;
   if (format !== 1 && format !== CLUSTER_FILE_FORMAT) fail(`format must be 1 or ${CLUSTER_FILE_FORMAT}, got ${describe(format)}`);
   const extra = Object.keys(unknown);
   if (extra.length > 0) fail(`unknown field ${extra[0]}`);
@@ -94,7 +102,11 @@ export function decodeClusterFile(bytes: Uint8Array, path: string): StoredCluste
   if (typeof nextNodeId !== "number" || !Number.isInteger(nextNodeId) || nextNodeId <= highest || nextNodeId > limits.nodeIdMax + 1) {
     fail(`nextNodeId must be an integer above every member (${highest}) and at most ${limits.nodeIdMax + 1}, got ${describe(nextNodeId)}`);
   }
-  return { config, members: members as number[], nextNodeId: nextNodeId as number };
+  const nextActor = storedActor ?? firstFreshActor;
+  if (typeof nextActor !== "number" || !Number.isInteger(nextActor) || nextActor < firstFreshActor || nextActor > limits.actorMax) {
+    fail(`nextActor must be an integer in ${firstFreshActor}..${limits.actorMax}, got ${describe(nextActor)}`);
+  }
+  return { config, members: members as number[], nextNodeId: nextNodeId as number, nextActor: nextActor as number };
 }
 
 /**
@@ -107,7 +119,7 @@ export function resolveStoredCluster(dataDir: string, stored: StoredCluster | un
   if (stored === undefined) {
     const config = resolveClusterConfig(settings);
     const members = Array.from({ length: config.nodes }, (_, node) => node);
-    return { config, members, nextNodeId: config.nodes };
+    return { config, members, nextNodeId: config.nodes, nextActor: firstFreshActor };
   }
   const config = applyConfigChange("create cluster", stored.config, settings);
   if (config.nodes !== stored.config.nodes) {
@@ -118,5 +130,5 @@ export function resolveStoredCluster(dataDir: string, stored: StoredCluster | un
       `create cluster failed: ${dataDir} holds a cluster with n = ${stored.config.n} and vnodesPerNode = ${stored.config.vnodesPerNode}; open it as it is, then configure()`,
     );
   }
-  return { config, members: stored.members, nextNodeId: stored.nextNodeId };
+  return { config, members: stored.members, nextNodeId: stored.nextNodeId, nextActor: stored.nextActor };
 }

@@ -48,6 +48,8 @@ export interface PutSessionOptions {
   readonly preferenceList: readonly number[];
   /** This node's id: the actor of the new version's dot. */
   readonly self: number;
+  /** The actor of the new version's dot (this node's current life). @default self */
+  readonly actor?: number;
   /** Acknowledgements required, 1..N. */
   readonly w: number;
   /**
@@ -83,8 +85,18 @@ export type PutResult =
       readonly ok: true;
       /** Replicas that had acknowledged when the session answered (W of them). */
       readonly acknowledged: number;
-      /** Encoded context of the version this write created: pass it with the next write. */
+      /**
+       * Encoded context of the key's versions at the coordinator after the write (the new one and
+       * the concurrent siblings it kept): pass it with the next write, which then replaces `values`.
+       */
       readonly context: string;
+      /**
+       * The non-tombstone values that context covers, newest first: the written value and the
+       * siblings it did not replace. A context covers whole actors' histories up to a counter, so
+       * the coordinator's siblings are returned with it (as Riak's return_body does): the client
+       * sees everything its next write will replace.
+       */
+      readonly values: readonly Uint8Array[];
     }
   | { readonly ok: false; readonly error: QuorumFailure | TooManySiblingsFailure };
 
@@ -111,14 +123,22 @@ export class PutSession {
   readonly deadlineMs: number;
   /** The post-write set: stored locally and sent to every other replica. Empty if refused. */
   readonly versions: readonly Version[];
-  /** Encoded context of the new version. */
+  /** The counter of the new version's dot: the caller's node must never stamp it again. */
+  readonly dotCounter: number;
+  /** Encoded context of the post-write set (see PutResult). */
   readonly context: string;
+
+  /** The post-write set's values, newest first (tombstones left out). */
+  get values(): Uint8Array[] {
+    return this.versions.flatMap((version) => (version.value === null ? [] : [version.value]));
+  }
   readonly #acknowledged = new Set<number>();
   readonly #refused = new Set<number>();
   #responded = false;
 
   /** Use createPutSession. */
-  constructor(options: PutSessionOptions, versions: readonly Version[], context: string, responded: boolean) {
+  constructor(options: PutSessionOptions, versions: readonly Version[], context: string, responded: boolean, dotCounter: number) {
+    this.dotCounter = dotCounter;
     this.requestId = options.requestId;
     this.key = options.key;
     this.preferenceList = [...options.preferenceList];
@@ -147,7 +167,7 @@ export class PutSession {
       return this.tick(nowMs);
     }
     (ok ? this.#acknowledged : this.#refused).add(from);
-    if (this.#reached()) return this.#respond({ ok: true, acknowledged: this.#acknowledged.size, context: this.context });
+    if (this.#reached()) return this.#respond({ ok: true, acknowledged: this.#acknowledged.size, context: this.context, values: this.values });
     if (this.#impossible()) return this.#fail();
     return this.tick(nowMs);
   }
@@ -198,14 +218,13 @@ export function createPutSession(options: PutSessionOptions): { session: PutSess
   checkPutOptions(options);
   const clock = update({
     context: options.context,
-    actor: options.self,
+    actor: options.actor ?? options.self,
     local: options.localVersions.map((version) => decodeVersion(version.version)),
     timestampMs: options.timestampMs,
     pruneThreshold: options.pruneThreshold,
     counterFloor: options.counterFloor,
   });
   const written: Version = { version: encodeVersion(clock), value: options.value };
-  const context = encodeContext(join([clock]), { key: options.key, signer: options.signer });
   const applied = applyReplicated({
     key: options.key,
     localVersions: options.localVersions,
@@ -213,11 +232,15 @@ export function createPutSession(options: PutSessionOptions): { session: PutSess
     limits: options.siblingLimits ?? defaultSiblingLimits,
   });
   if (!applied.ok) {
-    const session = new PutSession(options, [], context, true);
+    const session = new PutSession(options, [], "", true, clock.dot.counter);
     return { session, effects: [{ kind: "respond", requestId: options.requestId, result: { ok: false, error: applied.error } }] };
   }
   assert(applied.versions.includes(written), "a freshly stamped version is never dominated");
-  const session = new PutSession(options, applied.versions, context, false);
+  // The context of what the coordinator now holds: a context names each actor's events up to a
+  // counter, so one covering the new dot also covers this node's earlier dots for the key, and
+  // those versions must travel with it (values).
+  const context = encodeContext(join(applied.versions.map((version) => decodeVersion(version.version))), { key: options.key, signer: options.signer });
+  const session = new PutSession(options, applied.versions, context, false, clock.dot.counter);
   const { key, requestId } = options;
   const effects: PutEffect[] = [...applied.effects, { kind: "store-local", key, versions: applied.versions }];
   for (const to of options.preferenceList.slice(1)) {

@@ -32,9 +32,11 @@ import type { Version } from "../storage/version_set_format.ts";
 import { MessageType, type Message } from "../transport/message_types.ts";
 import type { Transport } from "../transport/transport.ts";
 import { encodeError } from "../util/error_codec.ts";
+import { IoError } from "../util/errors.ts";
 import type { ContextSigner } from "../version/context_signer.ts";
 import { emptyContext } from "../version/dotted_version_vector.ts";
 import { decodeContext } from "../version/version_codec.ts";
+import type { CounterLease } from "./counter_lease.ts";
 import { KeyStreams } from "./key_stream.ts";
 import { MAIN_PEER, type GetRequest, type PutRequest } from "./node_messages.ts";
 import { LatencySamples, type KeyCounts, type NodeStats } from "./node_stats.ts";
@@ -57,18 +59,29 @@ export class NodeCore {
   /** Key streaming for ring changes: sender, receiver and cleanup. */
   readonly streams: KeyStreams;
   #stopped = false;
-  /** Lowest counter a new dot may take: grows with every write this node coordinates. */
+  /** Lowest counter a new dot may take: above every counter this node ever stamped. */
   #counterFloor: number;
+  readonly #lease: CounterLease;
+  /** The actor this life of the node stamps its dots with (node_actor.ts). */
+  readonly actor: number;
   siblingWarnings = 0;
+  /** Read repairs this node could not apply (store refusing writes, sibling limit). */
+  #repairsFailed = 0;
 
   /** `signer`: the cluster's context signer (made from its secret), for this thread only. */
-  constructor(options: { nodeId: number; store: Store; transport: Transport; clock: Clock; signer: ContextSigner }) {
+  /**
+   * `signer`: the cluster's context signer (made from its secret), for this thread only.
+   * `lease`: the counter lease of the node's store directory (counter_lease.ts).
+   */
+  constructor(options: { nodeId: number; actor: number; store: Store; transport: Transport; clock: Clock; signer: ContextSigner; lease: CounterLease }) {
+    this.actor = options.actor;
     this.nodeId = options.nodeId;
     this.#store = options.store;
     this.#transport = options.transport;
     this.#clock = options.clock;
     this.#signer = options.signer;
-    this.#counterFloor = options.store.stats().sequence + 1;
+    this.#lease = options.lease;
+    this.#counterFloor = Math.max(options.store.stats().sequence + 1, options.lease.ceiling);
     this.streams = new KeyStreams(options);
     this.#transport.onMessage((from, message) => this.#receive(from, message));
   }
@@ -89,7 +102,7 @@ export class NodeCore {
       case MessageType.readReply:
         return this.#onGetReply(message.requestId as number, from, message.reply as ReadReply);
       case MessageType.repair:
-        return void this.#mergeLocal(message.key as Uint8Array, message.versions as Version[]);
+        return this.#repair(message.key as Uint8Array, message.versions as Version[]);
       case MessageType.streamChunk:
         return void this.streams.onStreamChunk(from, message);
       case MessageType.streamAck:
@@ -107,6 +120,21 @@ export class NodeCore {
   // ---- coordinating --------------------------------------------------------------------------
 
   #startPut(request: PutRequest): void {
+    // A store that failed (a disk fault) lost what this node stamped since: the node must not
+    // stamp again, or its next context would cover dots it no longer holds. Nothing was sent.
+    const failure = this.#store.failure;
+    if (failure) {
+      return this.#refuse(request.requestId, new IoError(`${request.value === null ? "delete" : "put"} failed: node ${this.nodeId} cannot write: ${failure.message}`, "", { outcome: "not-applied" }));
+    }
+    // Stamping reads the key's local versions and writes the new set in one synchronous block; a
+    // store that would first wait for a flush makes the request wait instead.
+    if (this.#store.writeWouldWait) {
+      this.#store.whenWritable().then(
+        () => this.#startPut(request),
+        (error: unknown) => this.#refuse(request.requestId, error),
+      );
+      return;
+    }
     let created: { session: PutSession; effects: PutEffect[] };
     try {
       created = createPutSession({
@@ -117,6 +145,7 @@ export class NodeCore {
         context: request.context === "" ? emptyContext : decodeContext(request.context, { key: request.key, signer: this.#signer }),
         preferenceList: request.preferenceList,
         self: this.nodeId,
+        actor: this.actor,
         w: request.w,
         timeoutMs: request.timeoutMs,
         nowMs: this.#now(),
@@ -125,11 +154,14 @@ export class NodeCore {
         pruneThreshold: request.pruneThreshold,
         ...(request.quorumGroups === undefined ? {} : { quorumGroups: request.quorumGroups }),
         timestampMs: this.#clock.wallMs(),
-        counterFloor: this.#counterFloor++,
+        counterFloor: this.#counterFloor,
       });
+      // The counter is durably leased before the version leaves this node (counter_lease.ts).
+      this.#lease.cover(created.session.dotCounter);
     } catch (error) {
       return this.#refuse(request.requestId, error);
     }
+    this.#counterFloor = Math.max(this.#counterFloor, created.session.dotCounter + 1);
     const replicas = request.quorumGroups?.[0]?.length ?? request.preferenceList.length;
     const action = request.value === null ? "delete" : "put";
     this.#track(request.requestId, { kind: "put", session: created.session, action, replicas }, request.timeoutMs);
@@ -227,7 +259,7 @@ export class NodeCore {
           this.#onGetReply(session.requestId, this.nodeId, this.#readLocal(effect.key));
           break;
         case "store-local":
-          void this.#mergeLocal(effect.key, effect.versions);
+          this.#repair(effect.key, effect.versions);
           break;
         case "send": {
           const type = effect.message.type === "read" ? MessageType.read : MessageType.repair;
@@ -273,6 +305,7 @@ export class NodeCore {
       requests: { ...this.#requests },
       latencyMs: { put: this.#latency.put.summary(), get: this.#latency.get.summary() },
       siblingWarnings: this.siblingWarnings,
+      repairsFailed: this.#repairsFailed,
       streamed: this.streams.streamed,
       store: {
         memtableEntries: store.memtable.entries,
@@ -317,6 +350,22 @@ export class NodeCore {
     if (!applied.ok) return false;
     await this.#store.put(key, applied.versions);
     return true;
+  }
+
+  /**
+   * A read repair: merged like any replicated write, answered to nobody. A failure (the store
+   * refuses writes after a disk fault, or is closing) leaves the replica as stale as it was; the
+   * next read repairs it again. Counted in stats.
+   */
+  #repair(key: Uint8Array, versions: readonly Version[]): void {
+    this.#mergeLocal(key, versions).then(
+      (ok) => {
+        if (!ok) this.#repairsFailed++;
+      },
+      () => {
+        this.#repairsFailed++;
+      },
+    );
   }
 
   async #replicate(from: number, message: Message): Promise<void> {

@@ -43,6 +43,8 @@ export interface NodeStats {
   readonly requests: { readonly put: number; readonly get: number; readonly failed: number };
   readonly latencyMs: { readonly put: ReturnType<LatencySamples["summary"]>; readonly get: ReturnType<LatencySamples["summary"]> };
   readonly siblingWarnings: number;
+  /** Read repairs this node could not apply (its store refused the write). */
+  readonly repairsFailed: number;
   /** Keys streamed by ring changes since the node started: sent, received, and new on arrival. */
   readonly streamed: { readonly keysSent: number; readonly keysReceived: number; readonly keysNew: number };
   readonly store: {

@@ -132,6 +132,7 @@ export class Cluster {
       jobs,
       transport,
       onExit: (node) => core?.nodeDown(node, "crashed"),
+      freshActor: () => core!.allocateActor(),
     });
     core = new ClusterCore({
       state: stored,
@@ -139,11 +140,16 @@ export class Cluster {
       transport,
       clock,
       signer: createContextSigner(contextSecret),
-      save: (state) => directory.write(state),
+      // cluster.json is written once every node has started (a failed create leaves none).
+      save: (state) => {
+        if (started) directory.write(state);
+      },
     });
+    let started = false;
     try {
       for (const node of stored.members) await host.startNode(node);
-      directory.write(stored);
+      started = true;
+      core.persist();
     } catch (error) {
       for (const node of host.running) await host.stopNode(node);
       transport.close();

@@ -23,7 +23,9 @@
  * (X-Node-Count), and carry the key's context (X-Loom-Context); a read also X-Loom-Siblings.
  *
  * Statuses (http_status.ts has the table by error code):
- *   200, 201, 204   success (204 for PUT and DELETE); 300 siblings as JSON
+ *   200, 201, 204   success (204 for PUT and DELETE that leave no sibling); 300 siblings as JSON
+ *                   (GET; and PUT or DELETE when concurrent writes left siblings: X-Loom-Context
+ *                   covers them all)
  *   400             bad input: malformed key escape, query option, context, JSON, setting; a key
  *                   empty or over the key limit; a request the HTTP parser refused
  *   404             absent key (with the read's headers) or unknown path
@@ -179,7 +181,12 @@ async function serveItem(cluster: Cluster, exchange: Exchange, route: Route, que
     action === "put"
       ? await cluster.put(key, await readBody(request, exchange.response, { action, bytesMax: limits.valueBytesMax }), writeOptions)
       : await cluster.delete(key, writeOptions);
-  send(exchange, { status: 204, headers: { ...routing(cluster, result.coordinator), "X-Loom-Context": result.context } });
+  const headers = { ...routing(cluster, result.coordinator), "X-Loom-Context": result.context, "X-Loom-Siblings": String(result.values.length) };
+  // The context covers every value the coordinator now holds: when the write left siblings, the
+  // answer shows them (300, as a read would), so the client sees what its next write replaces.
+  const alone = action === "put" ? result.values.length === 1 : result.values.length === 0;
+  if (alone) return send(exchange, { status: 204, headers });
+  sendJson(exchange, 300, { siblings: result.values.map(siblingJson) }, headers);
 }
 
 async function serveRead(cluster: Cluster, exchange: Exchange, key: Uint8Array, options: Record<string, unknown>): Promise<void> {

@@ -15,6 +15,8 @@ export interface NodeWorkerData {
   readonly memtableBytes: number;
   /** The cluster's context secret: the node signs the contexts it returns and verifies those it is sent. */
   readonly contextSecret: Uint8Array;
+  /** A fresh actor, used only if the node's last life did not end cleanly (node_actor.ts). */
+  readonly freshActor: number;
   /** The cluster's link faults in force when the node starts. */
   readonly linkFaults: LinkFaults;
   /** The data-plane port to the main thread. */

@@ -31,6 +31,8 @@ export interface WorkerNodeHostOptions {
   readonly jobs: StorageJobs;
   /** The main thread's data-plane endpoint: each node is connected to it. */
   readonly transport: PortTransport;
+  /** A fresh actor for each start (the cluster core's allocateActor); used after an unclean end. */
+  readonly freshActor: () => number;
   /** Called when a node's thread ends without `stopNode` (crashed, terminated or failed). */
   readonly onExit: (node: number) => void;
 }
@@ -74,6 +76,7 @@ export class WorkerNodeHost implements NodeHost {
       fsync: this.#options.fsync,
       memtableBytes: this.#options.memtableBytes,
       contextSecret: this.#options.contextSecret,
+      freshActor: this.#options.freshActor(),
       linkFaults: this.#linkFaults,
       mainPort: nodeMainPort,
       controlPort: nodeControlPort,

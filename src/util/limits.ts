@@ -37,6 +37,11 @@ export const limits = {
   nodesMax: 256,
   /** Largest node id. Node ids are the actors of version vectors, so they share its bound. */
   nodeIdMax: 0xffff,
+  /**
+   * Largest actor id a version's dot may carry (a three-byte varint). A node stamps with an actor
+   * of its own per life of its store (node_actor.ts): fresh actors are handed out above nodeIdMax.
+   */
+  actorMax: 2 ** 21 - 1,
   /** Entries a version's past or a causal context may hold (the pruning threshold's upper bound). */
   clockEntriesMax: 64,
   /**
@@ -82,6 +87,7 @@ assert(limits.recordPayloadBytesMax <= limits.logBatchBytesMax * 2, "a record fi
 assert(limits.blockBytesTarget < limits.logBlockBytes);
 assert(limits.nodesMax * limits.vnodesPerNodeMax <= 2 ** 18, "a ring holds at most 2^18 tokens");
 assert(limits.nodesMax <= limits.nodeIdMax + 1, "every node can have a distinct id");
+assert(limits.actorMax > limits.nodeIdMax * 8, "fresh actors, above the node ids, outnumber them many times");
 assert(limits.nodesMax <= limits.clockEntriesMax * 4, "a clock can name a good share of the nodes before pruning");
 assert(limits.outboxMessagesMax >= 1024, "a turn can carry a 1000-request batch to one peer");
 assert(limits.requestsInFlightMax * 3 <= limits.outboxMessagesMax, "requests in flight cannot overflow an outbox");

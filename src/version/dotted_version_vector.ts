@@ -19,8 +19,8 @@ import { limits } from "../util/limits.ts";
 
 /** Most entries a version's past or a causal context may hold (pruneThreshold's upper bound). */
 export const clockEntriesMax: number = limits.clockEntriesMax;
-/** Largest actor id. Actors are node ids. */
-export const actorMax: number = limits.nodeIdMax;
+/** Largest actor id. An actor is one life of a node's store (node_actor.ts). */
+export const actorMax: number = limits.actorMax;
 /** Largest counter a dot may take. */
 export const counterMax = Number.MAX_SAFE_INTEGER;
 /** Largest wall timestamp in milliseconds (2^48 - 1: the year 10889). */

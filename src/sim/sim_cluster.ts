@@ -1,0 +1,266 @@
+/**
+ * A whole cluster in one thread, on virtual time: the cluster core (the main thread's logic) and
+ * every node's core, on the simulated network, simulated disks and one virtual clock, with every
+ * choice (message delay and loss, disk tears, the context secret) drawn from one seeded PRNG. The
+ * same code as the worker-thread cluster; nothing here imports from src/runtime/.
+ *
+ * Time moves only in `run*`: each step runs the earliest timer or delivers the earliest messages,
+ * after letting every promise continuation finish (nextTurn). A seed replays a run exactly.
+ */
+import { ClusterCore, MAIN_PEER } from "../cluster/cluster_core.ts";
+import { resolveClusterConfig, type ClusterConfig } from "../cluster/cluster_config.ts";
+import { firstFreshActor, writeClusterFile } from "../cluster/cluster_file.ts";
+import { nextTurn } from "../io/event_loop_turn.ts";
+import type { DiskFault } from "../io/faulty_file_system.ts";
+import { createPrng, type Prng } from "../io/prng.ts";
+import { SimClock } from "../io/sim_clock.ts";
+import { SimFileSystem } from "../io/sim_file_system.ts";
+import type { FsyncPolicy } from "../storage/store_config.ts";
+import { checkDelay, checkDropRate, checkPartitionGroups, noLinkFaults, type LinkFaults } from "../transport/link_faults.ts";
+import { SimNetwork } from "../transport/sim_transport.ts";
+import { LoomRangeError } from "../util/errors.ts";
+import { createContextSigner } from "../version/context_signer.ts";
+import { SimNodeHost } from "./sim_node_host.ts";
+import { Trace } from "./trace.ts";
+
+export interface SimClusterOptions {
+  readonly seed: number;
+  /** Cluster settings (nodes, n, w, r, vnodesPerNode, requestTimeoutMs, ...). @default small ring */
+  readonly settings?: Partial<Omit<ClusterConfig, "gossip" | "antiEntropy">>;
+  /** @default "always" */
+  readonly fsync?: FsyncPolicy;
+  /** @default 64 KiB */
+  readonly memtableBytes?: number;
+  /** Network delay range, in virtual ms. @default 1..10 */
+  readonly minDelayMs?: number;
+  readonly maxDelayMs?: number;
+}
+
+/** Where the simulated main thread keeps cluster.json, on its own disk. */
+export const SIM_CLUSTER_DIRECTORY = "/cluster";
+
+export class SimCluster {
+  readonly seed: number;
+  readonly clock: SimClock;
+  readonly network: SimNetwork;
+  readonly core: ClusterCore;
+  readonly host: SimNodeHost;
+  readonly trace = new Trace();
+  /** The main thread's disk (cluster.json). */
+  readonly mainDisk: SimFileSystem;
+  /** Draws of the workload and the fault schedule: forks of the seed, independent of the network's. */
+  readonly prng: Prng;
+  #linkFaults: LinkFaults = noLinkFaults;
+  readonly #pausedUntil = new Map<number, number>();
+  readonly #diskFaults = new Map<number, DiskFault>();
+
+  private constructor(parts: { seed: number; clock: SimClock; network: SimNetwork; core: ClusterCore; host: SimNodeHost; mainDisk: SimFileSystem; prng: Prng; trace: Trace }) {
+    this.seed = parts.seed;
+    this.clock = parts.clock;
+    this.network = parts.network;
+    this.core = parts.core;
+    this.host = parts.host;
+    this.mainDisk = parts.mainDisk;
+    this.prng = parts.prng;
+    this.trace = parts.trace;
+  }
+
+  static async create(options: SimClusterOptions): Promise<SimCluster> {
+    const root = createPrng(options.seed);
+    const networkPrng = root.fork();
+    const diskPrng = root.fork();
+    const secret = new Uint8Array(16);
+    for (let index = 0; index < secret.length; index++) secret[index] = root.nextInt(256);
+    const prng = root.fork();
+    const clock = new SimClock();
+    const trace = new Trace();
+    const network = new SimNetwork({ prng: networkPrng, minDelayMs: options.minDelayMs ?? 1, maxDelayMs: options.maxDelayMs ?? 10 });
+    const signer = createContextSigner(secret);
+    const config = resolveClusterConfig({ nodes: 5, vnodesPerNode: 16, ...options.settings });
+    const members = Array.from({ length: config.nodes }, (_, node) => node);
+    const mainDisk = new SimFileSystem(diskPrng.fork());
+    mainDisk.makeDirectory(SIM_CLUSTER_DIRECTORY);
+    let core: ClusterCore | undefined;
+    const host = new SimNodeHost({
+      clock,
+      network,
+      signer,
+      prng: diskPrng,
+      fsync: options.fsync ?? "always",
+      memtableBytes: options.memtableBytes ?? 64 * 1024,
+      onExit: (node) => core?.nodeDown(node, "crashed"),
+      freshActor: () => core!.allocateActor(),
+      observe: (node, from, message) => trace.record(clock.nowMs(), from, node, message.type),
+    });
+    const main = network.endpoint(MAIN_PEER);
+    const state = { config, members, nextNodeId: config.nodes, nextActor: firstFreshActor };
+    core = new ClusterCore({
+      state,
+      host,
+      transport: {
+        self: MAIN_PEER,
+        send: (to, message) => main.send(to, message),
+        onMessage: (handler) =>
+          main.onMessage((from, message) => {
+            trace.record(clock.nowMs(), from, MAIN_PEER, message.type);
+            handler(from, message);
+          }),
+        close: () => main.close(),
+        stats: () => main.stats(),
+      },
+      clock,
+      signer,
+      save: (saved) => writeClusterFile(mainDisk, SIM_CLUSTER_DIRECTORY, saved),
+    });
+    const cluster = new SimCluster({ seed: options.seed, clock, network, core, host, mainDisk, prng, trace });
+    for (const node of members) await cluster.#settle(host.startNode(node));
+    writeClusterFile(mainDisk, SIM_CLUSTER_DIRECTORY, state);
+    return cluster;
+  }
+
+  /** Runs the simulation until `work` settles; rejects with its error. */
+  async #settle<T>(work: Promise<T>): Promise<T> {
+    let done = false;
+    const result = work.finally(() => {
+      done = true;
+    });
+    result.catch(() => {});
+    await this.runUntil(() => done);
+    return result;
+  }
+
+  /** Runs `work` (a call on the core, a client's operation) to its end on virtual time. */
+  run<T>(work: Promise<T>): Promise<T> {
+    return this.#settle(work);
+  }
+
+  /**
+   * Runs events until `done()` holds, time passes `untilMs` (when given), or nothing is left to
+   * run. Returns whether `done()` held.
+   */
+  async runUntil(done: () => boolean, untilMs = Number.POSITIVE_INFINITY): Promise<boolean> {
+    for (;;) {
+      await nextTurn();
+      if (done()) return true;
+      const timerMs = this.clock.nextDeadlineMs();
+      const messageMs = this.network.nextDeliveryMs();
+      const nextMs = Math.min(timerMs ?? Number.POSITIVE_INFINITY, messageMs ?? Number.POSITIVE_INFINITY);
+      if (nextMs === Number.POSITIVE_INFINITY) {
+        await nextTurn();
+        if (done()) return true;
+        if (this.clock.nextDeadlineMs() === undefined && this.network.nextDeliveryMs() === undefined) return false;
+        continue;
+      }
+      if (nextMs > untilMs) {
+        this.clock.advance(untilMs - this.clock.nowMs());
+        this.network.deliverUntil(Math.max(this.network.nowMs(), untilMs));
+        return done();
+      }
+      if (timerMs !== undefined && timerMs <= nextMs) {
+        // The network's clock follows: a message sent by the timer leaves at the timer's time.
+        this.network.deliverUntil(Math.max(this.network.nowMs(), timerMs));
+        this.clock.runNext();
+      } else {
+        this.clock.advance(nextMs - this.clock.nowMs());
+        this.network.deliverUntil(nextMs);
+      }
+    }
+  }
+
+  /** Runs for `ms` of virtual time. */
+  async runFor(ms: number): Promise<void> {
+    await this.runUntil(() => false, this.clock.nowMs() + ms);
+  }
+
+  /** Resolves after `ms` of virtual time (for a client's think time). */
+  sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => this.clock.setTimer(ms, resolve));
+  }
+
+  get linkFaults(): LinkFaults {
+    return this.#linkFaults;
+  }
+
+  /** Nodes paused now. */
+  paused(): number[] {
+    return [...this.#pausedUntil].filter(([, untilMs]) => untilMs > this.clock.nowMs()).map(([node]) => node);
+  }
+
+  diskFaults(): Map<number, DiskFault> {
+    return new Map(this.#diskFaults);
+  }
+
+  #setLinkFaults(faults: LinkFaults): void {
+    this.#linkFaults = faults;
+    this.network.setLinkFaults(faults, MAIN_PEER);
+  }
+
+  /** The fault API of `Cluster.faults`, with the same meaning, on virtual time. */
+  readonly faults = {
+    crash: (node: number): void => {
+      this.core.checkNode("crash", node);
+      this.#pausedUntil.delete(node);
+      this.host.crash(node);
+    },
+    restart: async (node: number): Promise<void> => {
+      this.core.checkNode("restart", node);
+      if (this.host.isRunning(node)) return;
+      this.#diskFaults.delete(node);
+      this.host.setDiskFault(node, null);
+      await this.host.startNode(node);
+      this.core.nodeUp(node);
+    },
+    wipe: async (node: number): Promise<void> => {
+      this.core.checkNode("wipe", node);
+      this.#pausedUntil.delete(node);
+      this.host.wipe(node);
+      await this.faults.restart(node);
+    },
+    pause: (node: number, ms: number): void => {
+      this.core.checkNode("pause", node);
+      checkDelay("pause", "ms", ms);
+      if (ms < 1) throw new LoomRangeError(`pause failed: ms is ${ms}, must be at least 1`);
+      if (!this.host.isRunning(node)) return;
+      const untilMs = this.clock.nowMs() + ms;
+      this.#pausedUntil.set(node, untilMs);
+      this.host.pause(node);
+      this.core.setSilent(node, true);
+      this.clock.setTimer(ms, () => {
+        if (this.#pausedUntil.get(node) !== untilMs) return;
+        this.#pausedUntil.delete(node);
+        this.core.setSilent(node, false);
+        this.host.resume(node);
+      });
+    },
+    partition: (...groups: number[][]): void => {
+      this.#setLinkFaults({ ...this.#linkFaults, groups: checkPartitionGroups("partition", groups, [...this.core.members]) });
+    },
+    heal: (): void => {
+      this.#setLinkFaults(noLinkFaults);
+    },
+    dropRate: (rate: number): void => {
+      this.#setLinkFaults({ ...this.#linkFaults, dropRate: checkDropRate("drop rate", rate) });
+    },
+    delay: (ms: number, jitterMs = 0): void => {
+      this.#setLinkFaults({ ...this.#linkFaults, delayMs: checkDelay("delay", "ms", ms), jitterMs: checkDelay("delay", "jitterMs", jitterMs) });
+    },
+    diskFault: (node: number, fault: DiskFault | null): void => {
+      this.core.checkNode("disk fault", node);
+      if (fault === null) this.#diskFaults.delete(node);
+      else this.#diskFaults.set(node, fault);
+      this.host.setDiskFault(node, fault);
+    },
+  };
+
+  /** Ends every fault: heals the network, ends pauses, restarts crashed nodes and nodes with disk faults. */
+  async healAll(): Promise<void> {
+    this.faults.heal();
+    for (const node of [...this.#pausedUntil.keys()]) {
+      this.#pausedUntil.delete(node);
+      this.core.setSilent(node, false);
+      this.host.resume(node);
+    }
+    for (const node of this.#diskFaults.keys()) this.host.crash(node); // a store that saw a disk failure stays failed until restarted
+    for (const node of this.core.members) if (!this.host.isRunning(node)) await this.run(this.faults.restart(node));
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * Nodes in the simulator: every node's core runs in this thread, on its own simulated disk, its
+ * endpoint of the simulated network and the shared virtual clock, each seen through the gates of
+ * its current life (node_incarnation.ts). The same NodeCore and Store code the worker threads run.
+ *
+ * Faults, with the meaning the worker threads give them: `crash` ends a life (the disk loses what
+ * was not synced, the network drops what was in flight), `restart` starts a new one on the same
+ * disk, `wipe` on an empty one, `pause` holds a life's timers and messages, disk faults go through
+ * a FaultyFileSystem. The cluster core learns of a crash as it would of a thread's exit (`onExit`).
+ */
+import type { NodeControl, NodeHost } from "../cluster/node_host.ts";
+import type { Clock } from "../io/clock.ts";
+import { FaultyFileSystem, type DiskFault } from "../io/faulty_file_system.ts";
+import type { Prng } from "../io/prng.ts";
+import { SimFileSystem } from "../io/sim_file_system.ts";
+import { CounterLease } from "../node/counter_lease.ts";
+import { NodeActor } from "../node/node_actor.ts";
+import { NodeCore } from "../node/node_core.ts";
+import { InlineStorageJobs } from "../storage/storage_jobs.ts";
+import { Store } from "../storage/store.ts";
+import type { FsyncPolicy } from "../storage/store_config.ts";
+import type { Message } from "../transport/message_types.ts";
+import type { SimNetwork } from "../transport/sim_transport.ts";
+import { ClosedError } from "../util/errors.ts";
+import type { ContextSigner } from "../version/context_signer.ts";
+import { dominanceMergeRuleReference } from "../version/sibling_merge_rule.ts";
+import { NodeIncarnation } from "./node_incarnation.ts";
+
+/** Where every simulated node keeps its store, on its own disk. */
+export const SIM_NODE_DIRECTORY = "/node";
+
+interface Life {
+  readonly incarnation: NodeIncarnation;
+  readonly core: NodeCore;
+  readonly store: Store;
+  readonly actor: NodeActor;
+}
+
+export interface SimNodeHostOptions {
+  readonly clock: Clock;
+  readonly network: SimNetwork;
+  readonly signer: ContextSigner;
+  /** Seeds each node's disk (torn writes, crash choices). */
+  readonly prng: Prng;
+  readonly fsync: FsyncPolicy;
+  readonly memtableBytes: number;
+  /** A fresh actor, for a node starting after an unclean end (the cluster core's allocateActor). */
+  readonly freshActor: () => number;
+  /** A node's life ended without `stopNode` (a crash): the core marks it down. */
+  readonly onExit: (node: number) => void;
+  /** Sees each message a node handles (the run's trace). */
+  readonly observe?: (node: number, from: number, message: Message) => void;
+}
+
+export class SimNodeHost implements NodeHost {
+  readonly #options: SimNodeHostOptions;
+  readonly #disks = new Map<number, { readonly disk: SimFileSystem; readonly faulty: FaultyFileSystem }>();
+  readonly #lives = new Map<number, Life>();
+
+  constructor(options: SimNodeHostOptions) {
+    this.#options = options;
+  }
+
+  isRunning(node: number): boolean {
+    return this.#lives.has(node);
+  }
+
+  get running(): number[] {
+    return [...this.#lives.keys()].sort((a, b) => a - b);
+  }
+
+  #disk(node: number): { disk: SimFileSystem; faulty: FaultyFileSystem } {
+    let entry = this.#disks.get(node);
+    if (!entry) {
+      const disk = new SimFileSystem(this.#options.prng.fork());
+      entry = { disk, faulty: new FaultyFileSystem(disk) };
+      this.#disks.set(node, entry);
+    }
+    return entry;
+  }
+
+  async startNode(node: number): Promise<void> {
+    if (this.#lives.has(node)) return;
+    const incarnation = new NodeIncarnation(node);
+    const { faulty } = this.#disk(node);
+    const fs = incarnation.fileSystem(faulty);
+    const clock = incarnation.clock(this.#options.clock);
+    fs.makeDirectory(SIM_NODE_DIRECTORY);
+    const store = await Store.open({
+      directory: SIM_NODE_DIRECTORY,
+      fs,
+      clock,
+      jobs: new InlineStorageJobs(fs),
+      ownsJobs: true,
+      fsync: this.#options.fsync,
+      memtableBytes: this.#options.memtableBytes,
+      mergeRule: dominanceMergeRuleReference,
+    });
+    const observe = this.#options.observe;
+    const transport = incarnation.transport(this.#options.network.restart(node), observe && ((from, message) => observe(node, from, message)));
+    const lease = CounterLease.open(fs, SIM_NODE_DIRECTORY);
+    const actor = NodeActor.start(fs, SIM_NODE_DIRECTORY, this.#options.freshActor);
+    const core = new NodeCore({ nodeId: node, actor: actor.actor, store, transport, clock, signer: this.#options.signer, lease });
+    this.#lives.set(node, { incarnation, core, store, actor });
+  }
+
+  async stopNode(node: number): Promise<void> {
+    const life = this.#lives.get(node);
+    if (!life) return;
+    this.#lives.delete(node);
+    await life.incarnation.awake();
+    life.core.stop();
+    try {
+      await life.store.close();
+      if (!life.store.failure) life.actor.markClean();
+    } catch {
+      // an unclean end: the next life takes a fresh actor
+    }
+    life.incarnation.kill();
+    this.#options.network.crash(node);
+  }
+
+  /** Ends node `node`'s life at once: its disk keeps only what was synced; the core hears of the exit. */
+  crash(node: number): void {
+    const life = this.#lives.get(node);
+    if (!life) return;
+    this.#lives.delete(node);
+    life.incarnation.kill();
+    this.#options.network.crash(node);
+    this.#disk(node).disk.crash();
+    this.#options.onExit(node);
+  }
+
+  /** Crashes `node` if it runs, and gives it an empty disk: it starts again with nothing. */
+  wipe(node: number): void {
+    this.crash(node);
+    const { disk } = this.#disk(node);
+    disk.removeTree(SIM_NODE_DIRECTORY);
+    disk.syncDirectory("/");
+  }
+
+  pause(node: number): void {
+    this.#lives.get(node)?.incarnation.pause();
+  }
+
+  resume(node: number): void {
+    this.#lives.get(node)?.incarnation.resume();
+  }
+
+  setDiskFault(node: number, fault: DiskFault | null): void {
+    this.#disk(node).faulty.setFault(fault);
+  }
+
+  forgetNode(_node: number): void {
+    // The simulated network needs no port torn down: a stopped node's endpoint is closed.
+  }
+
+  control(node: number): NodeControl {
+    const life = this.#lives.get(node);
+    if (!life) {
+      const refuse = () => Promise.reject(new ClosedError(`node ${node} is not running`));
+      return { stats: refuse, stream: refuse, cleanup: refuse, abortStream: refuse };
+    }
+    // As a worker would: a paused node answers once it resumes, a dead one never (the call fails).
+    const call = <T>(work: () => Promise<T> | T): Promise<T> =>
+      Promise.race([
+        life.incarnation.awake().then(() => {
+          if (life.incarnation.dead) throw new ClosedError(`node ${node} stopped before answering`);
+          return work();
+        }),
+        life.incarnation.died().then(() => Promise.reject(new ClosedError(`node ${node} stopped before answering`))),
+      ]);
+    return {
+      stats: (scan) => call(() => life.core.stats({ scan })),
+      stream: (plan) => call(() => life.core.streams.streamKeys(plan)),
+      cleanup: (ring, keysPerSecond) => call(() => life.core.streams.cleanup(ring, keysPerSecond)),
+      abortStream: (streamId) => call(() => life.core.streams.abortStream(streamId)),
+    };
+  }
+}

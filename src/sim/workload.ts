@@ -1,0 +1,164 @@
+/**
+ * The simulator's workload and fault schedule for one seed. Several clients read and write a few
+ * keys through the cluster core, as an application would: a write carries the context of the
+ * client's last read (or last write) of the key, so it replaces what the client saw; some writes
+ * are blind, some are deletes. Meanwhile the fault schedule draws faults from the seed: crashes
+ * and restarts, pauses, partitions and heals, message loss and delay, disk faults (and wipes,
+ * when allowed). Every operation and its outcome goes to the register checker. Pure apart from
+ * the SimCluster it drives.
+ */
+import type { WriteResult } from "../cluster/cluster_core.ts";
+import type { DiskFault } from "../io/faulty_file_system.ts";
+import type { Prng } from "../io/prng.ts";
+import type { RegisterChecker, WriteOutcome } from "./register_checker.ts";
+import type { SimCluster } from "./sim_cluster.ts";
+
+export type FaultKind = "crash" | "restart" | "pause" | "partition" | "heal" | "drop" | "delay" | "disk" | "wipe";
+
+export const faultKinds: readonly FaultKind[] = ["crash", "restart", "pause", "partition", "heal", "drop", "delay", "disk", "wipe"];
+
+export interface WorkloadOptions {
+  readonly clients: number;
+  readonly keys: number;
+  /** Operations in all (reads and writes), spread over the clients. */
+  readonly operations: number;
+  /** Longest pause between two operations of one client, in virtual ms. */
+  readonly thinkMsMax: number;
+  /** Faults the schedule may draw. */
+  readonly faults: readonly FaultKind[];
+  /** Mean virtual ms between two faults. */
+  readonly faultEveryMs: number;
+}
+
+export interface WorkloadReport {
+  readonly operations: number;
+  readonly reads: number;
+  readonly writes: number;
+  /** Faults drawn, by kind. */
+  readonly faults: Partial<Record<FaultKind, number>>;
+}
+
+const text = (values: readonly Uint8Array[]) => values.map((value) => new TextDecoder().decode(value));
+
+/** What a client last saw of a key: the context to carry and the values that context covers. */
+interface Seen {
+  readonly context: string;
+  readonly values: readonly string[];
+}
+
+function outcomeOf(error: unknown): WriteOutcome {
+  const outcome = (error as { outcome?: unknown }).outcome;
+  return outcome === "not-applied" ? "not-applied" : "unknown";
+}
+
+/** Runs the clients and the fault schedule to the end of the workload. */
+export async function runWorkload(sim: SimCluster, checker: RegisterChecker, options: WorkloadOptions): Promise<WorkloadReport> {
+  const prng = sim.prng;
+  let remaining = options.operations;
+  let reads = 0;
+  let writes = 0;
+  let finished = 0;
+  const faults: Partial<Record<FaultKind, number>> = {};
+  const keys = Array.from({ length: options.keys }, (_, index) => `k${index}`);
+
+  const client = async (id: number, random: Prng): Promise<void> => {
+    const seen = new Map<string, Seen>();
+    let written = 0;
+    while (remaining > 0) {
+      remaining--;
+      await sim.sleep(random.nextInt(options.thinkMsMax + 1));
+      const key = random.pick(keys);
+      const roll = random.nextInt(100);
+      if (roll < 35) {
+        reads++;
+        try {
+          const read = await sim.core.get(key);
+          const values = text(read.values);
+          checker.observe(key, values);
+          seen.set(key, { context: read.context, values });
+          sim.trace.recordText(`get ${key} ${values.join(",")}`);
+        } catch (error) {
+          sim.trace.recordText(`get ${key} failed ${outcomeOf(error)}`);
+        }
+        continue;
+      }
+      writes++;
+      const blind = roll >= 90;
+      const last = blind ? undefined : seen.get(key);
+      const kind = roll >= 85 && roll < 90 && last !== undefined ? "delete" : "put";
+      const value = `${kind === "delete" ? "d" : "v"}${id}.${++written}`;
+      const record = checker.write({ key, value, kind, replaces: last?.values ?? [] });
+      const request = last ? { context: last.context } : {};
+      try {
+        const result: WriteResult = kind === "delete" ? await sim.core.delete(key, request) : await sim.core.put(key, value, request);
+        checker.settle(record, "ok");
+        // The write's context covers the values it returns (itself and the siblings it kept).
+        seen.set(key, { context: result.context, values: text(result.values) });
+        sim.trace.recordText(`${kind} ${key} ${value} ok`);
+      } catch (error) {
+        const outcome = outcomeOf(error);
+        checker.settle(record, outcome);
+        sim.trace.recordText(`${kind} ${key} ${value} ${outcome}`);
+      }
+    }
+    finished++;
+  };
+
+  const schedule = async (random: Prng): Promise<void> => {
+    if (options.faults.length === 0) return;
+    while (finished < options.clients) {
+      await sim.sleep(1 + random.nextInt(options.faultEveryMs * 2));
+      if (finished >= options.clients) return;
+      const kind = random.pick(options.faults);
+      faults[kind] = (faults[kind] ?? 0) + 1;
+      sim.trace.recordText(`fault ${kind}`);
+      await drawFault(sim, kind, random);
+    }
+  };
+
+  const clients = Array.from({ length: options.clients }, (_, id) => client(id, prng.fork()));
+  const faulting = schedule(prng.fork());
+  await Promise.all([...clients, faulting]);
+  return { operations: reads + writes, reads, writes, faults };
+}
+
+async function drawFault(sim: SimCluster, kind: FaultKind, random: Prng): Promise<void> {
+  const members = [...sim.core.members];
+  const running = members.filter((node) => sim.host.isRunning(node));
+  const stopped = members.filter((node) => !sim.host.isRunning(node));
+  switch (kind) {
+    case "crash":
+      if (running.length > 0) sim.faults.crash(random.pick(running));
+      return;
+    case "restart":
+      if (stopped.length > 0) await sim.faults.restart(random.pick(stopped));
+      return;
+    case "wipe":
+      await sim.faults.wipe(random.pick(members));
+      return;
+    case "pause":
+      if (running.length > 0) sim.faults.pause(random.pick(running), 20 + random.nextInt(400));
+      return;
+    case "partition": {
+      const shuffled = [...members];
+      random.shuffle(shuffled);
+      const cut = 1 + random.nextInt(shuffled.length - 1);
+      sim.faults.partition(shuffled.slice(0, cut), shuffled.slice(cut));
+      return;
+    }
+    case "heal":
+      sim.faults.heal();
+      return;
+    case "drop":
+      sim.faults.dropRate(random.chance(0.3) ? 0 : 0.02 + random.nextFloat() * 0.3);
+      return;
+    case "delay":
+      sim.faults.delay(random.nextInt(40), random.nextInt(40));
+      return;
+    case "disk": {
+      const fault: DiskFault | null = random.chance(0.25) ? null : random.pick(["fsync", "full"] as const);
+      sim.faults.diskFault(random.pick(members), fault);
+      return;
+    }
+  }
+}
