@@ -20,7 +20,7 @@ export interface SeedOptions {
   readonly keys?: number;
   /** Faults the schedule may draw. @default every kind but wipe */
   readonly faults?: readonly FaultKind[];
-  /** Mean virtual ms between faults. @default 60 */
+  /** Mean virtual ms between faults. @default 100 */
   readonly faultEveryMs?: number;
   /** @default N=3 W=2 R=2 on 5 nodes, 16 virtual nodes each, 500 ms request timeout */
   readonly settings?: Partial<Omit<ClusterConfig, "gossip" | "antiEntropy">>;
@@ -62,7 +62,7 @@ export async function runSeed(options: SeedOptions): Promise<SeedReport> {
       operations: options.operations ?? 200,
       thinkMsMax: 20,
       faults: options.faults ?? registerFaultKinds,
-      faultEveryMs: options.faultEveryMs ?? 60,
+      faultEveryMs: options.faultEveryMs ?? 100,
     }),
   );
   await sim.healAll();

@@ -9,7 +9,7 @@
  */
 import { ClusterCore, MAIN_PEER } from "../cluster/cluster_core.ts";
 import { resolveClusterConfig, type ClusterConfig } from "../cluster/cluster_config.ts";
-import { firstFreshActor, writeClusterFile } from "../cluster/cluster_file.ts";
+import { firstFreshActor, readClusterFile, writeClusterFile } from "../cluster/cluster_file.ts";
 import { nextTurn } from "../io/event_loop_turn.ts";
 import type { DiskFault } from "../io/faulty_file_system.ts";
 import { createPrng, type Prng } from "../io/prng.ts";
@@ -34,6 +34,14 @@ export interface SimClusterOptions {
   /** Network delay range, in virtual ms. @default 1..10 */
   readonly minDelayMs?: number;
   readonly maxDelayMs?: number;
+  /** Reopen on the disks a power loss left (`powerLoss()`): cluster.json and every node's store. */
+  readonly disks?: SimDisks;
+}
+
+/** What survives a power loss: the main thread's disk and every node's. */
+export interface SimDisks {
+  readonly main: SimFileSystem;
+  readonly nodes: ReadonlyMap<number, SimFileSystem>;
 }
 
 /** Where the simulated main thread keeps cluster.json, on its own disk. */
@@ -76,10 +84,11 @@ export class SimCluster {
     const trace = new Trace();
     const network = new SimNetwork({ prng: networkPrng, minDelayMs: options.minDelayMs ?? 1, maxDelayMs: options.maxDelayMs ?? 10 });
     const signer = createContextSigner(secret);
-    const config = resolveClusterConfig({ nodes: 5, vnodesPerNode: 16, ...options.settings });
-    const members = Array.from({ length: config.nodes }, (_, node) => node);
-    const mainDisk = new SimFileSystem(diskPrng.fork());
+    const mainDisk = options.disks?.main ?? new SimFileSystem(diskPrng.fork());
     mainDisk.makeDirectory(SIM_CLUSTER_DIRECTORY);
+    const stored = options.disks ? readClusterFile(mainDisk, SIM_CLUSTER_DIRECTORY) : undefined;
+    const config = stored?.config ?? resolveClusterConfig({ nodes: 5, vnodesPerNode: 16, ...options.settings });
+    const members = stored ? [...stored.members] : Array.from({ length: config.nodes }, (_, node) => node);
     let core: ClusterCore | undefined;
     const host = new SimNodeHost({
       clock,
@@ -91,9 +100,10 @@ export class SimCluster {
       onExit: (node) => core?.nodeDown(node, "crashed"),
       freshActor: () => core!.allocateActor(),
       observe: (node, from, message) => trace.record(clock.nowMs(), from, node, message.type),
+      ...(options.disks ? { disks: options.disks.nodes } : {}),
     });
     const main = network.endpoint(MAIN_PEER);
-    const state = { config, members, nextNodeId: config.nodes, nextActor: firstFreshActor };
+    const state = stored ?? { config, members, nextNodeId: config.nodes, nextActor: firstFreshActor };
     core = new ClusterCore({
       state,
       host,
@@ -251,6 +261,13 @@ export class SimCluster {
       this.host.setDiskFault(node, fault);
     },
   };
+
+  /** Power lost: every node and the main thread stop at once; the disks keep what was synced. */
+  powerLoss(): SimDisks {
+    const nodes = this.host.powerLoss();
+    this.mainDisk.crash();
+    return { main: this.mainDisk, nodes };
+  }
 
   /** Ends every fault: heals the network, ends pauses, restarts crashed nodes and nodes with disk faults. */
   async healAll(): Promise<void> {

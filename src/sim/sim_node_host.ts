@@ -50,6 +50,8 @@ export interface SimNodeHostOptions {
   readonly onExit: (node: number) => void;
   /** Sees each message a node handles (the run's trace). */
   readonly observe?: (node: number, from: number, message: Message) => void;
+  /** Disks that survived a power loss, by node (a reopened cluster starts on them). */
+  readonly disks?: ReadonlyMap<number, SimFileSystem>;
 }
 
 export class SimNodeHost implements NodeHost {
@@ -59,6 +61,7 @@ export class SimNodeHost implements NodeHost {
 
   constructor(options: SimNodeHostOptions) {
     this.#options = options;
+    for (const [node, disk] of options.disks ?? []) this.#disks.set(node, { disk, faulty: new FaultyFileSystem(disk) });
   }
 
   isRunning(node: number): boolean {
@@ -129,6 +132,24 @@ export class SimNodeHost implements NodeHost {
     this.#options.network.crash(node);
     this.#disk(node).disk.crash();
     this.#options.onExit(node);
+  }
+
+  /**
+   * Power loss: every node's life ends at once and every disk keeps only what was synced. Returns
+   * the disks, for a cluster reopened on them.
+   */
+  powerLoss(): Map<number, SimFileSystem> {
+    for (const [node, life] of this.#lives) {
+      life.incarnation.kill();
+      this.#options.network.crash(node);
+    }
+    this.#lives.clear();
+    const disks = new Map<number, SimFileSystem>();
+    for (const [node, { disk }] of this.#disks) {
+      disk.crash();
+      disks.set(node, disk);
+    }
+    return disks;
   }
 
   /** Crashes `node` if it runs, and gives it an empty disk: it starts again with nothing. */
