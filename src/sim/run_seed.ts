@@ -56,14 +56,14 @@ export async function runSeed(options: SeedOptions): Promise<SeedReport> {
   });
   const checker = new RegisterChecker();
   const workload = await sim.run(
-    runWorkload(sim, checker, {
+    runWorkload(sim.workloadTarget(), checker, {
       clients: options.clients ?? 4,
       keys: options.keys ?? 5,
       operations: options.operations ?? 200,
       thinkMsMax: 20,
       faults: options.faults ?? registerFaultKinds,
       faultEveryMs: options.faultEveryMs ?? 100,
-    }),
+    }, sim.prng),
   );
   await sim.healAll();
   for (let wiped = 0; wiped < (options.wipeBeforeFinalRead ?? 0); wiped++) {

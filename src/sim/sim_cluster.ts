@@ -22,6 +22,7 @@ import { LoomRangeError } from "../util/errors.ts";
 import { createContextSigner } from "../version/context_signer.ts";
 import { SimNodeHost } from "./sim_node_host.ts";
 import { Trace } from "./trace.ts";
+import type { WorkloadTarget } from "./workload.ts";
 
 export interface SimClusterOptions {
   readonly seed: number;
@@ -261,6 +262,23 @@ export class SimCluster {
       this.host.setDiskFault(node, fault);
     },
   };
+
+  /** The cluster as the workload drives it (workload.ts). */
+  workloadTarget(): WorkloadTarget {
+    const core = this.core;
+    return {
+      put: (key, value, options) => this.core.put(key, value, options),
+      delete: (key, options) => this.core.delete(key, options),
+      get: (key) => this.core.get(key),
+      sleep: (ms) => this.sleep(ms),
+      get members() {
+        return core.members;
+      },
+      isRunning: (node) => this.host.isRunning(node),
+      faults: this.faults,
+      record: (text) => this.trace.recordText(text),
+    };
+  }
 
   /** Power lost: every node and the main thread stop at once; the disks keep what was synced. */
   powerLoss(): SimDisks {

@@ -7,11 +7,37 @@
  * when allowed). Every operation and its outcome goes to the register checker. Pure apart from
  * the SimCluster it drives.
  */
-import type { WriteResult } from "../cluster/cluster_core.ts";
+import type { GetResult, WriteOptions, WriteResult } from "../cluster/cluster_core.ts";
 import type { DiskFault } from "../io/faulty_file_system.ts";
 import type { Prng } from "../io/prng.ts";
 import type { RegisterChecker, WriteOutcome } from "./register_checker.ts";
-import type { SimCluster } from "./sim_cluster.ts";
+
+/**
+ * What the workload drives: the simulator's cluster, or a real one (worker threads) through a thin
+ * adapter. The fault calls have the meaning of `Cluster.faults`.
+ */
+export interface WorkloadTarget {
+  put(key: string, value: string, options: WriteOptions): Promise<WriteResult>;
+  delete(key: string, options: WriteOptions): Promise<WriteResult>;
+  get(key: string): Promise<GetResult>;
+  /** Resolves after `ms` (virtual or real). */
+  sleep(ms: number): Promise<void>;
+  readonly members: readonly number[];
+  isRunning(node: number): boolean;
+  readonly faults: {
+    crash(node: number): unknown;
+    restart(node: number): unknown;
+    wipe(node: number): unknown;
+    pause(node: number, ms: number): unknown;
+    partition(...groups: number[][]): unknown;
+    heal(): unknown;
+    dropRate(rate: number): unknown;
+    delay(ms: number, jitterMs: number): unknown;
+    diskFault(node: number, fault: DiskFault | null): unknown;
+  };
+  /** Feeds the run's trace (the simulator's determinism check). */
+  record?(text: string): void;
+}
 
 export type FaultKind = "crash" | "restart" | "pause" | "partition" | "heal" | "drop" | "delay" | "disk" | "wipe";
 
@@ -28,6 +54,8 @@ export interface WorkloadOptions {
   readonly faults: readonly FaultKind[];
   /** Mean virtual ms between two faults. */
   readonly faultEveryMs: number;
+  /** "random": each fault's kind is drawn; "cycle": kinds come in turn (every kind occurs). @default "random" */
+  readonly faultOrder?: "random" | "cycle";
 }
 
 export interface WorkloadReport {
@@ -52,8 +80,7 @@ function outcomeOf(error: unknown): WriteOutcome {
 }
 
 /** Runs the clients and the fault schedule to the end of the workload. */
-export async function runWorkload(sim: SimCluster, checker: RegisterChecker, options: WorkloadOptions): Promise<WorkloadReport> {
-  const prng = sim.prng;
+export async function runWorkload(sim: WorkloadTarget, checker: RegisterChecker, options: WorkloadOptions, prng: Prng): Promise<WorkloadReport> {
   let remaining = options.operations;
   let reads = 0;
   let writes = 0;
@@ -72,13 +99,13 @@ export async function runWorkload(sim: SimCluster, checker: RegisterChecker, opt
       if (roll < 35) {
         reads++;
         try {
-          const read = await sim.core.get(key);
+          const read = await sim.get(key);
           const values = text(read.values);
           checker.observe(key, values);
           seen.set(key, { context: read.context, values });
-          sim.trace.recordText(`get ${key} ${values.join(",")}`);
+          sim.record?.(`get ${key} ${values.join(",")}`);
         } catch (error) {
-          sim.trace.recordText(`get ${key} failed ${outcomeOf(error)}`);
+          sim.record?.(`get ${key} failed ${outcomeOf(error)}`);
         }
         continue;
       }
@@ -90,28 +117,30 @@ export async function runWorkload(sim: SimCluster, checker: RegisterChecker, opt
       const record = checker.write({ key, value, kind, replaces: last?.values ?? [] });
       const request = last ? { context: last.context } : {};
       try {
-        const result: WriteResult = kind === "delete" ? await sim.core.delete(key, request) : await sim.core.put(key, value, request);
+        const result: WriteResult = kind === "delete" ? await sim.delete(key, request) : await sim.put(key, value, request);
         checker.settle(record, "ok");
         // The write's context covers the values it returns (itself and the siblings it kept).
         seen.set(key, { context: result.context, values: text(result.values) });
-        sim.trace.recordText(`${kind} ${key} ${value} ok`);
+        sim.record?.(`${kind} ${key} ${value} ok`);
       } catch (error) {
         const outcome = outcomeOf(error);
         checker.settle(record, outcome);
-        sim.trace.recordText(`${kind} ${key} ${value} ${outcome}`);
+        sim.record?.(`${kind} ${key} ${value} ${outcome}`);
       }
     }
     finished++;
   };
 
+  let drawnCount = 0;
   const schedule = async (random: Prng): Promise<void> => {
     if (options.faults.length === 0) return;
     while (finished < options.clients) {
       await sim.sleep(1 + random.nextInt(options.faultEveryMs * 2));
       if (finished >= options.clients) return;
-      const kind = random.pick(options.faults);
+      const kind = options.faultOrder === "cycle" ? options.faults[drawnCount % options.faults.length]! : random.pick(options.faults);
+      drawnCount++;
       faults[kind] = (faults[kind] ?? 0) + 1;
-      sim.trace.recordText(`fault ${kind}`);
+      sim.record?.(`fault ${kind}`);
       await drawFault(sim, kind, random);
     }
   };
@@ -122,13 +151,13 @@ export async function runWorkload(sim: SimCluster, checker: RegisterChecker, opt
   return { operations: reads + writes, reads, writes, faults };
 }
 
-async function drawFault(sim: SimCluster, kind: FaultKind, random: Prng): Promise<void> {
-  const members = [...sim.core.members];
-  const running = members.filter((node) => sim.host.isRunning(node));
-  const stopped = members.filter((node) => !sim.host.isRunning(node));
+async function drawFault(sim: WorkloadTarget, kind: FaultKind, random: Prng): Promise<void> {
+  const members = [...sim.members];
+  const running = members.filter((node) => sim.isRunning(node));
+  const stopped = members.filter((node) => !sim.isRunning(node));
   switch (kind) {
     case "crash":
-      if (running.length > 0) sim.faults.crash(random.pick(running));
+      if (running.length > 0) await sim.faults.crash(random.pick(running));
       return;
     case "restart":
       if (stopped.length > 0) await sim.faults.restart(random.pick(stopped));
@@ -137,27 +166,27 @@ async function drawFault(sim: SimCluster, kind: FaultKind, random: Prng): Promis
       await sim.faults.wipe(random.pick(members));
       return;
     case "pause":
-      if (running.length > 0) sim.faults.pause(random.pick(running), 20 + random.nextInt(400));
+      if (running.length > 0) await sim.faults.pause(random.pick(running), 20 + random.nextInt(400));
       return;
     case "partition": {
       const shuffled = [...members];
       random.shuffle(shuffled);
       const cut = 1 + random.nextInt(shuffled.length - 1);
-      sim.faults.partition(shuffled.slice(0, cut), shuffled.slice(cut));
+      await sim.faults.partition(shuffled.slice(0, cut), shuffled.slice(cut));
       return;
     }
     case "heal":
-      sim.faults.heal();
+      await sim.faults.heal();
       return;
     case "drop":
-      sim.faults.dropRate(random.chance(0.3) ? 0 : 0.02 + random.nextFloat() * 0.3);
+      await sim.faults.dropRate(random.chance(0.3) ? 0 : 0.02 + random.nextFloat() * 0.3);
       return;
     case "delay":
-      sim.faults.delay(random.nextInt(40), random.nextInt(40));
+      await sim.faults.delay(random.nextInt(40), random.nextInt(40));
       return;
     case "disk": {
       const fault: DiskFault | null = random.chance(0.25) ? null : random.pick(["fsync", "full"] as const);
-      sim.faults.diskFault(random.pick(members), fault);
+      await sim.faults.diskFault(random.pick(members), fault);
       return;
     }
   }
