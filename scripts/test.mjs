@@ -4,7 +4,7 @@
 // counts, and exits non-zero if anything failed. Usage: node scripts/test.mjs [--node-only|--deno-only] [pattern]
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 
 const require = createRequire(import.meta.url);
@@ -51,6 +51,8 @@ function counts(result) {
 }
 
 const results = [];
+// Figures the tests record (test/support/figures.ts) for the report: start from none.
+rmSync(".tmp/test-figures", { recursive: true, force: true });
 const build = await run("build and typecheck (tsc)", process.execPath, [tscBin, "-p", "."]);
 if (build.code !== 0) {
   console.log("\n0 passed, 1 failed");
@@ -112,8 +114,30 @@ function writeTestReport(results, totals) {
     const other = (deno ?? []).find((d) => d.file.replace(/\.ts$/, "") === stem);
     lines.push(`| ${stem} | ${row.passed} / ${row.total} | ${other ? `${other.passed} / ${other.total}` : "-"} |`);
   }
+  lines.push(...figureLines());
   lines.push("", end);
   const before = current.includes(start) ? current.slice(0, current.indexOf(start)) : current + "\n";
   const after = current.includes(end) ? current.slice(current.indexOf(end) + end.length) : "\n";
   writeFileSync(path, before + lines.join("\n") + after);
+}
+
+/** The failure suites' figures, as the tests recorded them (.tmp/test-figures), one table per figure set. */
+function figureLines() {
+  const directory = ".tmp/test-figures";
+  if (!existsSync(directory)) return [];
+  const sets = readdirSync(directory).filter((name) => name.endsWith(".json")).sort().map((name) => JSON.parse(readFileSync(`${directory}/${name}`, "utf8")));
+  if (sets.length === 0) return [];
+  const lines = ["", "### Failure suites: figures of this run", ""];
+  const names = [...new Set(sets.map((set) => set.name))];
+  for (const name of names) {
+    const byRuntime = sets.filter((set) => set.name === name);
+    const fields = [...new Set(byRuntime.flatMap((set) => Object.keys(set)))].filter((field) => field !== "name" && field !== "runtime");
+    lines.push(`**${name}**`, "", `| figure | ${byRuntime.map((set) => set.runtime).join(" | ")} |`, `|---|${byRuntime.map(() => "---").join("|")}|`);
+    for (const field of fields) {
+      const cell = (value) => (value === undefined ? "-" : typeof value === "object" ? Object.entries(value).map(([key, count]) => `${key} ${count}`).join(", ") : String(value));
+      lines.push(`| ${field} | ${byRuntime.map((set) => cell(set[field])).join(" | ")} |`);
+    }
+    lines.push("");
+  }
+  return lines;
 }

@@ -15,6 +15,7 @@ import type { DiskFault } from "../src/io/faulty_file_system.ts";
 import { RegisterChecker } from "../src/sim/register_checker.ts";
 import { registerFaultKinds } from "../src/sim/run_seed.ts";
 import { runWorkload, type WorkloadTarget } from "../src/sim/workload.ts";
+import { recordFigures } from "./support/figures.ts";
 
 const text = (values: readonly Uint8Array[]) => values.map((value) => new TextDecoder().decode(value));
 
@@ -80,6 +81,15 @@ test("under every fault kind in turn on real threads, no acknowledged write is l
       checker.finalRead(key, values!);
     }
     const verdict = checker.report();
+    recordFigures("threads-register", {
+      operations: report.operations,
+      faults: report.faults,
+      acknowledged: verdict.acknowledged,
+      unknown: verdict.unknown,
+      notApplied: verdict.notApplied,
+      lost: verdict.lost.length,
+      phantoms: verdict.phantoms.length,
+    });
     assert.equal(verdict.lost, [], "no acknowledged write lost");
     assert.equal(verdict.phantoms, [], "no read of a value never written or refused");
     assert.equal(verdict.staleSiblings, []);
@@ -100,6 +110,7 @@ test("with 2 of 5 nodes down, writes that cannot reach W replicas are refused at
     const results = await Promise.allSettled(Array.from({ length: 2000 }, (_, index) => cluster.put(`k${index}`, "v")));
     const elapsedMs = performance.now() - started;
     const refused = results.filter((result) => result.status === "rejected");
+    recordFigures("threads-two-down", { puts: results.length, acknowledged: results.length - refused.length, refusedAtOnce: refused.length, milliseconds: Math.round(elapsedMs) });
     assert.ok(refused.length > 0 && refused.length < results.length, `some keys had W live replicas and some did not: ${refused.length} refused`);
     for (const result of refused) assert.is(((result as PromiseRejectedResult).reason as { outcome?: string }).outcome, "not-applied");
     assert.ok(elapsedMs < 15_000, `2,000 puts took ${elapsedMs.toFixed(0)} ms: refusals waited for their 30 s timeout`);

@@ -8,6 +8,7 @@ import * as assert from "uvu/assert";
 import { readClusterFile } from "../src/cluster/cluster_file.ts";
 import { registerFaultKinds, replayCommand, runSeed, type SeedReport } from "../src/sim/run_seed.ts";
 import { SIM_CLUSTER_DIRECTORY, SimCluster } from "../src/sim/sim_cluster.ts";
+import { recordFigures } from "./support/figures.ts";
 
 const SEEDS = 200;
 
@@ -16,18 +17,28 @@ function findings(report: SeedReport): string[] {
 }
 
 test(`${SEEDS} seeds under every fault kind but wipes, N=3 W=2 R=2: no acknowledged write lost, no phantom read, no stale sibling`, async () => {
-  const totals = { acknowledged: 0, unknown: 0, notApplied: 0 };
+  const totals = { operations: 0, reads: 0, acknowledged: 0, unknown: 0, notApplied: 0, lost: 0, phantoms: 0 };
   const drawn = new Set<string>();
+  const faults: Record<string, number> = {};
   const failed: string[] = [];
+  const started = performance.now();
   for (let seed = 1; seed <= SEEDS; seed++) {
     const report = await runSeed({ seed });
+    totals.operations += report.operations;
+    totals.reads += report.reads;
     totals.acknowledged += report.acknowledged;
     totals.unknown += report.unknown;
     totals.notApplied += report.notApplied;
-    for (const kind of Object.keys(report.faults)) drawn.add(kind);
+    totals.lost += report.lost.length;
+    totals.phantoms += report.phantoms.length;
+    for (const [kind, count] of Object.entries(report.faults)) {
+      drawn.add(kind);
+      faults[kind] = (faults[kind] ?? 0) + count;
+    }
     const found = findings(report);
     if (found.length > 0) failed.push(`seed ${seed} (replay: ${replayCommand(seed)}): ${found.slice(0, 2).join("; ")}`);
   }
+  recordFigures("sim-register", { seeds: `1..${SEEDS}`, seconds: Math.round((performance.now() - started) / 100) / 10, ...totals, faults });
   assert.equal(failed, []);
   assert.equal([...drawn].sort(), [...registerFaultKinds].sort(), "every fault kind was drawn");
   assert.ok(totals.acknowledged > SEEDS * 20, `writes were acknowledged: ${JSON.stringify(totals)}`);
@@ -41,6 +52,7 @@ test("a seed run twice gives the same trace hash; another seed gives another", a
   assert.is(again.traceHash, first.traceHash);
   assert.equal(again, first, "the whole report replays");
   assert.is.not(other.traceHash, first.traceHash);
+  recordFigures("sim-determinism", { seed: 4242, traceHash: first.traceHash, replayHash: again.traceHash, otherSeed: 4243, otherHash: other.traceHash, traceEvents: first.traceEvents });
   assert.ok(first.traceEvents > 300, `the trace saw the run: ${first.traceEvents} events`);
 });
 
@@ -50,18 +62,20 @@ test("negative control: with W=1 and two replicas wiped before the final reads, 
     const report = await runSeed({ seed, settings: { w: 1 }, faults: [...registerFaultKinds, "wipe"], wipeBeforeFinalRead: 2 });
     lost += report.lost.length;
   }
+  recordFigures("sim-negative-wipe", { seeds: "1..20", settings: "W=1, two replicas wiped before the final reads", lost });
   assert.ok(lost > 0, "the checker must be able to see loss");
 });
 
 test("negative control: acknowledging writes that are not durable (fsync never) under crashes is seen losing writes", async () => {
   let lost = 0;
   for (let seed = 1; seed <= 20; seed++) lost += (await runSeed({ seed, fsync: "never", faults: ["crash", "restart"] })).lost.length;
+  recordFigures("sim-negative-fsync", { seeds: "1..20", settings: "fsync never, crashes and restarts", lost });
   assert.ok(lost > 0, "crashes must lose some acknowledged but unsynced writes");
 });
 
 test("power lost at any point of a ring change: cluster.json holds the old or the new ring, whole, and no acknowledged write is lost", async () => {
   const keys = 120;
-  let outcomes = { old: 0, new: 0 };
+  const outcomes = { old: 0, new: 0 };
   for (let crashAtMs = 0; ; crashAtMs += 7) {
     const sim = await SimCluster.create({ seed: 77, settings: { nodes: 4, vnodesPerNode: 8, streamKeysPerSecond: 400 } });
     const written = new Map<string, string>();
@@ -91,6 +105,7 @@ test("power lost at any point of a ring change: cluster.json holds the old or th
     }
     if (finished) break;
   }
+  recordFigures("sim-ring-change-power-loss", { crashPoints: outcomes.old + outcomes.new, oldRing: outcomes.old, newRing: outcomes.new, keys });
   assert.ok(outcomes.old > 0 && outcomes.new > 0, `crashes hit both before and after the switch: ${JSON.stringify(outcomes)}`);
 });
 
