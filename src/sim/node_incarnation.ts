@@ -11,7 +11,8 @@
  * Pure: the gates wrap injected interfaces.
  */
 import type { Clock, TimerHandle } from "../io/clock.ts";
-import type { FileHandle, FileLock, FileSystem, OpenMode } from "../io/file_system.ts";
+import type { FileSystem } from "../io/file_system.ts";
+import { GatedFileSystem } from "../io/gated_file_system.ts";
 import type { Message } from "../transport/message_types.ts";
 import type { MessageHandler, Transport, TransportStats } from "../transport/transport.ts";
 import { IoError } from "../util/errors.ts";
@@ -87,8 +88,11 @@ export class NodeIncarnation {
     return new IncarnationTransport(this, endpoint, observe);
   }
 
+  /** `disk` as this life sees it: every access fails once the life has ended. */
   fileSystem(disk: FileSystem): FileSystem {
-    return new IncarnationFileSystem(this, disk);
+    return new GatedFileSystem(disk, (_operation, path) => {
+      if (this.#dead) throw new IoError(`disk access failed: node ${this.node} crashed`, path);
+    });
   }
 }
 
@@ -150,116 +154,5 @@ class IncarnationTransport implements Transport {
 
   stats(): TransportStats {
     return this.#endpoint.stats();
-  }
-}
-
-class IncarnationFileSystem implements FileSystem {
-  readonly #life: NodeIncarnation;
-  readonly #disk: FileSystem;
-
-  constructor(life: NodeIncarnation, disk: FileSystem) {
-    this.#life = life;
-    this.#disk = disk;
-  }
-
-  /** Throws when the node's life has ended: a dead thread touches no file. */
-  check(path: string): void {
-    if (this.#life.dead) throw new IoError(`disk access failed: node ${this.#life.node} crashed`, path);
-  }
-
-  open(path: string, mode: OpenMode): FileHandle {
-    this.check(path);
-    return new IncarnationFileHandle(this, this.#disk.open(path, mode));
-  }
-
-  readFile(path: string): Uint8Array {
-    this.check(path);
-    return this.#disk.readFile(path);
-  }
-
-  exists(path: string): boolean {
-    this.check(path);
-    return this.#disk.exists(path);
-  }
-
-  list(directory: string): string[] {
-    this.check(directory);
-    return this.#disk.list(directory);
-  }
-
-  makeDirectory(directory: string): void {
-    this.check(directory);
-    this.#disk.makeDirectory(directory);
-  }
-
-  rename(from: string, to: string): void {
-    this.check(from);
-    this.#disk.rename(from, to);
-  }
-
-  remove(path: string): void {
-    this.check(path);
-    this.#disk.remove(path);
-  }
-
-  removeTree(directory: string): void {
-    this.check(directory);
-    this.#disk.removeTree(directory);
-  }
-
-  syncDirectory(directory: string): void {
-    this.check(directory);
-    this.#disk.syncDirectory(directory);
-  }
-
-  lock(path: string): FileLock {
-    this.check(path);
-    return this.#disk.lock(path);
-  }
-
-  breakLock(path: string): void {
-    this.#disk.breakLock(path);
-  }
-}
-
-class IncarnationFileHandle implements FileHandle {
-  readonly #fs: IncarnationFileSystem;
-  readonly #inner: FileHandle;
-
-  constructor(fs: IncarnationFileSystem, inner: FileHandle) {
-    this.#fs = fs;
-    this.#inner = inner;
-  }
-
-  get path(): string {
-    return this.#inner.path;
-  }
-
-  append(data: Uint8Array): void {
-    this.#fs.check(this.#inner.path);
-    this.#inner.append(data);
-  }
-
-  readAt(buffer: Uint8Array, position: number): number {
-    this.#fs.check(this.#inner.path);
-    return this.#inner.readAt(buffer, position);
-  }
-
-  size(): number {
-    return this.#inner.size();
-  }
-
-  sync(): void {
-    this.#fs.check(this.#inner.path);
-    this.#inner.sync();
-  }
-
-  truncate(length: number): void {
-    this.#fs.check(this.#inner.path);
-    this.#inner.truncate(length);
-  }
-
-  close(): void {
-    this.#inner.close();
   }
 }
