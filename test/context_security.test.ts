@@ -15,6 +15,7 @@ import { createCluster, type Cluster } from "../src/runtime/cluster.ts";
 import { startHttpFront } from "../src/runtime/http_front.ts";
 import { CounterLease } from "../src/node/counter_lease.ts";
 import { NodeCore } from "../src/node/node_core.ts";
+import { clusterConfigDefaults } from "../src/cluster/cluster_config.ts";
 import { MAIN_PEER } from "../src/node/node_messages.ts";
 import { MessageType, type Message } from "../src/transport/message_types.ts";
 import { SimNetwork } from "../src/transport/sim_transport.ts";
@@ -182,7 +183,7 @@ test("a node refuses a forged context that reaches it, and writes nothing", asyn
   const network = new SimNetwork({ prng: createPrng(4) });
   const signer = createContextSigner(new Uint8Array(16).fill(0x11));
   const lease = CounterLease.open(fs, STORE_DIRECTORY);
-  const node = new NodeCore({ nodeId: 0, store, transport: network.endpoint(0), clock: new SimClock(), signer, lease, actor: 0 });
+  const node = new NodeCore({ nodeId: 0, store, transport: network.endpoint(0), clock: new SimClock(), signer, lease, actor: 0, prng: createPrng(5), generation: 1, members: [0], gossip: clusterConfigDefaults.gossip });
   const main = network.endpoint(MAIN_PEER);
   const answers = new Map<number, { ok: boolean; error?: PlainError }>();
   main.onMessage((_from, message) => {

@@ -20,6 +20,7 @@ import { RealClock } from "../src/io/real_clock.ts";
 import { RealFileSystem } from "../src/io/real_file_system.ts";
 import { CounterLease } from "../src/node/counter_lease.ts";
 import { NodeActor } from "../src/node/node_actor.ts";
+import type { GossipConfig } from "../src/membership/gossip.ts";
 import { NodeCore } from "../src/node/node_core.ts";
 import { MAIN_PEER, type RingSpec, type StreamPlan } from "../src/node/node_messages.ts";
 import { RemoteStorageJobs } from "../src/runtime/remote_storage_jobs.ts";
@@ -72,13 +73,22 @@ try {
   port.postMessage({ kind: "failed", error: encodeError(error) });
   process.exit(1);
 }
-const node = new NodeCore({ nodeId: data.nodeId, store, transport, clock, signer: createContextSigner(data.contextSecret), lease, actor: actor.actor });
+const node = new NodeCore({ nodeId: data.nodeId, store, transport, clock, signer: createContextSigner(data.contextSecret),
+  lease,
+  actor: actor.actor,
+  prng: createPrng(randomBytes(4).readUInt32LE(0)),
+  generation: data.start.generation,
+  members: data.start.members,
+  gossip: data.start.gossip,
+});
 
 const control: NodeWorkerControl = {
   stats: async (scan: boolean) => node.stats({ scan }),
   stream: (plan: StreamPlan) => node.streams.streamKeys(plan),
   cleanup: (ring: RingSpec, keysPerSecond: number) => node.streams.cleanup(ring, keysPerSecond),
   abortStream: async (streamId: number) => node.streams.abortStream(streamId),
+  setMembers: async (members: readonly number[]) => node.setMembers(members),
+  setGossipConfig: async (config: GossipConfig) => node.setGossipConfig(config),
   connect: async (peer: number, peerPort: MessagePort) => {
     ports.disconnect(peer);
     ports.connect(peer, peerPort);

@@ -24,7 +24,9 @@ import { emptyContext, joinContexts } from "../version/dotted_version_vector.ts"
 import { decodeContext, encodeContext } from "../version/version_codec.ts";
 import { applyConfigChange, type ClusterConfig, type ClusterConfigChange } from "./cluster_config.ts";
 import type { StoredCluster } from "./cluster_file.ts";
-import type { NodeHost } from "./node_host.ts";
+import type { NodeHost, NodeStart } from "./node_host.ts";
+import { GossipState, type MemberStatus, type MemberView } from "../membership/gossip.ts";
+import type { TimerHandle } from "../io/clock.ts";
 import { resolveRequestOptions } from "./request_options.ts";
 import { RequestTable, type RequestAction } from "./request_table.ts";
 import { RingMover, type RingChangeReport } from "./ring_mover.ts";
@@ -90,12 +92,25 @@ export interface ClusterCoreOptions {
   readonly save: (state: ClusterState) => void;
 }
 
+/** A change of a node's status as the main thread sees it. */
+export interface MembershipChange {
+  readonly node: number;
+  readonly status: MemberStatus;
+  readonly generation: number;
+  /** The main thread's monotonic clock, ms. */
+  readonly atMs: number;
+  /** "gossip": its heartbeat stopped (or rose again); "exit": its thread ended; "start": it was started. */
+  readonly source: "gossip" | "exit" | "start";
+}
+
 export interface ClusterStats {
   readonly config: ClusterConfig;
   /** Members the router sends nothing to (crashed, or found dead). */
   readonly down: number[];
   readonly nodes: NodeStats[];
   readonly ringChanges: RingChangeReport[];
+  /** Each member's status and generation in the main thread's gossip view. */
+  readonly membership: MemberView[];
 }
 
 export class ClusterCore {
@@ -117,6 +132,16 @@ export class ClusterCore {
   #ring: HashRing;
   /** Members known to be down: requests route around them, ring changes refuse them. */
   readonly #down = new Set<number>();
+  /** The gossip generation each node was last started with. */
+  readonly #generations = new Map<number, number>();
+  /** The main thread's view: a passive gossip member, fed by every node's table each round. */
+  readonly #gossip: GossipState;
+  /** Members whose heartbeat stopped in that view: the router sends them nothing. */
+  readonly #gossipDown = new Set<number>();
+  #gossipTimer: TimerHandle | undefined;
+  readonly #membershipListeners = new Set<(change: MembershipChange) => void>();
+  /** What the router avoids: nodes whose thread ended, or whose heartbeat stopped. */
+  readonly #unavailable = { has: (node: number) => this.#down.has(node) || this.#gossipDown.has(node) };
   /** Nodes whose control calls would not answer for a while (paused on purpose): stats skips them. */
   readonly #silent = new Set<number>();
   #closed = false;
@@ -133,11 +158,13 @@ export class ClusterCore {
     this.#nextActor = options.state.nextActor;
     this.#ring = HashRing.build({ nodes: this.#members, vnodesPerNode: this.#config.vnodesPerNode });
     this.#requests = new RequestTable(options.clock);
+    this.#gossip = new GossipState({ generation: 0, members: this.#members, config: this.#config.gossip, nowMs: options.clock.nowMs() });
+    this.#scheduleGossipCheck();
     this.#mover = new RingMover({
       host: options.host,
       clock: options.clock,
       requests: this.#requests,
-      isDown: (node) => this.#down.has(node),
+      isDown: (node) => this.#unavailable.has(node),
       switchTo: (config, members, ring) => {
         this.#ring = ring;
         this.#commit(config, members);
@@ -227,7 +254,7 @@ export class ClusterCore {
       preferenceList: this.#ring.preferenceList(key, this.#config.n),
       pendingList,
       required,
-      down: this.#down,
+      down: this.#unavailable,
     });
     if (!route.ok) {
       const { acknowledged, replicas, detail } = route;
@@ -246,6 +273,9 @@ export class ClusterCore {
   }
 
   #onMessage(message: Message): void {
+    if (message.type === MessageType.gossip) {
+      return this.#membershipEvents(this.#gossip.receive(message.table as number[], this.#clock.nowMs()), "gossip");
+    }
     if (message.type === MessageType.readReply) {
       const waiting = this.#inspections.get(message.requestId as number);
       this.#inspections.delete(message.requestId as number);
@@ -314,12 +344,53 @@ export class ClusterCore {
     const scan = options.keys === true;
     // Members, and a node being added while its keys stream to it.
     const nodes = [...new Set([...this.#members, ...(this.#mover.transition?.involved ?? [])])].sort((a, b) => a - b);
-    const asked = nodes.filter((node) => !this.#down.has(node) && !this.#silent.has(node));
+    const asked = nodes.filter((node) => !this.#unavailable.has(node) && !this.#silent.has(node));
     const answers = await Promise.all(asked.map((node) => this.#host.control(node).stats(scan)));
-    return { config: this.#config, down: [...this.#down].sort((a, b) => a - b), nodes: answers, ringChanges: this.#mover.reports() };
+    const down = [...new Set([...this.#down, ...this.#gossipDown])].sort((a, b) => a - b);
+    return { config: this.#config, down, nodes: answers, ringChanges: this.#mover.reports(), membership: this.membership() };
   }
 
   // ---- membership and liveness ---------------------------------------------------------------
+
+  /** Checks every member's heartbeat age once per gossip interval (read at each round). */
+  #scheduleGossipCheck(): void {
+    this.#gossipTimer = this.#clock.setTimer(this.#config.gossip.intervalMs, () => {
+      if (this.#closed) return;
+      this.#membershipEvents(this.#gossip.tick(this.#clock.nowMs()).events, "gossip");
+      this.#scheduleGossipCheck();
+    });
+  }
+
+  #membershipEvents(events: readonly { node: number; status: MemberStatus; generation: number; atMs: number }[], source: MembershipChange["source"]): void {
+    for (const event of events) {
+      if (source === "gossip") {
+        if (event.status === "down") this.#gossipDown.add(event.node);
+        else this.#gossipDown.delete(event.node);
+      }
+      this.#emit({ ...event, source });
+    }
+  }
+
+  #emit(change: MembershipChange): void {
+    for (const listener of [...this.#membershipListeners]) {
+      try {
+        listener(change);
+      } catch {
+        // a listener's failure is its own: membership goes on
+      }
+    }
+  }
+
+  /** Calls `listener` on every status change; returns the function that stops it. */
+  onMembership(listener: (change: MembershipChange) => void): () => void {
+    this.#membershipListeners.add(listener);
+    return () => this.#membershipListeners.delete(listener);
+  }
+
+  /** Each member's status and generation as the main thread sees them. */
+  membership(): MemberView[] {
+    return this.#gossip.view().map((member) => (this.#down.has(member.node) ? { ...member, status: "down" as const } : member));
+  }
 
   /**
    * `node` is down (its thread crashed or exited): requests route around it, the requests it
@@ -328,14 +399,26 @@ export class ClusterCore {
    */
   nodeDown(node: number, reason: string): void {
     if (!this.#members.includes(node) && !this.#mover.involves(node)) return;
+    if (!this.#down.has(node)) this.#emit({ node, status: "down", generation: this.#generations.get(node) ?? 0, atMs: this.#clock.nowMs(), source: "exit" });
     this.#down.add(node);
     this.#mover.nodeDown(node);
     this.#requests.abandonCoordinatedBy(node, `coordinating node ${node} ${reason}`);
   }
 
-  /** `node` serves again (restarted): requests may go to it. */
-  nodeUp(node: number): void {
+  /**
+   * Starts node `node` (a new one, or one whose thread is not running) through the host, with a
+   * gossip generation above its earlier ones and the ring's members, and routes to it again.
+   */
+  async startNode(node: number): Promise<void> {
+    const generation = Math.max((this.#generations.get(node) ?? 0) + 1, Math.floor(this.#clock.wallMs()));
+    this.#generations.set(node, generation);
+    const members = [...new Set([...this.#members, node])].sort((a, b) => a - b);
+    const start: NodeStart = { generation, members, gossip: this.#config.gossip };
+    await this.#host.startNode(node, start);
     this.#down.delete(node);
+    this.#gossipDown.delete(node);
+    this.#gossip.noteStart(node, generation, this.#clock.nowMs());
+    this.#emit({ node, status: "up", generation, atMs: this.#clock.nowMs(), source: "start" });
   }
 
   /** Whether stats() should skip `node` (it is paused and would not answer). */
@@ -400,7 +483,7 @@ export class ClusterCore {
       }
       const next = applyConfigChange("add node", this.#config, { nodes: this.#members.length + 1 });
       const node = this.#nextNodeId;
-      await this.#host.startNode(node);
+      await this.startNode(node);
       try {
         this.#nextNodeId = node + 1;
         await this.#mover.changeRing("add node", next, [...this.#members, node].sort((a, b) => a - b));
@@ -440,9 +523,25 @@ export class ClusterCore {
   }
 
   #commit(config: ClusterConfig, members: readonly number[]): void {
+    const previous = this.#config;
+    const membersChanged = members.join(",") !== this.#members.join(",");
     this.#config = { ...config, nodes: members.length };
     this.#members = [...members];
     this.#persist();
+    // Nodes learn the new members and gossip settings (each applies them within one round).
+    const gossipChanged = JSON.stringify(previous.gossip) !== JSON.stringify(this.#config.gossip);
+    if (gossipChanged) this.#gossip.setConfig(this.#config.gossip);
+    if (membersChanged) {
+      this.#gossip.setMembers(this.#members, this.#clock.nowMs());
+      for (const node of [...this.#gossipDown]) if (!this.#members.includes(node)) this.#gossipDown.delete(node);
+    }
+    if (!gossipChanged && !membersChanged) return;
+    for (const node of this.#members) {
+      if (this.#down.has(node)) continue;
+      const control = this.#host.control(node);
+      if (membersChanged) control.setMembers(this.#members).catch(() => {});
+      if (gossipChanged) control.setGossipConfig(this.#config.gossip).catch(() => {});
+    }
   }
 
   /** Writes the cluster file with the current state. */
@@ -477,6 +576,7 @@ export class ClusterCore {
    */
   async close(): Promise<void> {
     this.#closed = true;
+    if (this.#gossipTimer !== undefined) this.#clock.clearTimer(this.#gossipTimer);
     await this.#mover.idle();
     await this.#requests.drain(this.#requests.nextId);
     for (const waiting of this.#inspections.values()) waiting(null);

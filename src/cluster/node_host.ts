@@ -3,6 +3,7 @@
  * simulator (src/sim/). The core decides; the host starts and stops nodes and carries control
  * calls to them. Data-plane requests travel on the core's Transport instead.
  */
+import type { GossipConfig } from "../membership/gossip.ts";
 import type { CleanupReport, RingSpec, StreamPlan, StreamReport } from "../node/node_messages.ts";
 import type { NodeStats } from "../node/node_stats.ts";
 
@@ -15,6 +16,17 @@ export interface NodeControl {
   cleanup(ring: RingSpec, keysPerSecond: number): Promise<CleanupReport>;
   /** Stops the scan of an abandoned stream at its next chunk. */
   abortStream(streamId: number): Promise<void>;
+  /** The ring's members changed: the node gossips with these. */
+  setMembers(members: readonly number[]): Promise<void>;
+  setGossipConfig(config: GossipConfig): Promise<void>;
+}
+
+/** What a node is started with, beyond its id: chosen by the cluster core. */
+export interface NodeStart {
+  /** Higher than every earlier start of this node (gossip generation). */
+  readonly generation: number;
+  readonly members: readonly number[];
+  readonly gossip: GossipConfig;
 }
 
 export interface NodeHost {
@@ -23,7 +35,7 @@ export interface NodeHost {
    * running node and the core's transport, and resolves once it serves requests. Rejects with
    * the node's typed error if its store refuses to open.
    */
-  startNode(node: number): Promise<void>;
+  startNode(node: number, start: NodeStart): Promise<void>;
   /** Closes node `node`'s store and stops it; resolves when it is gone. */
   stopNode(node: number): Promise<void>;
   /** Tells the running nodes that `node` left the cluster for good. */

@@ -25,7 +25,7 @@ export function routeRequest(request: {
   readonly pendingList: readonly number[] | null;
   /** W or R. */
   readonly required: number;
-  readonly down: ReadonlySet<number>;
+  readonly down: { has(node: number): boolean };
 }): Route {
   const { preferenceList, pendingList, required, down } = request;
   const replicas = preferenceList.length;

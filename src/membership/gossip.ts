@@ -109,10 +109,10 @@ export class GossipState {
    * One round, due every `intervalMs`: raises this node's heartbeat, checks every member's age,
    * and says whom to send the table to. `observers` (the main thread) always get it.
    */
-  tick(nowMs: number, prng: Prng): { readonly sendTo: number[]; readonly table: GossipTable; readonly events: MembershipEvent[] } {
+  tick(nowMs: number, prng?: Prng): { readonly sendTo: number[]; readonly table: GossipTable; readonly events: MembershipEvent[] } {
     this.#lastRoundMs = nowMs;
     const events = this.#check(nowMs);
-    if (this.self === undefined) return { sendTo: [], table: [], events };
+    if (this.self === undefined || prng === undefined) return { sendTo: [], table: [], events };
     this.#heartbeat++;
     const peers = this.#members.filter((node) => node !== this.self);
     prng.shuffle(peers);
@@ -145,6 +145,20 @@ export class GossipState {
       }
     }
     return events;
+  }
+
+  /**
+   * `node` was just started with `generation` (the observer started it): up at once, as if its
+   * first heartbeat had arrived. Returns the event when that changes its status.
+   */
+  noteStart(node: number, generation: number, nowMs: number): MembershipEvent[] {
+    const entry = this.#entries.get(node);
+    if (!entry || generation <= entry.generation) return [];
+    const wasDown = entry.status === "down";
+    Object.assign(entry, { generation, heartbeat: 0, status: "up", seenAtMs: nowMs, known: true });
+    if (!wasDown) return [];
+    entry.changedAtMs = nowMs;
+    return [{ node, status: "up", generation, atMs: nowMs }];
   }
 
   /** Marks down the members silent for failAfterMs; forgets those down for cleanupAfterMs. */

@@ -36,10 +36,32 @@ import { IoError } from "../util/errors.ts";
 import type { ContextSigner } from "../version/context_signer.ts";
 import { emptyContext } from "../version/dotted_version_vector.ts";
 import { decodeContext } from "../version/version_codec.ts";
+import type { Prng } from "../io/prng.ts";
+import { GossipState, type GossipConfig, type MemberView } from "../membership/gossip.ts";
 import type { CounterLease } from "./counter_lease.ts";
 import { KeyStreams } from "./key_stream.ts";
 import { MAIN_PEER, type GetRequest, type PutRequest } from "./node_messages.ts";
 import { LatencySamples, type KeyCounts, type NodeStats } from "./node_stats.ts";
+
+export interface NodeCoreOptions {
+  readonly nodeId: number;
+  /** The actor this life stamps with (node_actor.ts). */
+  readonly actor: number;
+  readonly store: Store;
+  readonly transport: Transport;
+  readonly clock: Clock;
+  /** The cluster's context signer (made from its secret), for this thread only. */
+  readonly signer: ContextSigner;
+  /** The counter lease of the node's store directory (counter_lease.ts). */
+  readonly lease: CounterLease;
+  /** Gossip peer choice and other draws: seeded in the simulator. */
+  readonly prng: Prng;
+  /** This life's gossip generation: higher than every earlier life's. */
+  readonly generation: number;
+  /** The ring's members, this node among them (gossip peers). */
+  readonly members: readonly number[];
+  readonly gossip: GossipConfig;
+}
 
 /** A session with what its error would need to say: the action and the replicas it addressed (N). */
 type Session = (
@@ -68,13 +90,20 @@ export class NodeCore {
   /** Read repairs this node could not apply (store refusing writes, sibling limit). */
   #repairsFailed = 0;
 
-  /** `signer`: the cluster's context signer (made from its secret), for this thread only. */
-  /**
-   * `signer`: the cluster's context signer (made from its secret), for this thread only.
-   * `lease`: the counter lease of the node's store directory (counter_lease.ts).
-   */
-  constructor(options: { nodeId: number; actor: number; store: Store; transport: Transport; clock: Clock; signer: ContextSigner; lease: CounterLease }) {
+  readonly #prng: Prng;
+  readonly #gossip: GossipState;
+  #gossipTimer: TimerHandle | undefined;
+
+  constructor(options: NodeCoreOptions) {
     this.actor = options.actor;
+    this.#prng = options.prng;
+    this.#gossip = new GossipState({
+      self: options.nodeId,
+      generation: options.generation,
+      members: options.members,
+      config: options.gossip,
+      nowMs: options.clock.nowMs(),
+    });
     this.nodeId = options.nodeId;
     this.#store = options.store;
     this.#transport = options.transport;
@@ -84,6 +113,39 @@ export class NodeCore {
     this.#counterFloor = Math.max(options.store.stats().sequence + 1, options.lease.ceiling);
     this.streams = new KeyStreams(options);
     this.#transport.onMessage((from, message) => this.#receive(from, message));
+    this.#scheduleGossip();
+  }
+
+  // ---- membership ----------------------------------------------------------------------------
+
+  /** One gossip round every intervalMs (read at each round, so a change applies within one). */
+  #scheduleGossip(): void {
+    this.#gossipTimer = this.#clock.setTimer(this.#gossip.config.intervalMs, () => {
+      if (this.#stopped) return;
+      const round = this.#gossip.tick(this.#clock.nowMs(), this.#prng);
+      const message = { type: MessageType.gossip, table: round.table };
+      for (const peer of round.sendTo) this.#transport.send(peer, message);
+      this.#transport.send(MAIN_PEER, message);
+      this.#scheduleGossip();
+    });
+  }
+
+  /** The ring's members changed (a node joined or left). */
+  setMembers(members: readonly number[]): void {
+    this.#gossip.setMembers(members, this.#clock.nowMs());
+  }
+
+  setGossipConfig(config: GossipConfig): void {
+    this.#gossip.setConfig(config);
+  }
+
+  /** Whether this node's gossip view holds `node` up. */
+  isUp(node: number): boolean {
+    return this.#gossip.isUp(node);
+  }
+
+  membership(): MemberView[] {
+    return this.#gossip.view();
   }
 
   #receive(from: number, message: Message): void {
@@ -107,6 +169,9 @@ export class NodeCore {
         return void this.streams.onStreamChunk(from, message);
       case MessageType.streamAck:
         return this.streams.onStreamAck(message);
+      case MessageType.gossip:
+        this.#gossip.receive(message.table as number[], this.#clock.nowMs());
+        return;
       default:
         return;
     }
@@ -394,6 +459,7 @@ export class NodeCore {
   /** Stops sessions' timers and the streams. The caller closes the store and the transport. */
   stop(): void {
     this.#stopped = true;
+    if (this.#gossipTimer !== undefined) this.#clock.clearTimer(this.#gossipTimer);
     for (const { timer } of this.#sessions.values()) this.#clock.clearTimer(timer);
     this.#sessions.clear();
     this.streams.stop();

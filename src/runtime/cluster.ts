@@ -9,9 +9,11 @@
  * Thread contract: a Cluster is used from the thread that created it.
  */
 import type { ClusterConfig, ClusterConfigChange } from "../cluster/cluster_config.ts";
+import type { MemberView } from "../membership/gossip.ts";
 import {
   ClusterCore,
   type ClusterStats,
+  type MembershipChange,
   type GetResult,
   type RequestOptions,
   type RingChangeReport,
@@ -34,9 +36,14 @@ import { CONTEXT_SECRET_FILE, loadContextSecret } from "./cluster_secret.ts";
 import { PiscinaStorageJobs } from "./piscina_storage_jobs.ts";
 import { WorkerNodeHost } from "./worker_node_host.ts";
 
-export type { GetResult, RequestOptions, RingChangeReport, WriteOptions, WriteResult } from "../cluster/cluster_core.ts";
+export type { GetResult, MembershipChange, RequestOptions, RingChangeReport, WriteOptions, WriteResult } from "../cluster/cluster_core.ts";
+export type { MemberView } from "../membership/gossip.ts";
 
 export interface CreateClusterOptions extends Partial<Omit<ClusterConfig, "gossip" | "antiEntropy">> {
+  /** Gossip failure detection settings (any subset). */
+  readonly gossip?: Partial<ClusterConfig["gossip"]>;
+  /** Anti-entropy settings (any subset). */
+  readonly antiEntropy?: Partial<ClusterConfig["antiEntropy"]>;
   /**
    * Where the nodes keep their data: created if missing, locked while the cluster is open (one
    * cluster per directory, in any process). @default a new temporary directory
@@ -73,6 +80,7 @@ export class Cluster {
   readonly #clock: RealClock;
   readonly #paused = new Map<number, number>();
   readonly #diskFaults = new Map<number, DiskFault>();
+  readonly #unsubscribe = new Map<(change: MembershipChange) => void, () => void>();
   /** Restarts under way, by node: a second restart of the node joins the first. */
   readonly #restarts = new Map<number, Promise<void>>();
   #closing: Promise<void> | null = null;
@@ -147,7 +155,7 @@ export class Cluster {
     });
     let started = false;
     try {
-      for (const node of stored.members) await host.startNode(node);
+      for (const node of stored.members) await core.startNode(node);
       started = true;
       core.persist();
     } catch (error) {
@@ -204,6 +212,29 @@ export class Cluster {
   /** The nodes that hold `key`, in preference order. */
   preferenceList(key: KeyInput): number[] {
     return this.#core.preferenceList(key);
+  }
+
+  /**
+   * Membership events: `listener` is called with each change of a node's status as the main
+   * thread sees it (`{ node, status: "up" | "down", generation, atMs, source }`): gossip (its
+   * heartbeat stopped rising for gossip.failAfterMs, or rose again), its thread's exit, or a start.
+   */
+  on(event: "membership", listener: (change: MembershipChange) => void): this {
+    if (event !== "membership") throw new LoomTypeError(`on failed: unknown event ${describe(event)}, expected "membership"`);
+    if (typeof listener !== "function") throw new LoomTypeError(`on failed: listener must be a function, got ${describe(listener)}`);
+    this.#unsubscribe.set(listener, this.#core.onMembership(listener));
+    return this;
+  }
+
+  off(event: "membership", listener: (change: MembershipChange) => void): this {
+    this.#unsubscribe.get(listener)?.();
+    this.#unsubscribe.delete(listener);
+    return this;
+  }
+
+  /** Each member's status and gossip generation as the main thread sees them. */
+  membership(): MemberView[] {
+    return this.#core.membership();
   }
 
   /** The ring: nodes, virtual nodes per node, and the share of the key space each node owns. */
@@ -353,8 +384,7 @@ export class Cluster {
       if (wipe) this.#directory.removeNodeDirectory(node);
       else this.#directory.breakNodeLock(node);
       this.#diskFaults.delete(node);
-      await this.#host.startNode(node);
-      this.#core.nodeUp(node);
+      await this.#core.startNode(node);
     })().finally(() => this.#restarts.delete(node));
     this.#restarts.set(node, restarting);
     return restarting;

@@ -3,7 +3,7 @@
  * started with, and the control calls it serves (typed RPC over its control port).
  */
 import type { MessagePort } from "node:worker_threads";
-import type { NodeControl } from "../cluster/node_host.ts";
+import type { NodeControl, NodeStart } from "../cluster/node_host.ts";
 import type { DiskFault } from "../io/faulty_file_system.ts";
 import type { FsyncPolicy } from "../storage/store_config.ts";
 import type { LinkFaults } from "../transport/link_faults.ts";
@@ -15,6 +15,8 @@ export interface NodeWorkerData {
   readonly memtableBytes: number;
   /** The cluster's context secret: the node signs the contexts it returns and verifies those it is sent. */
   readonly contextSecret: Uint8Array;
+  /** Generation, members and gossip settings, chosen by the cluster core. */
+  readonly start: NodeStart;
   /** A fresh actor, used only if the node's last life did not end cleanly (node_actor.ts). */
   readonly freshActor: number;
   /** The cluster's link faults in force when the node starts. */

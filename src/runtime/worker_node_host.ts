@@ -8,7 +8,7 @@
  * Thread contract: the main thread.
  */
 import { MessageChannel, Worker, type MessagePort } from "node:worker_threads";
-import type { NodeControl, NodeHost } from "../cluster/node_host.ts";
+import type { NodeControl, NodeHost, NodeStart } from "../cluster/node_host.ts";
 import type { DiskFault } from "../io/faulty_file_system.ts";
 import type { StorageJobs } from "../storage/storage_jobs.ts";
 import type { FsyncPolicy } from "../storage/store_config.ts";
@@ -64,7 +64,7 @@ export class WorkerNodeHost implements NodeHost {
     return this.#running.has(node);
   }
 
-  async startNode(node: number): Promise<void> {
+  async startNode(node: number, start: NodeStart): Promise<void> {
     if (this.#running.has(node)) return;
     const { port1: mainEnd, port2: nodeMainPort } = new MessageChannel();
     const { port1: jobsEnd, port2: nodeJobsPort } = new MessageChannel();
@@ -77,6 +77,7 @@ export class WorkerNodeHost implements NodeHost {
       memtableBytes: this.#options.memtableBytes,
       contextSecret: this.#options.contextSecret,
       freshActor: this.#options.freshActor(),
+      start,
       linkFaults: this.#linkFaults,
       mainPort: nodeMainPort,
       controlPort: nodeControlPort,
@@ -136,7 +137,7 @@ export class WorkerNodeHost implements NodeHost {
     const running = this.#running.get(node);
     if (!running) {
       const refuse = () => Promise.reject(new ClosedError(`node ${node} is not running`));
-      return { stats: refuse, stream: refuse, cleanup: refuse, abortStream: refuse };
+      return { stats: refuse, stream: refuse, cleanup: refuse, abortStream: refuse, setMembers: refuse, setGossipConfig: refuse };
     }
     const control = running.control;
     return {
@@ -144,6 +145,8 @@ export class WorkerNodeHost implements NodeHost {
       stream: (plan) => untilExit(running, node, control.stream(plan)),
       cleanup: (ring, keysPerSecond) => untilExit(running, node, control.cleanup(ring, keysPerSecond)),
       abortStream: (streamId) => untilExit(running, node, control.abortStream(streamId)),
+      setMembers: (members) => untilExit(running, node, control.setMembers(members)),
+      setGossipConfig: (config) => untilExit(running, node, control.setGossipConfig(config)),
     };
   }
 

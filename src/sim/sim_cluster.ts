@@ -124,7 +124,7 @@ export class SimCluster {
       save: (saved) => writeClusterFile(mainDisk, SIM_CLUSTER_DIRECTORY, saved),
     });
     const cluster = new SimCluster({ seed: options.seed, clock, network, core, host, mainDisk, prng, trace });
-    for (const node of members) await cluster.#settle(host.startNode(node));
+    for (const node of members) await cluster.#settle(core.startNode(node));
     writeClusterFile(mainDisk, SIM_CLUSTER_DIRECTORY, state);
     return cluster;
   }
@@ -218,8 +218,7 @@ export class SimCluster {
       if (this.host.isRunning(node)) return;
       this.#diskFaults.delete(node);
       this.host.setDiskFault(node, null);
-      await this.host.startNode(node);
-      this.core.nodeUp(node);
+      await this.core.startNode(node);
     },
     wipe: async (node: number): Promise<void> => {
       this.core.checkNode("wipe", node);

@@ -8,7 +8,7 @@
  * disk, `wipe` on an empty one, `pause` holds a life's timers and messages, disk faults go through
  * a FaultyFileSystem. The cluster core learns of a crash as it would of a thread's exit (`onExit`).
  */
-import type { NodeControl, NodeHost } from "../cluster/node_host.ts";
+import type { NodeControl, NodeHost, NodeStart } from "../cluster/node_host.ts";
 import type { Clock } from "../io/clock.ts";
 import { FaultyFileSystem, type DiskFault } from "../io/faulty_file_system.ts";
 import type { Prng } from "../io/prng.ts";
@@ -82,7 +82,7 @@ export class SimNodeHost implements NodeHost {
     return entry;
   }
 
-  async startNode(node: number): Promise<void> {
+  async startNode(node: number, start: NodeStart): Promise<void> {
     if (this.#lives.has(node)) return;
     const incarnation = new NodeIncarnation(node);
     const { faulty } = this.#disk(node);
@@ -103,7 +103,19 @@ export class SimNodeHost implements NodeHost {
     const transport = incarnation.transport(this.#options.network.restart(node), observe && ((from, message) => observe(node, from, message)));
     const lease = CounterLease.open(fs, SIM_NODE_DIRECTORY);
     const actor = NodeActor.start(fs, SIM_NODE_DIRECTORY, this.#options.freshActor);
-    const core = new NodeCore({ nodeId: node, actor: actor.actor, store, transport, clock, signer: this.#options.signer, lease });
+    const core = new NodeCore({
+      nodeId: node,
+      actor: actor.actor,
+      store,
+      transport,
+      clock,
+      signer: this.#options.signer,
+      lease,
+      prng: this.#options.prng.fork(),
+      generation: start.generation,
+      members: start.members,
+      gossip: start.gossip,
+    });
     this.#lives.set(node, { incarnation, core, store, actor });
   }
 
@@ -180,7 +192,7 @@ export class SimNodeHost implements NodeHost {
     const life = this.#lives.get(node);
     if (!life) {
       const refuse = () => Promise.reject(new ClosedError(`node ${node} is not running`));
-      return { stats: refuse, stream: refuse, cleanup: refuse, abortStream: refuse };
+      return { stats: refuse, stream: refuse, cleanup: refuse, abortStream: refuse, setMembers: refuse, setGossipConfig: refuse };
     }
     // As a worker would: a paused node answers once it resumes, a dead one never (the call fails).
     const call = <T>(work: () => Promise<T> | T): Promise<T> =>
@@ -196,6 +208,8 @@ export class SimNodeHost implements NodeHost {
       stream: (plan) => call(() => life.core.streams.streamKeys(plan)),
       cleanup: (ring, keysPerSecond) => call(() => life.core.streams.cleanup(ring, keysPerSecond)),
       abortStream: (streamId) => call(() => life.core.streams.abortStream(streamId)),
+      setMembers: (members) => call(() => life.core.setMembers(members)),
+      setGossipConfig: (config) => call(() => life.core.setGossipConfig(config)),
     };
   }
 }
