@@ -3,7 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { createPrng } from "../src/io/prng.ts";
-import { cloneSlotTag, decodeFrame, FrameEncoder, frameHeaderBytes, MalformedFrameError } from "../src/transport/frame_format.ts";
+import { cloneSlotTag, decodeFrame, FrameEncoder, frameFormat, frameHeaderBytes, MalformedFrameError } from "../src/transport/frame_format.ts";
 import { type Message, MessageType } from "../src/transport/message_types.ts";
 import { PortTransport } from "../src/transport/port_transport.ts";
 import { transportLimits } from "../src/transport/transport_limits.ts";
@@ -19,27 +19,29 @@ const versions = [
 
 /** One message of every type the frame encodes, in every shape variant. */
 const encodable: Message[] = [
-  { type: MessageType.requestPut, requestId: 1, key: bytes("k"), value: bytes("v"), context: "", preferenceList: [0, 1, 2], w: 2, timeoutMs: 1000, pruneThreshold: 10 },
-  { type: MessageType.requestPut, requestId: 2 ** 40, key: bytes("k"), value: null, context: "AQID-_", preferenceList: [], w: 1, timeoutMs: 5, pruneThreshold: 0 },
-  { type: MessageType.requestPut, requestId: 3, key: bytes("ké"), value: bytes("v"), context: "contexte à accents", preferenceList: [255], w: 1, timeoutMs: 5, pruneThreshold: 0 },
-  { type: MessageType.requestGet, requestId: 4, key: bytes("key"), preferenceList: [2, 0, 1], r: 2, timeoutMs: 1000 },
+  { type: MessageType.requestPut, requestId: 1, key: bytes("k"), value: bytes("v"), context: "", preferenceList: [0, 1, 2], w: 2, timeoutMs: 1000, pruneThreshold: 10, fallbacks: [3, 4], pw: 0 },
+  { type: MessageType.requestPut, requestId: 2 ** 40, key: bytes("k"), value: null, context: "AQID-_", preferenceList: [], w: 1, timeoutMs: 5, pruneThreshold: 0, fallbacks: [], pw: 1 },
+  { type: MessageType.requestPut, requestId: 3, key: bytes("ké"), value: bytes("v"), context: "contexte à accents", preferenceList: [255], w: 1, timeoutMs: 5, pruneThreshold: 0, fallbacks: [7], pw: 2 },
+  { type: MessageType.requestGet, requestId: 4, key: bytes("key"), preferenceList: [2, 0, 1], r: 2, timeoutMs: 1000, fallbacks: [3], pr: 0 },
   { type: MessageType.replicate, requestId: 5, key: bytes("key"), versions },
-  { type: MessageType.replicate, requestId: 6, key: bytes("key"), versions: [] },
+  { type: MessageType.replicate, requestId: 6, key: bytes("key"), versions: [], hintFor: 0 },
   { type: MessageType.replicateAck, requestId: 7, ok: true },
   { type: MessageType.replicateAck, requestId: 8, ok: false },
   { type: MessageType.read, requestId: 9, key: bytes("key") },
+  { type: MessageType.read, requestId: 9, key: bytes("key"), hintFor: 4 },
   { type: MessageType.readReply, requestId: 10, reply: { ok: true, versions } },
   { type: MessageType.readReply, requestId: 11, reply: { ok: false } },
   { type: MessageType.repair, key: bytes("key"), versions },
-  { type: MessageType.response, requestId: 12, result: { ok: true, acknowledged: 2, context: "AQIDBA" } },
-  { type: MessageType.response, requestId: 13, result: { ok: true, values: [bytes("a"), bytes("")], context: "AQ", siblings: 3 } },
+  { type: MessageType.repair, key: bytes("key"), versions, hintFor: 300 },
+  { type: MessageType.response, requestId: 12, node: 2, result: { ok: true, acknowledged: 2, context: "AQIDBA", values: [bytes("w")] } },
+  { type: MessageType.response, requestId: 13, node: 0, result: { ok: true, values: [bytes("a"), bytes("")], context: "AQ", siblings: 3 } },
 ];
 
 /** Messages the frame must carry by structured clone, unchanged. */
 const cloned: Message[] = [
   { type: MessageType.response, requestId: 14, result: { ok: false, error: { code: "LOOM_QUORUM", acknowledged: 1, required: 2 } } },
   { type: MessageType.replicate, requestId: 15, key: bytes("key"), versions, epoch: 3 }, // a field added later
-  { type: MessageType.requestGet, requestId: -1, key: bytes("key"), preferenceList: [0], r: 1, timeoutMs: 1 }, // not a count
+  { type: MessageType.requestGet, requestId: -1, key: bytes("key"), preferenceList: [0], r: 1, timeoutMs: 1, fallbacks: [], pr: 0 }, // not a count
   { type: MessageType.readReply, requestId: 16, reply: { ok: true, versions: [{ version: bytes("v"), value: "text" }] } },
   { type: MessageType.streamChunk, stream: 1, keys: [bytes("a")] },
   { type: MessageType.gossip, members: new Map([[1, "up"]]) },
@@ -93,7 +95,7 @@ test("a batch past the frame size target is cut into several frames that decode 
 });
 
 test("a response's values are copies that do not pin the frame; other fields are views", () => {
-  const [put, response] = roundTrip([encodable[0]!, encodable[13]!]).decoded;
+  const [put, response] = roundTrip([encodable[0]!, encodable[15]!]).decoded;
   const values = (response!["result"] as { values: Uint8Array[] }).values;
   assert.is(values[0]!.buffer.byteLength, values[0]!.byteLength);
   assert.ok((put!["key"] as Uint8Array).buffer.byteLength > 1);
@@ -135,7 +137,7 @@ test("bad magic, format, count, tag, trailing bytes and limits are refused", () 
 });
 
 test("clone slots must match the clone list exactly, each one a message", () => {
-  const slot = new Uint8Array([0x4c, 1, 1, 0, 0, 0, cloneSlotTag]);
+  const slot = new Uint8Array([0x4c, frameFormat, 1, 0, 0, 0, cloneSlotTag]);
   assert.equal(decodeFrame(slot.slice().buffer, [cloned[0]]), [cloned[0]]);
   refusesFrame(slot, [], /holds no message/);
   refusesFrame(slot, [{ type: 0 }], /holds no message/);

@@ -242,7 +242,7 @@ test("insert refuses empty or oversized keys, bad sequences, unknown kinds and o
   const key = Uint8Array.of(1);
   const empty = new Uint8Array(0);
   throwsA(() => memtable.insert(empty, 1, RecordKind.put, empty), LoomRangeError, /key is 0 bytes/);
-  throwsA(() => memtable.insert(new Uint8Array(limits.keyBytesMax + 1), 1, RecordKind.put, empty), LoomRangeError);
+  throwsA(() => memtable.insert(new Uint8Array(limits.storeKeyBytesMax + 1), 1, RecordKind.put, empty), LoomRangeError);
   throwsA(() => memtable.insert("k" as unknown as Uint8Array, 1, RecordKind.put, empty), LoomTypeError);
   for (const sequence of [-1, 1.5, SEQUENCE_MAX + 1, Number.NaN]) {
     throwsA(() => memtable.insert(key, sequence, RecordKind.put, empty), LoomRangeError, /./, `sequence ${sequence}`);

@@ -18,11 +18,12 @@ import { FaultyFileSystem, type DiskFault } from "../src/io/faulty_file_system.t
 import { createPrng } from "../src/io/prng.ts";
 import { RealClock } from "../src/io/real_clock.ts";
 import { RealFileSystem } from "../src/io/real_file_system.ts";
+import { HINTS_DIRECTORY, hintMemtableBytes, HintStore } from "../src/handoff/hint_store.ts";
+import { joinPath } from "../src/io/file_system.ts";
 import { CounterLease } from "../src/node/counter_lease.ts";
 import { NodeActor } from "../src/node/node_actor.ts";
-import type { GossipConfig } from "../src/membership/gossip.ts";
 import { NodeCore } from "../src/node/node_core.ts";
-import { MAIN_PEER, type RingSpec, type StreamPlan } from "../src/node/node_messages.ts";
+import { MAIN_PEER, type NodeSettings, type RingSpec, type StreamPlan } from "../src/node/node_messages.ts";
 import { RemoteStorageJobs } from "../src/runtime/remote_storage_jobs.ts";
 import type { NodeWorkerControl, NodeWorkerData } from "../src/runtime/node_worker_api.ts";
 import { serve } from "../src/runtime/typed_rpc.ts";
@@ -39,47 +40,45 @@ const port = parentPort!;
 const jobs = new RemoteStorageJobs(data.jobsPort);
 const disk = new FaultyFileSystem(new RealFileSystem());
 const clock = new RealClock();
-let store: Store;
+/** Opens the node's store, its hint store beside it, its counter lease and its actor. */
+async function openNode(): Promise<{ store: Store; hintStore: Store; lease: CounterLease; actor: NodeActor }> {
+  const options = { fs: disk, clock, fsync: data.fsync, mergeRule: dominanceMergeRuleReference };
+  const store = await Store.open({ ...options, directory: data.directory, jobs, ownsJobs: true, memtableBytes: data.memtableBytes });
+  try {
+    const hintsDirectory = joinPath(data.directory, HINTS_DIRECTORY);
+    disk.makeDirectory(hintsDirectory);
+    // Hints are few and short-lived: a quarter of the node's memtable is plenty.
+    const hintStore = await Store.open({ ...options, directory: hintsDirectory, jobs, ownsJobs: false, memtableBytes: hintMemtableBytes(data.memtableBytes) });
+    return { store, hintStore, lease: CounterLease.open(disk, data.directory), actor: NodeActor.start(disk, data.directory, () => data.freshActor) };
+  } catch (error) {
+    await store.close().catch(() => {});
+    throw error;
+  }
+}
+
+let opened: Awaited<ReturnType<typeof openNode>>;
 try {
-  store = await Store.open({
-    directory: data.directory,
-    fs: disk,
-    clock,
-    jobs,
-    ownsJobs: true,
-    fsync: data.fsync,
-    memtableBytes: data.memtableBytes,
-    mergeRule: dominanceMergeRuleReference,
-  });
+  opened = await openNode();
 } catch (error) {
   // The main thread rebuilds the typed error (CorruptionError, IoError, LockedError, ...) from this.
   port.postMessage({ kind: "failed", error: encodeError(error) });
   await jobs.close();
   process.exit(1);
 }
+const { store, hintStore, lease, actor } = opened;
 const ports = new PortTransport({ self: data.nodeId, flush: "adaptive" });
 ports.connect(MAIN_PEER, data.mainPort);
 // Link faults draw from their own generator: real threads need no replay, only independence.
 const seed = randomBytes(4).readUInt32LE(0);
 const transport = new FaultyTransport({ inner: ports, clock, prng: createPrng(seed), client: MAIN_PEER });
 transport.setFaults(data.linkFaults);
-let lease: CounterLease;
-let actor: NodeActor;
-try {
-  lease = CounterLease.open(disk, data.directory);
-  actor = NodeActor.start(disk, data.directory, () => data.freshActor);
-} catch (error) {
-  await store.close();
-  port.postMessage({ kind: "failed", error: encodeError(error) });
-  process.exit(1);
-}
 const node = new NodeCore({ nodeId: data.nodeId, store, transport, clock, signer: createContextSigner(data.contextSecret),
   lease,
   actor: actor.actor,
   prng: createPrng(randomBytes(4).readUInt32LE(0)),
   generation: data.start.generation,
-  members: data.start.members,
-  gossip: data.start.gossip,
+  settings: data.start,
+  hints: new HintStore(hintStore),
 });
 
 const control: NodeWorkerControl = {
@@ -87,8 +86,8 @@ const control: NodeWorkerControl = {
   stream: (plan: StreamPlan) => node.streams.streamKeys(plan),
   cleanup: (ring: RingSpec, keysPerSecond: number) => node.streams.cleanup(ring, keysPerSecond),
   abortStream: async (streamId: number) => node.streams.abortStream(streamId),
-  setMembers: async (members: readonly number[]) => node.setMembers(members),
-  setGossipConfig: async (config: GossipConfig) => node.setGossipConfig(config),
+  configure: async (settings: NodeSettings) => node.configure(settings),
+  peerExited: async (peer: number) => node.peerExited(peer),
   connect: async (peer: number, peerPort: MessagePort) => {
     ports.disconnect(peer);
     ports.connect(peer, peerPort);
@@ -102,6 +101,7 @@ const control: NodeWorkerControl = {
   },
   close: async () => {
     node.stop();
+    await hintStore.close().catch(() => {});
     await store.close();
     if (!store.failure) actor.markClean(); // a clean end: the next life keeps the actor
     ports.close();

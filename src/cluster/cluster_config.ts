@@ -25,6 +25,22 @@ export interface AntiEntropyConfig {
   readonly intervalMs: number;
 }
 
+export interface HandoffConfig {
+  /**
+   * A primary down for longer than this gets no more hints (Cassandra's max_hint_window): its
+   * writes go to the primaries that are up only, and it catches up by read repair and
+   * anti-entropy. Longer windows mean more hints to hold and replay. @default 10800000 (3 hours)
+   */
+  readonly windowMs: number;
+  /**
+   * Most hint bytes (keys and values) one node holds for one down target; a hint past it is
+   * refused (Cassandra's max_hints_size_per_host). @default 67108864 (64 MiB)
+   */
+  readonly bytesPerTargetMax: number;
+  /** Most hinted keys a node hands back per second to a target that came back. @default 5000 */
+  readonly keysPerSecond: number;
+}
+
 export interface ClusterConfig {
   /** Physical nodes (worker threads). @default 5 */
   readonly nodes: number;
@@ -49,11 +65,13 @@ export interface ClusterConfig {
   readonly streamKeysPerSecond: number;
   readonly gossip: GossipConfig;
   readonly antiEntropy: AntiEntropyConfig;
+  readonly handoff: HandoffConfig;
 }
 
-export type ClusterConfigChange = Partial<Omit<ClusterConfig, "gossip" | "antiEntropy">> & {
+export type ClusterConfigChange = Partial<Omit<ClusterConfig, "gossip" | "antiEntropy" | "handoff">> & {
   readonly gossip?: Partial<GossipConfig>;
   readonly antiEntropy?: Partial<AntiEntropyConfig>;
+  readonly handoff?: Partial<HandoffConfig>;
 };
 
 export const clusterConfigDefaults: ClusterConfig = {
@@ -67,9 +85,11 @@ export const clusterConfigDefaults: ClusterConfig = {
   streamKeysPerSecond: 5_000,
   gossip: { intervalMs: 100, failAfterMs: 1000, cleanupAfterMs: 30_000 },
   antiEntropy: { buckets: 1024, intervalMs: 10_000 },
+  handoff: { windowMs: 3 * 60 * 60 * 1000, bytesPerTargetMax: 64 * 1024 * 1024, keysPerSecond: 5_000 },
 };
 
-const KNOWN_FIELDS = new Set(["nodes", "n", "w", "r", "vnodesPerNode", "pruneThreshold", "requestTimeoutMs", "streamKeysPerSecond", "gossip", "antiEntropy"]);
+const KNOWN_FIELDS = new Set(["nodes", "n", "w", "r", "vnodesPerNode", "pruneThreshold", "requestTimeoutMs", "streamKeysPerSecond", "gossip", "antiEntropy", "handoff"]);
+const KNOWN_HANDOFF = new Set(["windowMs", "bytesPerTargetMax", "keysPerSecond"]);
 const KNOWN_GOSSIP = new Set(["intervalMs", "failAfterMs", "cleanupAfterMs"]);
 const KNOWN_ANTI_ENTROPY = new Set(["buckets", "intervalMs"]);
 
@@ -121,6 +141,10 @@ export function validateClusterConfig(action: string, config: ClusterConfig): Cl
     throw new LoomRangeError(`${action} failed: antiEntropy.buckets is ${antiEntropy.buckets}, must be a power of two`);
   }
   integerIn(action, "antiEntropy.intervalMs", antiEntropy.intervalMs, 1, 86_400_000);
+  const { handoff } = config;
+  integerIn(action, "handoff.windowMs", handoff.windowMs, 0, 30 * 86_400_000);
+  integerIn(action, "handoff.bytesPerTargetMax", handoff.bytesPerTargetMax, 0, 2 ** 40);
+  integerIn(action, "handoff.keysPerSecond", handoff.keysPerSecond, 1, 10_000_000);
   return config;
 }
 
@@ -138,11 +162,13 @@ export function applyConfigChange(action: string, current: ClusterConfig, change
   const partial = change as ClusterConfigChange;
   if (partial.gossip !== undefined) checkFields(action, partial.gossip, KNOWN_GOSSIP, "gossip.");
   if (partial.antiEntropy !== undefined) checkFields(action, partial.antiEntropy, KNOWN_ANTI_ENTROPY, "antiEntropy.");
+  if (partial.handoff !== undefined) checkFields(action, partial.handoff, KNOWN_HANDOFF, "handoff.");
   const next: ClusterConfig = {
     ...current,
     ...withoutUndefined(partial),
     gossip: { ...current.gossip, ...withoutUndefined(partial.gossip ?? {}) },
     antiEntropy: { ...current.antiEntropy, ...withoutUndefined(partial.antiEntropy ?? {}) },
+    handoff: { ...current.handoff, ...withoutUndefined(partial.handoff ?? {}) },
   };
   return validateClusterConfig(action, next);
 }

@@ -10,7 +10,7 @@
  */
 import type { Clock } from "../io/clock.ts";
 import type { ReadReply } from "../coordinator/get_session.ts";
-import { MAIN_PEER, type RingSpec } from "../node/node_messages.ts";
+import { MAIN_PEER, type NodeSettings, type RingSpec } from "../node/node_messages.ts";
 import type { NodeStats } from "../node/node_stats.ts";
 import { HashRing, RING_SIZE, rangeSize } from "../ring/hash_ring.ts";
 import { toKeyBytes, toValueBytes, type KeyInput, type ValueInput } from "../storage/store_input.ts";
@@ -38,6 +38,11 @@ export type { RingChangeReport } from "./ring_mover.ts";
 export interface RequestOptions {
   /** Overrides the cluster's R for this read; 1..N. (Writes take `w`.) */
   readonly r?: number | undefined;
+  /**
+   * Answers that must come from the key's primaries, not from fallbacks standing in for primaries
+   * that are down (Riak's pr); 0..N. @default 0
+   */
+  readonly pr?: number | undefined;
   /** Overrides the request timeout, in ms; 1..600000. */
   readonly timeoutMs?: number | undefined;
 }
@@ -45,6 +50,11 @@ export interface RequestOptions {
 export interface WriteOptions {
   /** Overrides the cluster's W for this write; 1..N. */
   readonly w?: number | undefined;
+  /**
+   * Acknowledgements that must come from the key's primaries, not from fallbacks holding hints
+   * (Riak's pw); 0..N. @default 0
+   */
+  readonly pw?: number | undefined;
   /** Overrides the request timeout, in ms; 1..600000. */
   readonly timeoutMs?: number | undefined;
   /** The context from an earlier get: the write replaces exactly the siblings it saw. */
@@ -210,29 +220,30 @@ export class ClusterCore {
   async get(key: KeyInput, options?: RequestOptions): Promise<GetResult> {
     const keyBytes = ownBytes(key, toKeyBytes("get", key));
     this.#checkOpen("get");
-    const { quorum: r, timeoutMs } = resolveRequestOptions("get", options, this.#config);
+    const { quorum: r, primaryQuorum: pr, timeoutMs } = resolveRequestOptions("get", options, this.#config);
     // While keys move, reads stay on the old replicas: they hold every acknowledged write (writes
     // reach W of them), and the new ones are complete only once streaming has finished.
-    const result = (await this.#send("get", keyBytes, r, timeoutMs, null, {
+    const result = (await this.#send("get", keyBytes, r, pr, timeoutMs, null, {
       type: MessageType.requestGet,
       key: keyBytes,
       r,
       timeoutMs,
+      pr,
     })) as { values: Uint8Array[]; context: string; coordinator: number };
     return { values: [...result.values], context: result.context, coordinator: result.coordinator };
   }
 
   async #write(action: "put" | "delete", key: Uint8Array, value: Uint8Array | null, options: WriteOptions | undefined): Promise<WriteResult> {
     this.#checkOpen(action);
-    const { quorum: w, timeoutMs, context } = resolveRequestOptions(action, options, this.#config);
+    const { quorum: w, primaryQuorum: pw, timeoutMs, context } = resolveRequestOptions(action, options, this.#config);
     // A bad context (made up, altered, another key's or cluster's) is refused here, before anything is sent.
     if (context !== "") decodeContext(context, { key, signer: this.#signer });
     // While keys move, a write goes to the old and the new replicas and needs W of each, so that
     // whichever ring serves the next read, W of its replicas hold the write.
     const moving = this.#mover.transition;
     const pendingList = moving ? moving.ring.preferenceList(key, moving.config.n) : null;
-    const body = { type: MessageType.requestPut, key, value, context, w, timeoutMs, pruneThreshold: this.#config.pruneThreshold };
-    const result = (await this.#send(action, key, w, timeoutMs, pendingList, body)) as { context: string; values: Uint8Array[]; coordinator: number };
+    const body = { type: MessageType.requestPut, key, value, context, w, timeoutMs, pruneThreshold: this.#config.pruneThreshold, pw };
+    const result = (await this.#send(action, key, w, pw, timeoutMs, pendingList, body)) as { context: string; values: Uint8Array[]; coordinator: number };
     return { context: result.context, values: [...result.values], coordinator: result.coordinator };
   }
 
@@ -248,12 +259,18 @@ export class ClusterCore {
    * Routes a request (router.ts) and hands it to its coordinator. Refused at once, "not-applied",
    * when fewer replicas are up than it needs: nothing is sent.
    */
-  #send(action: RequestAction, key: Uint8Array, required: number, timeoutMs: number, pendingList: number[] | null, body: Message): Promise<unknown> {
+  #send(action: RequestAction, key: Uint8Array, required: number, primariesRequired: number, timeoutMs: number, pendingList: number[] | null, body: Message): Promise<unknown> {
+    // The key's nodes in ring order: N primaries, then up to N fallbacks (enough stand-ins for
+    // every primary to be down).
+    const n = this.#config.n;
+    const order = this.#ring.preferenceList(key, Math.min(this.#members.length, 2 * n));
     const route = routeRequest({
       action,
-      preferenceList: this.#ring.preferenceList(key, this.#config.n),
+      preferenceList: order.slice(0, n),
+      fallbacks: order.slice(n),
       pendingList,
       required,
+      primariesRequired,
       down: this.#unavailable,
     });
     if (!route.ok) {
@@ -401,6 +418,11 @@ export class ClusterCore {
     if (!this.#members.includes(node) && !this.#mover.involves(node)) return;
     if (!this.#down.has(node)) this.#emit({ node, status: "down", generation: this.#generations.get(node) ?? 0, atMs: this.#clock.nowMs(), source: "exit" });
     this.#down.add(node);
+    this.#gossip.markExited(node, this.#clock.nowMs());
+    // Its peers stop sending it work at once, as they would on a connection that reset.
+    for (const member of this.#members) {
+      if (member !== node && !this.#down.has(member)) this.#host.control(member).peerExited(node).catch(() => {});
+    }
     this.#mover.nodeDown(node);
     this.#requests.abandonCoordinatedBy(node, `coordinating node ${node} ${reason}`);
   }
@@ -412,8 +434,7 @@ export class ClusterCore {
   async startNode(node: number): Promise<void> {
     const generation = Math.max((this.#generations.get(node) ?? 0) + 1, Math.floor(this.#clock.wallMs()));
     this.#generations.set(node, generation);
-    const members = [...new Set([...this.#members, node])].sort((a, b) => a - b);
-    const start: NodeStart = { generation, members, gossip: this.#config.gossip };
+    const start: NodeStart = { generation, ...this.#nodeSettings(node) };
     await this.#host.startNode(node, start);
     this.#down.delete(node);
     this.#gossipDown.delete(node);
@@ -523,25 +544,29 @@ export class ClusterCore {
   }
 
   #commit(config: ClusterConfig, members: readonly number[]): void {
-    const previous = this.#config;
-    const membersChanged = members.join(",") !== this.#members.join(",");
+    const before = JSON.stringify(this.#nodeSettings());
     this.#config = { ...config, nodes: members.length };
     this.#members = [...members];
     this.#persist();
-    // Nodes learn the new members and gossip settings (each applies them within one round).
-    const gossipChanged = JSON.stringify(previous.gossip) !== JSON.stringify(this.#config.gossip);
-    if (gossipChanged) this.#gossip.setConfig(this.#config.gossip);
-    if (membersChanged) {
-      this.#gossip.setMembers(this.#members, this.#clock.nowMs());
-      for (const node of [...this.#gossipDown]) if (!this.#members.includes(node)) this.#gossipDown.delete(node);
-    }
-    if (!gossipChanged && !membersChanged) return;
+    this.#gossip.setConfig(this.#config.gossip);
+    this.#gossip.setMembers(this.#members, this.#clock.nowMs());
+    for (const node of [...this.#gossipDown]) if (!this.#members.includes(node)) this.#gossipDown.delete(node);
+    // Nodes learn the new members, ring, gossip and handoff settings (each applies them within a round).
+    if (JSON.stringify(this.#nodeSettings()) === before) return;
     for (const node of this.#members) {
-      if (this.#down.has(node)) continue;
-      const control = this.#host.control(node);
-      if (membersChanged) control.setMembers(this.#members).catch(() => {});
-      if (gossipChanged) control.setGossipConfig(this.#config.gossip).catch(() => {});
+      if (!this.#down.has(node)) this.#host.control(node).configure(this.#nodeSettings()).catch(() => {});
     }
+  }
+
+  /** What every node is told of the cluster (`extra`: a node joining, not yet a member). */
+  #nodeSettings(extra?: number): NodeSettings {
+    const members = extra === undefined ? [...this.#members] : [...new Set([...this.#members, extra])].sort((a, b) => a - b);
+    return {
+      members,
+      ring: { nodes: [...this.#members], vnodesPerNode: this.#config.vnodesPerNode, n: this.#config.n },
+      gossip: this.#config.gossip,
+      handoff: this.#config.handoff,
+    };
   }
 
   /** Writes the cluster file with the current state. */

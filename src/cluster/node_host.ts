@@ -3,8 +3,7 @@
  * simulator (src/sim/). The core decides; the host starts and stops nodes and carries control
  * calls to them. Data-plane requests travel on the core's Transport instead.
  */
-import type { GossipConfig } from "../membership/gossip.ts";
-import type { CleanupReport, RingSpec, StreamPlan, StreamReport } from "../node/node_messages.ts";
+import type { CleanupReport, NodeSettings, RingSpec, StreamPlan, StreamReport } from "../node/node_messages.ts";
 import type { NodeStats } from "../node/node_stats.ts";
 
 /** Control calls to one running node. Each rejects if the node stops before answering. */
@@ -16,17 +15,16 @@ export interface NodeControl {
   cleanup(ring: RingSpec, keysPerSecond: number): Promise<CleanupReport>;
   /** Stops the scan of an abandoned stream at its next chunk. */
   abortStream(streamId: number): Promise<void>;
-  /** The ring's members changed: the node gossips with these. */
-  setMembers(members: readonly number[]): Promise<void>;
-  setGossipConfig(config: GossipConfig): Promise<void>;
+  /** `peer`'s thread ended (its exit was observed): the node stops sending it work at once. */
+  peerExited(peer: number): Promise<void>;
+  /** Members, ring, gossip or handoff settings changed: each applies within a round. */
+  configure(settings: NodeSettings): Promise<void>;
 }
 
 /** What a node is started with, beyond its id: chosen by the cluster core. */
-export interface NodeStart {
+export interface NodeStart extends NodeSettings {
   /** Higher than every earlier start of this node (gossip generation). */
   readonly generation: number;
-  readonly members: readonly number[];
-  readonly gossip: GossipConfig;
 }
 
 export interface NodeHost {

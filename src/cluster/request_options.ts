@@ -11,13 +11,15 @@ export const requestTimeoutMsMax = 600_000;
 export interface ResolvedRequest {
   /** W for a write, R for a read. */
   readonly quorum: number;
+  /** pw for a write, pr for a read: answers that must come from primaries; 0 for none. */
+  readonly primaryQuorum: number;
   readonly timeoutMs: number;
   /** The causal context a write carries ("" for a blind write, and always for a read). */
   readonly context: string;
 }
 
-const writeOptionNames = new Set(["w", "timeoutMs", "context"]);
-const readOptionNames = new Set(["r", "timeoutMs"]);
+const writeOptionNames = new Set(["w", "pw", "timeoutMs", "context"]);
+const readOptionNames = new Set(["r", "pr", "timeoutMs"]);
 
 /**
  * The request's W or R, timeout and context, defaults filled in from the cluster's settings.
@@ -40,16 +42,18 @@ export function resolveRequestOptions(
       throw new LoomTypeError(`${action} failed: unknown option ${JSON.stringify(name)}; ${action} takes ${[...known].join(", ")}`);
     }
   }
-  const given = options as { w?: unknown; r?: unknown; timeoutMs?: unknown; context?: unknown };
+  const given = options as { w?: unknown; r?: unknown; pw?: unknown; pr?: unknown; timeoutMs?: unknown; context?: unknown };
   const quorumName = write ? "w" : "r";
   const quorum = integerOption(action, quorumName, given[quorumName], write ? defaults.w : defaults.r, 1, defaults.n, "n");
+  const primaryName = write ? "pw" : "pr";
+  const primaryQuorum = integerOption(action, primaryName, given[primaryName], 0, 0, defaults.n, "n");
   const timeoutMs = integerOption(action, "timeoutMs", given.timeoutMs, defaults.requestTimeoutMs, 1, requestTimeoutMsMax);
   let context = "";
   if (write && given.context !== undefined) {
     if (typeof given.context !== "string") throw new LoomTypeError(`${action} failed: context must be a string, got ${describe(given.context)}`);
     context = given.context;
   }
-  return { quorum, timeoutMs, context };
+  return { quorum, primaryQuorum, timeoutMs, context };
 }
 
 function integerOption(action: string, name: string, value: unknown, fallback: number, min: number, max: number, maxName?: string): number {

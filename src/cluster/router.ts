@@ -1,9 +1,14 @@
 /**
- * Routing one request: the coordinator is the first replica of the key that is up; the others
- * follow in preference order. While keys move, a write also goes to the replicas of the ring being
- * moved to, and needs W acknowledgements from each ring's replicas (put_session.ts). A request
- * that cannot reach its quorum among the replicas that are up is refused before anything is sent.
- * Pure.
+ * Routing one request. The coordinator is the first of the key's primaries (its N replicas) that
+ * is up; with none up, the first healthy node after them on the ring (a fallback), which stands
+ * in for a primary. The message names the primaries and the fallbacks, in ring order: the
+ * coordinator replaces each primary its own gossip shows down with the next healthy fallback,
+ * which keeps the write as a hint (sloppy quorum: docs/handoff.md). W (or R) counts primaries and
+ * fallbacks alike; pw (or pr) counts primaries only.
+ *
+ * While keys move, a write also goes to the replicas of the ring being moved to and needs W of
+ * each ring's replicas (put_session.ts); no fallback stands in then. A request that cannot reach
+ * its quorum among the nodes that are up is refused before anything is sent. Pure.
  */
 
 export type Route =
@@ -12,7 +17,7 @@ export type Route =
       readonly coordinator: number;
       /** N: the replicas the request addresses in the current ring. */
       readonly replicas: number;
-      /** Fields the request message carries: the ordered replica list, and quorum groups while moving. */
+      /** Fields the request message carries: the ordered replica list, fallbacks, quorum groups while moving. */
       readonly fields: Readonly<Record<string, unknown>>;
     }
   | { readonly ok: false; readonly acknowledged: 0; readonly replicas: number; readonly detail: string };
@@ -21,29 +26,37 @@ export function routeRequest(request: {
   readonly action: "put" | "delete" | "get";
   /** The key's replicas in the current ring, preference order. */
   readonly preferenceList: readonly number[];
+  /** The nodes after them on the ring, in order: stand-ins for primaries that are down. */
+  readonly fallbacks: readonly number[];
   /** A write's replicas in the ring being moved to, or null. */
   readonly pendingList: readonly number[] | null;
   /** W or R. */
   readonly required: number;
+  /** pw or pr: answers that must come from primaries (0: none). */
+  readonly primariesRequired: number;
   readonly down: { has(node: number): boolean };
 }): Route {
-  const { preferenceList, pendingList, required, down } = request;
+  const { preferenceList, fallbacks, pendingList, required, primariesRequired, down } = request;
   const replicas = preferenceList.length;
   const up = preferenceList.filter((node) => !down.has(node));
-  const refuse = (group: readonly number[], live: number, needed: number): Route => ({
-    ok: false,
-    acknowledged: 0,
-    replicas,
-    detail: `only ${live} of replicas ${group.join(", ")} ${live === 1 ? "is" : "are"} up, ${needed} needed; nothing was sent`,
-  });
-  if (up.length < required || up.length === 0) return refuse(preferenceList, up.length, required);
-  const coordinator = up[0]!;
-  const ordered = [coordinator, ...preferenceList.filter((node) => node !== coordinator)];
   const moving = pendingList !== null && !(pendingList.length === preferenceList.length && pendingList.every((node) => preferenceList.includes(node)));
-  if (!moving) return { ok: true, coordinator, replicas, fields: { preferenceList: ordered } };
+  const standIns = moving ? [] : fallbacks.filter((node) => !down.has(node));
+  const refuse = (detail: string): Route => ({ ok: false, acknowledged: 0, replicas, detail: `${detail}; nothing was sent` });
+  const reachable = up.length + Math.min(standIns.length, replicas - up.length);
+  if (reachable < required) {
+    const stand = standIns.length > 0 ? ` and ${Math.min(standIns.length, replicas - up.length)} stand-in${standIns.length === 1 ? "" : "s"}` : "";
+    return refuse(`only ${up.length} of replicas ${preferenceList.join(", ")} ${up.length === 1 ? "is" : "are"} up${stand}, ${required} needed`);
+  }
+  if (up.length < primariesRequired) {
+    return refuse(`only ${up.length} of primaries ${preferenceList.join(", ")} ${up.length === 1 ? "is" : "are"} up, ${primariesRequired} required from primaries`);
+  }
+  const coordinator = up[0] ?? standIns[0]!;
+  const ordered = up.length > 0 ? [coordinator, ...preferenceList.filter((node) => node !== coordinator)] : [...preferenceList];
+  const base = { preferenceList: ordered, fallbacks: [...fallbacks] };
+  if (!moving) return { ok: true, coordinator, replicas, fields: base };
   const pendingUp = pendingList.filter((node) => !down.has(node)).length;
   const pendingNeeded = Math.min(required, pendingList.length);
-  if (pendingUp < pendingNeeded) return refuse(pendingList, pendingUp, pendingNeeded);
+  if (pendingUp < pendingNeeded) return refuse(`only ${pendingUp} of replicas ${pendingList.join(", ")} ${pendingUp === 1 ? "is" : "are"} up, ${pendingNeeded} needed`);
   for (const node of pendingList) if (!ordered.includes(node)) ordered.push(node);
-  return { ok: true, coordinator, replicas, fields: { preferenceList: ordered, quorumGroups: [[...preferenceList], [...pendingList]] } };
+  return { ok: true, coordinator, replicas, fields: { ...base, quorumGroups: [[...preferenceList], [...pendingList]] } };
 }

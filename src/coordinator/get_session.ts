@@ -36,6 +36,8 @@ export interface GetSessionOptions {
   readonly nowMs: number;
   /** Signs the context the read returns, bound to `key` (docs/versioning.md). */
   readonly signer: ContextSigner;
+  /** `pr` (Riak's primary read quorum): at least `needed` answers must come from these primaries. */
+  readonly primaryQuorum?: { readonly nodes: readonly number[]; readonly needed: number };
 }
 
 export interface ReadMessage {
@@ -81,6 +83,7 @@ export class GetSession {
   readonly preferenceList: readonly number[];
   readonly self: number;
   readonly r: number;
+  readonly primaryQuorum: { readonly nodes: readonly number[]; readonly needed: number } | null;
   readonly #signer: ContextSigner;
   /** When `onTick` ends the session (fails it if it has not answered, and repairs). */
   readonly deadlineMs: number;
@@ -97,6 +100,7 @@ export class GetSession {
     this.preferenceList = [...options.preferenceList];
     this.self = options.self;
     this.r = options.r;
+    this.primaryQuorum = options.primaryQuorum ?? null;
     this.#signer = options.signer;
     this.deadlineMs = options.nowMs + options.timeoutMs;
   }
@@ -120,9 +124,22 @@ export class GetSession {
     else this.#refused.add(from);
     if (this.#answers.size + this.#refused.size === this.preferenceList.length) return this.#finish();
     const effects: GetEffect[] = [];
-    if (!this.#responded && this.#answers.size >= this.r) effects.push(this.#respondMerged());
-    if (!this.#responded && this.preferenceList.length - this.#refused.size < this.r) effects.push(this.#fail());
+    if (!this.#responded && this.#enough()) effects.push(this.#respondMerged());
+    if (!this.#responded && this.#impossible()) effects.push(this.#fail());
     return [...effects, ...this.tick(nowMs)];
+  }
+
+  /** R answers, of which pr from primaries when asked. */
+  #enough(): boolean {
+    if (this.#answers.size < this.r) return false;
+    const primaries = this.primaryQuorum;
+    return primaries === null || primaries.nodes.filter((node) => this.#answers.has(node)).length >= primaries.needed;
+  }
+
+  #impossible(): boolean {
+    if (this.preferenceList.length - this.#refused.size < this.r) return true;
+    const primaries = this.primaryQuorum;
+    return primaries !== null && primaries.nodes.filter((node) => !this.#refused.has(node)).length < primaries.needed;
   }
 
   /** At the deadline: fails the session if it has not answered, then repairs. */
@@ -136,7 +153,7 @@ export class GetSession {
     assert(!this.#finished, "a get session finishes once");
     this.#finished = true;
     const effects: GetEffect[] = [];
-    if (!this.#responded) effects.push(this.#answers.size >= this.r ? this.#respondMerged() : this.#fail());
+    if (!this.#responded) effects.push(this.#enough() ? this.#respondMerged() : this.#fail());
     const merged = mergeAnswers(this.#answers);
     for (const [from, versions] of this.#answers) {
       if (merged.every((version) => versions.some((held) => sameVersion(held, version)))) continue;

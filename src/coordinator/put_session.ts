@@ -58,6 +58,12 @@ export interface PutSessionOptions {
    * Every node of every group must be in `preferenceList`. @default [preferenceList]
    */
   readonly quorumGroups?: readonly (readonly number[])[];
+  /**
+   * Sloppy quorum with `pw` (Riak's primary write quorum): of the acknowledgements, at least
+   * `needed` must come from these nodes, the key's primaries (fallbacks holding hints do not
+   * count). @default none
+   */
+  readonly primaryQuorum?: { readonly nodes: readonly number[]; readonly needed: number };
   /** How long after `nowMs` the session gives up. */
   readonly timeoutMs: number;
   readonly nowMs: number;
@@ -119,6 +125,8 @@ export class PutSession {
    * group has them. null otherwise: the one group is the preference list, needing W.
    */
   readonly quorumGroups: readonly { readonly nodes: readonly number[]; readonly needed: number }[] | null;
+  /** The primaries' share of the quorum (pw), or null. */
+  readonly primaryQuorum: { readonly nodes: readonly number[]; readonly needed: number } | null;
   /** When `onTick` fails the session if it has not answered yet. */
   readonly deadlineMs: number;
   /** The post-write set: stored locally and sent to every other replica. Empty if refused. */
@@ -145,6 +153,7 @@ export class PutSession {
     this.w = options.w;
     this.quorumGroups =
       options.quorumGroups?.map((nodes) => ({ nodes: [...nodes], needed: Math.min(options.w, nodes.length) })) ?? null;
+    this.primaryQuorum = options.primaryQuorum ?? null;
     this.deadlineMs = options.nowMs + options.timeoutMs;
     this.versions = versions;
     this.context = context;
@@ -173,6 +182,8 @@ export class PutSession {
   }
 
   #reached(): boolean {
+    const primaries = this.primaryQuorum;
+    if (primaries !== null && this.#count(primaries.nodes, this.#acknowledged) < primaries.needed) return false;
     const groups = this.quorumGroups;
     if (groups === null) return this.#acknowledged.size >= this.w;
     return groups.every((group) => this.#count(group.nodes, this.#acknowledged) >= group.needed);
@@ -180,6 +191,8 @@ export class PutSession {
 
   /** More refusals than some group can afford: W acknowledgements can no longer come. */
   #impossible(): boolean {
+    const primaries = this.primaryQuorum;
+    if (primaries !== null && primaries.nodes.length - this.#count(primaries.nodes, this.#refused) < primaries.needed) return true;
     const groups = this.quorumGroups;
     if (groups === null) return this.preferenceList.length - this.#refused.size < this.w;
     return groups.some((group) => group.nodes.length - this.#count(group.nodes, this.#refused) < group.needed);

@@ -161,6 +161,20 @@ export class GossipState {
     return [{ node, status: "up", generation, atMs: nowMs }];
   }
 
+  /**
+   * `node`'s thread is known to have ended (its exit was observed): down at once, until a
+   * heartbeat of a later life (a higher generation) arrives.
+   */
+  markExited(node: number, nowMs: number): MembershipEvent[] {
+    const entry = this.#entries.get(node);
+    if (!entry || entry.status === "down") return [];
+    entry.status = "down";
+    entry.changedAtMs = nowMs;
+    // Only a higher generation brings it back: relayed heartbeats of the ended life must not.
+    entry.heartbeat = Number.MAX_SAFE_INTEGER;
+    return [{ node, status: "down", generation: entry.generation, atMs: nowMs }];
+  }
+
   /** Marks down the members silent for failAfterMs; forgets those down for cleanupAfterMs. */
   #check(nowMs: number): MembershipEvent[] {
     const events: MembershipEvent[] = [];

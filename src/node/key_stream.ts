@@ -36,16 +36,36 @@ const STREAM_ACK_TIMEOUT_MS = 30_000;
 const streamSiblingLimits = { siblingsWarn: siblingLimits.siblingsMax, siblingsMax: limits.versionsPerRecordMax };
 
 /** The ring a RingSpec describes, rebuilt exactly as the main thread built it, with its N. */
-function placementOf(spec: RingSpec): Placement {
+export function placementOf(spec: RingSpec): Placement {
   return { ring: HashRing.build({ nodes: spec.nodes, vnodesPerNode: spec.vnodesPerNode }), n: spec.n };
 }
 
-interface StreamEntry {
+export interface StreamEntry {
   readonly key: Uint8Array;
   readonly versions: readonly Version[];
 }
 
 /** A session with what its error would need to say: the action and the replicas it addressed (N). */
+
+/**
+ * Merges whole version sets of several keys (a stream chunk, a batch of hints handed back) into
+ * `store` as one atomic batch, durable once it resolves; returns the keys the store did not hold.
+ * Throws RingChangeError when a key would pass the stream sibling bound (nothing is written).
+ */
+export async function mergeEntries(store: Store, entries: readonly StreamEntry[]): Promise<number> {
+  if (store.writeWouldWait) await store.whenWritable();
+  let keysNew = 0;
+  const operations: WriteOperation[] = [];
+  for (const entry of entries) {
+    const local = store.get(entry.key);
+    if (local.length === 0) keysNew++;
+    const applied = applyReplicated({ key: entry.key, localVersions: local, incoming: entry.versions, limits: streamSiblingLimits });
+    if (!applied.ok) throw new RingChangeError(`key would hold ${applied.error.siblings} versions`);
+    operations.push({ key: entry.key, kind: "put", versions: applied.versions });
+  }
+  if (operations.length > 0) await store.write(operations);
+  return keysNew;
+}
 
 export class KeyStreams {
   readonly #nodeId: number;
@@ -205,16 +225,7 @@ export class KeyStreams {
     let keysNew = 0;
     let error: string | undefined;
     try {
-      if (this.#store.writeWouldWait) await this.#store.whenWritable();
-      const operations: WriteOperation[] = [];
-      for (const entry of entries) {
-        const local = this.#store.get(entry.key);
-        if (local.length === 0) keysNew++;
-        const applied = applyReplicated({ key: entry.key, localVersions: local, incoming: entry.versions, limits: streamSiblingLimits });
-        if (!applied.ok) throw new RingChangeError(`key would hold ${applied.error.siblings} versions`);
-        operations.push({ key: entry.key, kind: "put", versions: applied.versions });
-      }
-      if (operations.length > 0) await this.#store.write(operations);
+      keysNew = await mergeEntries(this.#store, entries);
       this.#streamed.keysReceived += entries.length;
       this.#streamed.keysNew += keysNew;
     } catch (caught) {

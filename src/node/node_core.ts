@@ -37,10 +37,14 @@ import type { ContextSigner } from "../version/context_signer.ts";
 import { emptyContext } from "../version/dotted_version_vector.ts";
 import { decodeContext } from "../version/version_codec.ts";
 import type { Prng } from "../io/prng.ts";
-import { GossipState, type GossipConfig, type MemberView } from "../membership/gossip.ts";
+import { GossipState, type MemberView } from "../membership/gossip.ts";
+import { HintDelivery } from "../handoff/hint_delivery.ts";
+import type { HintStore } from "../handoff/hint_store.ts";
+import type { Placement } from "../ring/ring_change.ts";
+import { mergeEntries, placementOf, type StreamEntry } from "./key_stream.ts";
 import type { CounterLease } from "./counter_lease.ts";
 import { KeyStreams } from "./key_stream.ts";
-import { MAIN_PEER, type GetRequest, type PutRequest } from "./node_messages.ts";
+import { MAIN_PEER, type GetRequest, type NodeSettings, type PutRequest } from "./node_messages.ts";
 import { LatencySamples, type KeyCounts, type NodeStats } from "./node_stats.ts";
 
 export interface NodeCoreOptions {
@@ -58,16 +62,21 @@ export interface NodeCoreOptions {
   readonly prng: Prng;
   /** This life's gossip generation: higher than every earlier life's. */
   readonly generation: number;
-  /** The ring's members, this node among them (gossip peers). */
-  readonly members: readonly number[];
-  readonly gossip: GossipConfig;
+  /** Members, ring, gossip and handoff settings (the cluster core sends changes with `configure`). */
+  readonly settings: NodeSettings;
+  /** Where this node keeps hints for others; without one, the node neither stores nor writes hints (strict quorum). */
+  readonly hints?: HintStore;
 }
 
 /** A session with what its error would need to say: the action and the replicas it addressed (N). */
 type Session = (
   | { readonly kind: "put"; readonly session: PutSession; readonly action: "put" | "delete" }
   | { readonly kind: "get"; readonly session: GetSession; readonly action: "get" }
-) & { readonly replicas: number };
+) & {
+  readonly replicas: number;
+  /** Stand-ins of this request: fallback → the primary it holds a hint for. */
+  readonly hints: ReadonlyMap<number, number>;
+};
 
 export class NodeCore {
   readonly nodeId: number;
@@ -93,6 +102,12 @@ export class NodeCore {
   readonly #prng: Prng;
   readonly #gossip: GossipState;
   #gossipTimer: TimerHandle | undefined;
+  #settings: NodeSettings;
+  #placement: Placement;
+  readonly #hints: HintStore | undefined;
+  #delivery: HintDelivery | undefined;
+  /** Hints not written because their primary had been down longer than handoff.windowMs. */
+  #hintsSkippedWindow = 0;
 
   constructor(options: NodeCoreOptions) {
     this.actor = options.actor;
@@ -100,10 +115,27 @@ export class NodeCore {
     this.#gossip = new GossipState({
       self: options.nodeId,
       generation: options.generation,
-      members: options.members,
-      config: options.gossip,
+      members: options.settings.members,
+      config: options.settings.gossip,
       nowMs: options.clock.nowMs(),
     });
+    this.#settings = options.settings;
+    this.#placement = placementOf(options.settings.ring);
+    this.#hints = options.hints;
+    if (options.hints) {
+      const hints = options.hints;
+      this.#delivery = new HintDelivery({
+        self: options.nodeId,
+        hints,
+        transport: options.transport,
+        clock: options.clock,
+        isUp: (node) => this.#gossip.isUp(node),
+        placement: () => this.#placement,
+        keysPerSecond: () => this.#settings.handoff.keysPerSecond,
+        bytesPerTargetMax: () => this.#settings.handoff.bytesPerTargetMax,
+        mergeOwn: (key, versions) => this.#mergeLocal(key, versions),
+      });
+    }
     this.nodeId = options.nodeId;
     this.#store = options.store;
     this.#transport = options.transport;
@@ -130,13 +162,17 @@ export class NodeCore {
     });
   }
 
-  /** The ring's members changed (a node joined or left). */
-  setMembers(members: readonly number[]): void {
-    this.#gossip.setMembers(members, this.#clock.nowMs());
+  /** `peer`'s thread is known to have ended: down in this node's view until its next life beats. */
+  peerExited(peer: number): void {
+    this.#gossip.markExited(peer, this.#clock.nowMs());
   }
 
-  setGossipConfig(config: GossipConfig): void {
-    this.#gossip.setConfig(config);
+  /** Members, ring, gossip or handoff settings changed. */
+  configure(settings: NodeSettings): void {
+    this.#settings = settings;
+    this.#gossip.setMembers(settings.members, this.#clock.nowMs());
+    this.#gossip.setConfig(settings.gossip);
+    this.#placement = placementOf(settings.ring);
   }
 
   /** Whether this node's gossip view holds `node` up. */
@@ -169,6 +205,10 @@ export class NodeCore {
         return void this.streams.onStreamChunk(from, message);
       case MessageType.streamAck:
         return this.streams.onStreamAck(message);
+      case MessageType.hint:
+        return void this.#onHints(from, message);
+      case MessageType.hintAck:
+        return this.#delivery?.onAck(message);
       case MessageType.gossip:
         this.#gossip.receive(message.table as number[], this.#clock.nowMs());
         return;
@@ -200,6 +240,8 @@ export class NodeCore {
       );
       return;
     }
+    const targets = this.#targets(request.preferenceList, request.fallbacks ?? [], request.quorumGroups !== undefined);
+    const local = this.#slot(targets.hints.get(this.nodeId));
     let created: { session: PutSession; effects: PutEffect[] };
     try {
       created = createPutSession({
@@ -208,14 +250,15 @@ export class NodeCore {
         value: request.value,
         // The main thread checked the context too; a node trusts no request it did not verify.
         context: request.context === "" ? emptyContext : decodeContext(request.context, { key: request.key, signer: this.#signer }),
-        preferenceList: request.preferenceList,
+        preferenceList: targets.list,
         self: this.nodeId,
         actor: this.actor,
-        w: request.w,
+        w: Math.min(request.w, targets.list.length),
+        ...(request.pw ? { primaryQuorum: { nodes: targets.primaries, needed: request.pw } } : {}),
         timeoutMs: request.timeoutMs,
         nowMs: this.#now(),
         signer: this.#signer,
-        localVersions: this.#store.get(request.key),
+        localVersions: local.get(request.key),
         pruneThreshold: request.pruneThreshold,
         ...(request.quorumGroups === undefined ? {} : { quorumGroups: request.quorumGroups }),
         timestampMs: this.#clock.wallMs(),
@@ -229,19 +272,21 @@ export class NodeCore {
     this.#counterFloor = Math.max(this.#counterFloor, created.session.dotCounter + 1);
     const replicas = request.quorumGroups?.[0]?.length ?? request.preferenceList.length;
     const action = request.value === null ? "delete" : "put";
-    this.#track(request.requestId, { kind: "put", session: created.session, action, replicas }, request.timeoutMs);
+    this.#track(request.requestId, { kind: "put", session: created.session, action, replicas, hints: targets.hints }, request.timeoutMs);
     this.#runPutEffects(created.session, created.effects);
   }
 
   #startGet(request: GetRequest): void {
+    const targets = this.#targets(request.preferenceList, request.fallbacks ?? [], false);
     let created: { session: GetSession; effects: GetEffect[] };
     try {
       created = createGetSession({
         requestId: request.requestId,
         key: request.key,
-        preferenceList: request.preferenceList,
+        preferenceList: targets.list,
         self: this.nodeId,
-        r: request.r,
+        r: Math.min(request.r, targets.list.length),
+        ...(request.pr ? { primaryQuorum: { nodes: targets.primaries, needed: request.pr } } : {}),
         timeoutMs: request.timeoutMs,
         nowMs: this.#now(),
         signer: this.#signer,
@@ -249,7 +294,7 @@ export class NodeCore {
     } catch (error) {
       return this.#refuse(request.requestId, error);
     }
-    this.#track(request.requestId, { kind: "get", session: created.session, action: "get", replicas: request.preferenceList.length }, request.timeoutMs);
+    this.#track(request.requestId, { kind: "get", session: created.session, action: "get", replicas: request.preferenceList.length, hints: targets.hints }, request.timeoutMs);
     this.#runGetEffects(created.session, created.effects);
   }
 
@@ -290,24 +335,29 @@ export class NodeCore {
   }
 
   #runPutEffects(session: PutSession, effects: readonly PutEffect[]): void {
+    const hints = this.#sessions.get(session.requestId)?.session.hints;
     for (const effect of effects) {
       switch (effect.kind) {
         case "store-local": {
           // Only createPutSession emits this, and #startPut runs it in the same synchronous block
           // as the read the session merged into: unless the store would stall first, the merged
           // set can be written as it is, without reading and merging the key a second time.
-          const stored = this.#store.writeWouldWait
-            ? this.#mergeLocal(effect.key, effect.versions)
-            : this.#store.put(effect.key, effect.versions).then(() => true);
+          const hintFor = hints?.get(this.nodeId);
+          const stored =
+            hintFor === undefined && !this.#store.writeWouldWait
+              ? this.#store.put(effect.key, effect.versions).then(() => true)
+              : this.#slot(hintFor).merge(effect.key, effect.versions);
           stored.then(
             (ok) => this.#onPutReply(session.requestId, this.nodeId, ok),
             () => this.#onPutReply(session.requestId, this.nodeId, false),
           );
           break;
         }
-        case "send":
-          this.#transport.send(effect.to, { ...effect.message, type: MessageType.replicate });
+        case "send": {
+          const hintFor = hints?.get(effect.to);
+          this.#transport.send(effect.to, { ...effect.message, type: MessageType.replicate, ...(hintFor === undefined ? {} : { hintFor }) });
           break;
+        }
         case "respond":
           this.#respond("put", effect.requestId, effect.result);
           break;
@@ -318,17 +368,19 @@ export class NodeCore {
   }
 
   #runGetEffects(session: GetSession, effects: readonly GetEffect[]): void {
+    const hints = this.#sessions.get(session.requestId)?.session.hints;
     for (const effect of effects) {
       switch (effect.kind) {
         case "read-local":
-          this.#onGetReply(session.requestId, this.nodeId, this.#readLocal(effect.key));
+          this.#onGetReply(session.requestId, this.nodeId, this.#readLocal(effect.key, hints?.get(this.nodeId)));
           break;
         case "store-local":
-          this.#repair(effect.key, effect.versions);
+          this.#repair(effect.key, effect.versions, hints?.get(this.nodeId));
           break;
         case "send": {
           const type = effect.message.type === "read" ? MessageType.read : MessageType.repair;
-          this.#transport.send(effect.to, { ...effect.message, type });
+          const hintFor = hints?.get(effect.to);
+          this.#transport.send(effect.to, { ...effect.message, type, ...(hintFor === undefined ? {} : { hintFor }) });
           break;
         }
         case "respond":
@@ -371,6 +423,12 @@ export class NodeCore {
       latencyMs: { put: this.#latency.put.summary(), get: this.#latency.get.summary() },
       siblingWarnings: this.siblingWarnings,
       repairsFailed: this.#repairsFailed,
+      hints: {
+        held: this.#hints?.stats() ?? [],
+        ...(this.#delivery?.stats() ?? { delivered: 0, chunks: 0, chunksFailed: 0, rehomed: 0 }),
+        refusedBytes: this.#hints?.refusedBytes ?? 0,
+        skippedWindow: this.#hintsSkippedWindow,
+      },
       streamed: this.streams.streamed,
       store: {
         memtableEntries: store.memtable.entries,
@@ -422,8 +480,8 @@ export class NodeCore {
    * refuses writes after a disk fault, or is closing) leaves the replica as stale as it was; the
    * next read repairs it again. Counted in stats.
    */
-  #repair(key: Uint8Array, versions: readonly Version[]): void {
-    this.#mergeLocal(key, versions).then(
+  #repair(key: Uint8Array, versions: readonly Version[], hintFor?: number): void {
+    this.#slot(hintFor).merge(key, versions).then(
       (ok) => {
         if (!ok) this.#repairsFailed++;
       },
@@ -436,7 +494,7 @@ export class NodeCore {
   async #replicate(from: number, message: Message): Promise<void> {
     let ok = false;
     try {
-      ok = await this.#mergeLocal(message.key as Uint8Array, message.versions as Version[]);
+      ok = await this.#slot(message.hintFor as number | undefined).merge(message.key as Uint8Array, message.versions as Version[]);
     } catch {
       ok = false;
     }
@@ -444,22 +502,89 @@ export class NodeCore {
   }
 
   /** The local versions of `key`, or a refusal when the store cannot read (closed, failed, corrupt). */
-  #readLocal(key: Uint8Array): ReadReply {
+  #readLocal(key: Uint8Array, hintFor?: number): ReadReply {
     try {
-      return { ok: true, versions: this.#store.get(key) };
+      return { ok: true, versions: this.#slot(hintFor).get(key) };
     } catch {
       return { ok: false };
     }
   }
 
   #read(from: number, message: Message): void {
-    this.#transport.send(from, { type: MessageType.readReply, requestId: message.requestId, reply: this.#readLocal(message.key as Uint8Array) });
+    const reply = this.#readLocal(message.key as Uint8Array, message.hintFor as number | undefined);
+    this.#transport.send(from, { type: MessageType.readReply, requestId: message.requestId, reply });
+  }
+
+  // ---- sloppy quorum -------------------------------------------------------------------------
+
+  /**
+   * Where a request goes: `primaries` (the key's N replicas) with each one that gossip shows down
+   * replaced by the next healthy node of `fallbacks`, which keeps the write as a hint for it
+   * (`hints`: fallback → the primary it stands in for). This node comes first; when it is not a
+   * primary itself (every primary was down when the main thread routed), it stands in for one.
+   * `strict` (while keys move, or without a hint store): primaries only.
+   */
+  #targets(primaries: readonly number[], fallbacks: readonly number[], strict: boolean): { list: number[]; hints: Map<number, number>; primaries: number[] } {
+    const hints = new Map<number, number>();
+    const list = [this.nodeId];
+    const isPrimary = primaries.includes(this.nodeId);
+    if (strict || !this.#hints) {
+      for (const node of primaries) if (node !== this.nodeId) list.push(node);
+      return { list, hints, primaries: [...primaries] };
+    }
+    const nowMs = this.#clock.nowMs();
+    const pool = fallbacks.filter((node) => node !== this.nodeId && !primaries.includes(node) && this.#gossip.isUp(node));
+    let selfPlaced = isPrimary;
+    for (const primary of primaries) {
+      if (primary === this.nodeId) continue;
+      if (this.#gossip.isUp(primary)) {
+        list.push(primary);
+        continue;
+      }
+      if (this.#gossip.downForMs(primary, nowMs) > this.#settings.handoff.windowMs) {
+        this.#hintsSkippedWindow++; // down too long: no hint, it catches up by repair
+        list.push(primary);
+        continue;
+      }
+      const standIn = selfPlaced ? pool.shift() : this.nodeId;
+      if (standIn === undefined) {
+        list.push(primary); // no healthy node left to stand in: ask the primary anyway
+        continue;
+      }
+      if (standIn === this.nodeId) selfPlaced = true;
+      else list.push(standIn);
+      hints.set(standIn, primary);
+    }
+    if (!selfPlaced) hints.set(this.nodeId, primaries[0]!); // every primary up after all: a hint it gets back soon
+    return { list, hints, primaries: list.filter((node) => primaries.includes(node) && !hints.has(node)) };
+  }
+
+  /** The copy a replica-side operation addresses: this node's own store, or its hints for `hintFor`. */
+  #slot(hintFor: number | undefined): { get(key: Uint8Array): Version[]; merge(key: Uint8Array, incoming: readonly Version[]): Promise<boolean> } {
+    if (hintFor === undefined || !this.#hints) return { get: (key) => this.#store.get(key), merge: (key, incoming) => this.#mergeLocal(key, incoming) };
+    const hints = this.#hints;
+    return {
+      get: (key) => hints.get(hintFor, key),
+      merge: async (key, incoming) => (await hints.merge(hintFor, key, incoming, { bytesPerTargetMax: this.#settings.handoff.bytesPerTargetMax })) === "stored",
+    };
+  }
+
+  /** A node handed back hints for this node: merge them durably, then acknowledge. */
+  async #onHints(from: number, message: Message): Promise<void> {
+    let ok = true;
+    try {
+      await mergeEntries(this.#store, message.entries as StreamEntry[]);
+    } catch {
+      ok = false;
+    }
+    this.#transport.send(from, { type: MessageType.hintAck, chunk: message.chunk, ok });
   }
 
   /** Stops sessions' timers and the streams. The caller closes the store and the transport. */
   stop(): void {
     this.#stopped = true;
     if (this.#gossipTimer !== undefined) this.#clock.clearTimer(this.#gossipTimer);
+    this.#delivery?.stop();
     for (const { timer } of this.#sessions.values()) this.#clock.clearTimer(timer);
     this.#sessions.clear();
     this.streams.stop();

@@ -21,6 +21,10 @@ export interface PutRequest {
   readonly pruneThreshold: number;
   /** While the ring changes: the old and the new replica set, each needing W (put_session.ts). */
   readonly quorumGroups?: readonly (readonly number[])[];
+  /** The key's other nodes in ring order after its N primaries: stand-ins for primaries that are down. */
+  readonly fallbacks?: readonly number[];
+  /** Acknowledgements that must come from primaries (Riak's pw); 0 or absent: none. */
+  readonly pw?: number;
 }
 
 export interface GetRequest {
@@ -30,6 +34,10 @@ export interface GetRequest {
   readonly preferenceList: readonly number[];
   readonly r: number;
   readonly timeoutMs: number;
+  /** As for PutRequest. */
+  readonly fallbacks?: readonly number[];
+  /** Answers that must come from primaries (Riak's pr); 0 or absent: none. */
+  readonly pr?: number;
 }
 
 /** What the node answers the main thread: a session's result, or a refused request. */
@@ -37,6 +45,16 @@ export interface ResponseMessage {
   readonly type: typeof MessageType.response;
   readonly requestId: number;
   readonly result: unknown;
+}
+
+/** What a node needs to know of the cluster beyond its requests; sent at start and on every change. */
+export interface NodeSettings {
+  /** The ring's members (gossip peers). */
+  readonly members: readonly number[];
+  /** The current ring (where hints belong). */
+  readonly ring: RingSpec;
+  readonly gossip: { readonly intervalMs: number; readonly failAfterMs: number; readonly cleanupAfterMs: number };
+  readonly handoff: { readonly windowMs: number; readonly bytesPerTargetMax: number; readonly keysPerSecond: number };
 }
 
 /** A ring as the main thread describes it to the nodes: they rebuild the same HashRing from it. */

@@ -45,6 +45,20 @@ export interface NodeStats {
   readonly siblingWarnings: number;
   /** Read repairs this node could not apply (its store refused the write). */
   readonly repairsFailed: number;
+  /** Hinted handoff: hints held for others, and what happened to hints. */
+  readonly hints: {
+    /** Per target: keys and bytes held. */
+    readonly held: readonly { readonly target: number; readonly keys: number; readonly bytes: number }[];
+    /** Hints handed back and dropped; chunks sent and not acknowledged; hints moved to a key's new replica. */
+    readonly delivered: number;
+    readonly chunks: number;
+    readonly chunksFailed: number;
+    readonly rehomed: number;
+    /** Hints refused because their target's hints would pass handoff.bytesPerTargetMax. */
+    readonly refusedBytes: number;
+    /** Hints this node did not write as coordinator: the primary was down past handoff.windowMs. */
+    readonly skippedWindow: number;
+  };
   /** Keys streamed by ring changes since the node started: sent, received, and new on arrival. */
   readonly streamed: { readonly keysSent: number; readonly keysReceived: number; readonly keysNew: number };
   readonly store: {

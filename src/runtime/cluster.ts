@@ -39,7 +39,9 @@ import { WorkerNodeHost } from "./worker_node_host.ts";
 export type { GetResult, MembershipChange, RequestOptions, RingChangeReport, WriteOptions, WriteResult } from "../cluster/cluster_core.ts";
 export type { MemberView } from "../membership/gossip.ts";
 
-export interface CreateClusterOptions extends Partial<Omit<ClusterConfig, "gossip" | "antiEntropy">> {
+export interface CreateClusterOptions extends Partial<Omit<ClusterConfig, "gossip" | "antiEntropy" | "handoff">> {
+  /** Hinted handoff settings (any subset). */
+  readonly handoff?: Partial<ClusterConfig["handoff"]>;
   /** Gossip failure detection settings (any subset). */
   readonly gossip?: Partial<ClusterConfig["gossip"]>;
   /** Anti-entropy settings (any subset). */

@@ -19,6 +19,7 @@ import { join } from "node:path";
 import { CLUSTER_FILE_TEMPORARY_NAME, readClusterFile, resolveStoredCluster, writeClusterFile, type StoredCluster } from "../cluster/cluster_file.ts";
 import { joinPath, lockDirectory, LOCK_FILE_NAME, parentDirectory, type FileLock, type FileSystem } from "../io/file_system.ts";
 import { describe, IoError, LockedError, LoomTypeError } from "../util/errors.ts";
+import { HINTS_DIRECTORY } from "../handoff/hint_store.ts";
 
 const ACTION = "create cluster";
 
@@ -116,6 +117,9 @@ export class ClusterDirectory {
    */
   breakNodeLock(node: number): void {
     this.#fs.breakLock(joinPath(this.nodeDirectory(node), LOCK_FILE_NAME));
+    // The node's hint store, beside its store, holds a lock of its own.
+    const hints = joinPath(this.nodeDirectory(node), HINTS_DIRECTORY);
+    if (this.#fs.exists(hints)) this.#fs.breakLock(joinPath(hints, LOCK_FILE_NAME));
   }
 
   /**

@@ -137,7 +137,7 @@ export class WorkerNodeHost implements NodeHost {
     const running = this.#running.get(node);
     if (!running) {
       const refuse = () => Promise.reject(new ClosedError(`node ${node} is not running`));
-      return { stats: refuse, stream: refuse, cleanup: refuse, abortStream: refuse, setMembers: refuse, setGossipConfig: refuse };
+      return { stats: refuse, stream: refuse, cleanup: refuse, abortStream: refuse, configure: refuse, peerExited: refuse };
     }
     const control = running.control;
     return {
@@ -145,8 +145,8 @@ export class WorkerNodeHost implements NodeHost {
       stream: (plan) => untilExit(running, node, control.stream(plan)),
       cleanup: (ring, keysPerSecond) => untilExit(running, node, control.cleanup(ring, keysPerSecond)),
       abortStream: (streamId) => untilExit(running, node, control.abortStream(streamId)),
-      setMembers: (members) => untilExit(running, node, control.setMembers(members)),
-      setGossipConfig: (config) => untilExit(running, node, control.setGossipConfig(config)),
+      configure: (settings) => untilExit(running, node, control.configure(settings)),
+      peerExited: (peer) => untilExit(running, node, control.peerExited(peer)),
     };
   }
 

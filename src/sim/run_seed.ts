@@ -43,7 +43,14 @@ export interface SeedReport extends RegisterReport {
   readonly virtualMs: number;
   /** Final reads that failed every attempt (the key is then listed in `unread`). */
   readonly finalReadFailures: number;
+  /** Virtual ms from the heal until no node held a hint (or the bound passed). */
+  readonly hintDrainMs: number;
+  /** Hints still held when the bound passed (0: every hint was handed back). */
+  readonly hintsUndrained: number;
 }
+
+/** How long after the heal hints may take to drain before the final reads (virtual ms). */
+export const HINT_DRAIN_BOUND_MS = 30_000;
 
 /** Every kind the register workload draws by default: wipes lose data on purpose and wait for anti-entropy. */
 export const registerFaultKinds: readonly FaultKind[] = faultKinds.filter((kind) => kind !== "wipe");
@@ -69,7 +76,15 @@ export async function runSeed(options: SeedOptions): Promise<SeedReport> {
   for (let wiped = 0; wiped < (options.wipeBeforeFinalRead ?? 0); wiped++) {
     await sim.run(sim.faults.wipe(sim.prng.pick([...sim.core.members])));
   }
-  await sim.runFor(2_000); // replication, repairs and timeouts in flight finish
+  // Hints drain to the primaries that came back (bounded), then replication and repairs settle.
+  const healedMs = sim.clock.nowMs();
+  let hintsHeld = await sim.run(sim.hintsHeld());
+  while (hintsHeld > 0 && sim.clock.nowMs() - healedMs < HINT_DRAIN_BOUND_MS) {
+    await sim.runFor(100);
+    hintsHeld = await sim.run(sim.hintsHeld());
+  }
+  const hintDrainMs = sim.clock.nowMs() - healedMs;
+  await sim.runFor(1_000);
   let finalReadFailures = 0;
   for (const key of checker.keys()) {
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -95,6 +110,8 @@ export async function runSeed(options: SeedOptions): Promise<SeedReport> {
     faults: workload.faults,
     virtualMs: sim.clock.nowMs(),
     finalReadFailures,
+    hintDrainMs,
+    hintsUndrained: hintsHeld,
   };
 }
 

@@ -62,6 +62,8 @@ export class SimCluster {
   #linkFaults: LinkFaults = noLinkFaults;
   readonly #pausedUntil = new Map<number, number>();
   readonly #diskFaults = new Map<number, DiskFault>();
+  /** Nodes that had a disk fault since their last start: their store may have failed for good. */
+  readonly #sawDiskFault = new Set<number>();
 
   private constructor(parts: { seed: number; clock: SimClock; network: SimNetwork; core: ClusterCore; host: SimNodeHost; mainDisk: SimFileSystem; prng: Prng; trace: Trace }) {
     this.seed = parts.seed;
@@ -217,6 +219,7 @@ export class SimCluster {
       this.core.checkNode("restart", node);
       if (this.host.isRunning(node)) return;
       this.#diskFaults.delete(node);
+      this.#sawDiskFault.delete(node);
       this.host.setDiskFault(node, null);
       await this.core.startNode(node);
     },
@@ -257,10 +260,23 @@ export class SimCluster {
     diskFault: (node: number, fault: DiskFault | null): void => {
       this.core.checkNode("disk fault", node);
       if (fault === null) this.#diskFaults.delete(node);
-      else this.#diskFaults.set(node, fault);
+      else {
+        this.#diskFaults.set(node, fault);
+        this.#sawDiskFault.add(node);
+      }
       this.host.setDiskFault(node, fault);
     },
   };
+
+  /** Hints held by every running node together (their hint stores' keys). */
+  async hintsHeld(): Promise<number> {
+    let held = 0;
+    for (const node of this.host.running) {
+      const stats = await this.host.control(node).stats(false);
+      for (const target of stats.hints.held) held += target.keys;
+    }
+    return held;
+  }
 
   /** The cluster as the workload drives it (workload.ts). */
   workloadTarget(): WorkloadTarget {
@@ -294,7 +310,7 @@ export class SimCluster {
       this.core.setSilent(node, false);
       this.host.resume(node);
     }
-    for (const node of this.#diskFaults.keys()) this.host.crash(node); // a store that saw a disk failure stays failed until restarted
+    for (const node of this.#sawDiskFault) this.host.crash(node); // a store that saw a disk failure stays failed until restarted
     for (const node of this.core.members) if (!this.host.isRunning(node)) await this.run(this.faults.restart(node));
   }
 }

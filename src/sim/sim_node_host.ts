@@ -13,6 +13,8 @@ import type { Clock } from "../io/clock.ts";
 import { FaultyFileSystem, type DiskFault } from "../io/faulty_file_system.ts";
 import type { Prng } from "../io/prng.ts";
 import { SimFileSystem } from "../io/sim_file_system.ts";
+import { HINTS_DIRECTORY, hintMemtableBytes, HintStore } from "../handoff/hint_store.ts";
+import { joinPath } from "../io/file_system.ts";
 import { CounterLease } from "../node/counter_lease.ts";
 import { NodeActor } from "../node/node_actor.ts";
 import { NodeCore } from "../node/node_core.ts";
@@ -33,6 +35,7 @@ interface Life {
   readonly incarnation: NodeIncarnation;
   readonly core: NodeCore;
   readonly store: Store;
+  readonly hintStore: Store;
   readonly actor: NodeActor;
 }
 
@@ -89,16 +92,11 @@ export class SimNodeHost implements NodeHost {
     const fs = incarnation.fileSystem(faulty);
     const clock = incarnation.clock(this.#options.clock);
     fs.makeDirectory(SIM_NODE_DIRECTORY);
-    const store = await Store.open({
-      directory: SIM_NODE_DIRECTORY,
-      fs,
-      clock,
-      jobs: new InlineStorageJobs(fs),
-      ownsJobs: true,
-      fsync: this.#options.fsync,
-      memtableBytes: this.#options.memtableBytes,
-      mergeRule: dominanceMergeRuleReference,
-    });
+    const common = { fs, clock, jobs: new InlineStorageJobs(fs), ownsJobs: true, fsync: this.#options.fsync, mergeRule: dominanceMergeRuleReference };
+    const store = await Store.open({ ...common, directory: SIM_NODE_DIRECTORY, memtableBytes: this.#options.memtableBytes });
+    const hintsDirectory = joinPath(SIM_NODE_DIRECTORY, HINTS_DIRECTORY);
+    fs.makeDirectory(hintsDirectory);
+    const hintStore = await Store.open({ ...common, directory: hintsDirectory, memtableBytes: hintMemtableBytes(this.#options.memtableBytes) });
     const observe = this.#options.observe;
     const transport = incarnation.transport(this.#options.network.restart(node), observe && ((from, message) => observe(node, from, message)));
     const lease = CounterLease.open(fs, SIM_NODE_DIRECTORY);
@@ -113,10 +111,10 @@ export class SimNodeHost implements NodeHost {
       lease,
       prng: this.#options.prng.fork(),
       generation: start.generation,
-      members: start.members,
-      gossip: start.gossip,
+      settings: start,
+      hints: new HintStore(hintStore),
     });
-    this.#lives.set(node, { incarnation, core, store, actor });
+    this.#lives.set(node, { incarnation, core, store, hintStore, actor });
   }
 
   async stopNode(node: number): Promise<void> {
@@ -126,6 +124,7 @@ export class SimNodeHost implements NodeHost {
     await life.incarnation.awake();
     life.core.stop();
     try {
+      await life.hintStore.close();
       await life.store.close();
       if (!life.store.failure) life.actor.markClean();
     } catch {
@@ -192,7 +191,7 @@ export class SimNodeHost implements NodeHost {
     const life = this.#lives.get(node);
     if (!life) {
       const refuse = () => Promise.reject(new ClosedError(`node ${node} is not running`));
-      return { stats: refuse, stream: refuse, cleanup: refuse, abortStream: refuse, setMembers: refuse, setGossipConfig: refuse };
+      return { stats: refuse, stream: refuse, cleanup: refuse, abortStream: refuse, configure: refuse, peerExited: refuse };
     }
     // As a worker would: a paused node answers once it resumes, a dead one never (the call fails).
     const call = <T>(work: () => Promise<T> | T): Promise<T> =>
@@ -208,8 +207,8 @@ export class SimNodeHost implements NodeHost {
       stream: (plan) => call(() => life.core.streams.streamKeys(plan)),
       cleanup: (ring, keysPerSecond) => call(() => life.core.streams.cleanup(ring, keysPerSecond)),
       abortStream: (streamId) => call(() => life.core.streams.abortStream(streamId)),
-      setMembers: (members) => call(() => life.core.setMembers(members)),
-      setGossipConfig: (config) => call(() => life.core.setGossipConfig(config)),
+      configure: (settings) => call(() => life.core.configure(settings)),
+      peerExited: (peer) => call(() => life.core.peerExited(peer)),
     };
   }
 }

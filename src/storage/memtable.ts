@@ -42,7 +42,7 @@
  *   Record node (front region):
  *     +0   next             offset of the next record at level 0, 0 at the end
  *     +4   kind             RecordKind (0 only in the head record)
- *     +8   keyLength        1..limits.keyBytesMax (0 only in the head record)
+ *     +8   keyLength        1..limits.storeKeyBytesMax (0 only in the head record)
  *     +12  payloadLength    0..limits.recordPayloadBytesMax
  *     +16  sequenceLow      low 32 bits of the sequence
  *     +20  sequenceHigh     high 21 bits (sequence = high * 2^32 + low, at most 2^53 - 1)
@@ -488,8 +488,8 @@ function validateKey(action: string, key: Uint8Array): void {
 
 function validateInsert(key: Uint8Array, sequence: number, kind: RecordKind, payload: Uint8Array): void {
   validateKey("insert", key);
-  if (key.length === 0 || key.length > limits.keyBytesMax) {
-    throw new LoomRangeError(`memtable insert failed: key is ${key.length} bytes, must be from 1 to ${limits.keyBytesMax}`);
+  if (key.length === 0 || key.length > limits.storeKeyBytesMax) {
+    throw new LoomRangeError(`memtable insert failed: key is ${key.length} bytes, must be from 1 to ${limits.storeKeyBytesMax}`);
   }
   if (!Number.isSafeInteger(sequence) || sequence < 0 || sequence > SEQUENCE_MAX) {
     throw new LoomRangeError(`memtable insert failed: sequence is ${describe(sequence)}, must be an integer from 0 to ${SEQUENCE_MAX}`);

@@ -116,7 +116,7 @@ export class SSTableWriter {
    */
   add(record: StoredRecord): void {
     const { key, sequence, kind, payload } = record;
-    if (this.#finished || key.length === 0 || key.length > limits.keyBytesMax || payload.length > limits.recordPayloadBytesMax) {
+    if (this.#finished || key.length === 0 || key.length > limits.storeKeyBytesMax || payload.length > limits.recordPayloadBytesMax) {
       assert(false, `add failed: finished ${this.#finished}, key of ${key.length} bytes, payload of ${payload.length} bytes`);
     }
     if (!(Number.isSafeInteger(sequence) && sequence >= 0 && sequence <= SEQUENCE_MAX && isRecordKind(kind))) {

@@ -255,7 +255,7 @@ export class Store {
     // the next write encodes: `write` copies it before it yields. Several operations each own a copy.
     const single = operations.length === 1;
     const entries = operations.map((operation): BatchEntry => {
-      const key = toKeyBytes("write", operation?.key);
+      const key = toKeyBytes("write", operation?.key, limits.storeKeyBytesMax);
       if (operation.kind !== "put" && operation.kind !== "merge") {
         throw new LoomRangeError(`write failed: operation kind must be "put" or "merge", got ${String(operation.kind)}`);
       }
@@ -386,7 +386,7 @@ export class Store {
    * written or its versions were purged. Synchronous.
    */
   get(key: KeyInput): Version[] {
-    const keyBytes = toKeyBytes("get", key);
+    const keyBytes = toKeyBytes("get", key, limits.storeKeyBytesMax);
     if (this.#state === "closed") throw new ClosedError("get failed: store is closed");
     const records = this.#collect(keyBytes);
     if (records.length === 0) return [];
@@ -422,8 +422,8 @@ export class Store {
    */
   *entries(options: RangeOptions = {}): Generator<StoreEntry> {
     if (this.#state === "closed") throw new ClosedError("entries failed: store is closed");
-    const start = options.start === undefined ? undefined : toKeyBytes("entries", options.start);
-    const end = options.end === undefined ? undefined : toKeyBytes("entries", options.end);
+    const start = options.start === undefined ? undefined : toKeyBytes("entries", options.start, limits.storeKeyBytesMax);
+    const end = options.end === undefined ? undefined : toKeyBytes("entries", options.end, limits.storeKeyBytesMax);
     const snapshot = this.#nextSequence - 1;
     const tables = [...this.#tables];
     const memtables = [this.#active, ...this.#frozen];

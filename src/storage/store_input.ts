@@ -44,14 +44,15 @@ function encodeText(action: string, what: string, text: string): Uint8Array {
   return utf8Encode(text);
 }
 
-export function toKeyBytes(action: string, key: unknown): Uint8Array {
+/** `key` as bytes, checked: non-empty, at most `bytesMax` (the cluster's limit unless given). */
+export function toKeyBytes(action: string, key: unknown, bytesMax: number = limits.keyBytesMax): Uint8Array {
   let bytes: Uint8Array;
   if (typeof key === "string") bytes = encodeText(action, "key", key);
   else if (key instanceof Uint8Array) bytes = key;
   else throw new LoomTypeError(`${action} failed: key must be a string or a Uint8Array, got ${describe(key)}`);
   if (bytes.length === 0) throw new LoomRangeError(`${action} failed: key is empty`);
-  if (bytes.length > limits.keyBytesMax) {
-    throw new LoomRangeError(`${action} failed: key is ${bytes.length} bytes, limit is ${limits.keyBytesMax}`);
+  if (bytes.length > bytesMax) {
+    throw new LoomRangeError(`${action} failed: key is ${bytes.length} bytes, limit is ${bytesMax}`);
   }
   return bytes;
 }

@@ -6,19 +6,21 @@
  * error response) travels by structured clone in the same postMessage and keeps its place in the
  * order through a clone slot. Grammar, byte layout and a worked example: docs/transport.md.
  *
- *   frame     := magic:u8(=0x4c) format:u8(=1) count:u32le record{count}
+ *   frame     := magic:u8(=0x4c) format:u8(=2) count:u32le record{count}
  *   record    := tag:u8 body
  *   tag 0     := clone slot: the next message of the carrier's clone list (no body)
  *   tag 1  requestPut   := requestId key value:optBytes context:string preferenceList w timeoutMs pruneThreshold
- *   tag 2  requestGet   := requestId key preferenceList r timeoutMs
- *   tag 3  replicate    := requestId key versions
+ *                          fallbacks:preferenceList pw
+ *   tag 2  requestGet   := requestId key preferenceList r timeoutMs fallbacks:preferenceList pr
+ *   tag 3  replicate    := requestId key versions hintFor
  *   tag 4  replicateAck := requestId ok:u8
- *   tag 5  read         := requestId key
+ *   tag 5  read         := requestId key hintFor
  *   tag 6  readReply    := requestId (0:u8 | 1:u8 versions)           (reply {ok:false} | {ok:true, versions})
- *   tag 7  repair       := key versions
- *   tag 8  response     := requestId (1:u8 acknowledged context:string  (a put's ok result)
- *                                    | 2:u8 values:bytesList context:string siblings)   (a get's ok result)
- *   requestId, w, r, timeoutMs, pruneThreshold, acknowledged, siblings := varint
+ *   tag 7  repair       := key versions hintFor
+ *   tag 8  response     := requestId node (1:u8 acknowledged context:string values:bytesList  (a put's ok result)
+ *                                         | 2:u8 values:bytesList context:string siblings)   (a get's ok result)
+ *   requestId, node, w, r, pw, pr, timeoutMs, pruneThreshold, acknowledged, siblings := varint
+ *   hintFor := varint: 0 when the message has no hintFor field, else the node it names plus one
  *   key := bytes;  bytes := length:varint byte{length};  optBytes := 0:u8 | 1:u8 bytes
  *   string := length:varint utf8{length};  preferenceList := count:varint node:varint{count}
  *   versions := count:varint (flags:u8 version:bytes [value:bytes]){count}   flags bit 0 = tombstone
@@ -42,7 +44,7 @@ import { isMessage, type Message, MessageType } from "./message_types.ts";
 import { transportLimits } from "./transport_limits.ts";
 
 export const frameMagic = 0x4c;
-export const frameFormat = 1;
+export const frameFormat = 2;
 /** Bytes before the first record: magic, format, count. */
 export const frameHeaderBytes = 6;
 /** The record tag of a clone slot. */
@@ -177,9 +179,9 @@ function writeResult(writer: ByteWriter, result: unknown): boolean {
   const fields = result as Record<string, unknown>;
   if (fields["ok"] !== true) return false; // failures are rare and varied: they travel by clone
   const count = fieldCount(result);
-  if (count === 3 && "acknowledged" in fields) {
+  if (count === 4 && "acknowledged" in fields) {
     writer.u8(1);
-    return writeCount(writer, fields["acknowledged"]) && writeString(writer, fields["context"]);
+    return writeCount(writer, fields["acknowledged"]) && writeString(writer, fields["context"]) && writeValues(writer, fields["values"]);
   }
   if (count === 4 && "values" in fields) {
     writer.u8(2);
@@ -189,8 +191,24 @@ function writeResult(writer: ByteWriter, result: unknown): boolean {
 }
 
 const bodyEncoders: (BodyEncoder | undefined)[] = [];
+/**
+ * Writes an optional `hintFor` (a fallback's hinted target) and says whether `message` has
+ * `fields` fields besides it: messages with and without one both have a binary body.
+ */
+function writeHintFor(writer: ByteWriter, message: Message, fields: number): boolean {
+  const count = fieldCount(message);
+  if (count === fields) {
+    writer.varint(0);
+    return true;
+  }
+  const hintFor = message["hintFor"];
+  if (count !== fields + 1 || !isCount(hintFor)) return false;
+  writer.varint(hintFor + 1);
+  return true;
+}
+
 bodyEncoders[MessageType.requestPut] = (writer, message) => {
-  if (fieldCount(message) !== 9 || !writeCount(writer, message["requestId"]) || !writeBytes(writer, message["key"])) return false;
+  if (fieldCount(message) !== 11 || !writeCount(writer, message["requestId"]) || !writeBytes(writer, message["key"])) return false;
   const value = message["value"];
   if (value === null) writer.u8(0);
   else {
@@ -202,21 +220,25 @@ bodyEncoders[MessageType.requestPut] = (writer, message) => {
     writeNodes(writer, message["preferenceList"]) &&
     writeCount(writer, message["w"]) &&
     writeCount(writer, message["timeoutMs"]) &&
-    writeCount(writer, message["pruneThreshold"])
+    writeCount(writer, message["pruneThreshold"]) &&
+    writeNodes(writer, message["fallbacks"]) &&
+    writeCount(writer, message["pw"])
   );
 };
 bodyEncoders[MessageType.requestGet] = (writer, message) =>
-  fieldCount(message) === 6 &&
+  fieldCount(message) === 8 &&
   writeCount(writer, message["requestId"]) &&
   writeBytes(writer, message["key"]) &&
   writeNodes(writer, message["preferenceList"]) &&
   writeCount(writer, message["r"]) &&
-  writeCount(writer, message["timeoutMs"]);
+  writeCount(writer, message["timeoutMs"]) &&
+  writeNodes(writer, message["fallbacks"]) &&
+  writeCount(writer, message["pr"]);
 bodyEncoders[MessageType.replicate] = (writer, message) =>
-  fieldCount(message) === 4 &&
   writeCount(writer, message["requestId"]) &&
   writeBytes(writer, message["key"]) &&
-  writeVersions(writer, message["versions"]);
+  writeVersions(writer, message["versions"]) &&
+  writeHintFor(writer, message, 4);
 bodyEncoders[MessageType.replicateAck] = (writer, message) => {
   const ok = message["ok"];
   if (fieldCount(message) !== 3 || typeof ok !== "boolean" || !writeCount(writer, message["requestId"])) return false;
@@ -224,7 +246,7 @@ bodyEncoders[MessageType.replicateAck] = (writer, message) => {
   return true;
 };
 bodyEncoders[MessageType.read] = (writer, message) =>
-  fieldCount(message) === 3 && writeCount(writer, message["requestId"]) && writeBytes(writer, message["key"]);
+  writeCount(writer, message["requestId"]) && writeBytes(writer, message["key"]) && writeHintFor(writer, message, 3);
 bodyEncoders[MessageType.readReply] = (writer, message) => {
   const reply = message["reply"];
   if (fieldCount(message) !== 3 || typeof reply !== "object" || reply === null || !writeCount(writer, message["requestId"])) return false;
@@ -238,9 +260,9 @@ bodyEncoders[MessageType.readReply] = (writer, message) => {
   return writeVersions(writer, versions);
 };
 bodyEncoders[MessageType.repair] = (writer, message) =>
-  fieldCount(message) === 3 && writeBytes(writer, message["key"]) && writeVersions(writer, message["versions"]);
+  writeBytes(writer, message["key"]) && writeVersions(writer, message["versions"]) && writeHintFor(writer, message, 3);
 bodyEncoders[MessageType.response] = (writer, message) =>
-  fieldCount(message) === 3 && writeCount(writer, message["requestId"]) && writeResult(writer, message["result"]);
+  fieldCount(message) === 4 && writeCount(writer, message["requestId"]) && writeCount(writer, message["node"]) && writeResult(writer, message["result"]);
 
 // ---- decoding ------------------------------------------------------------------------------
 
@@ -322,12 +344,23 @@ class FrameReader {
 
   result(): Record<string, unknown> {
     const kind = this.reader.u8();
-    if (kind === 1) return { ok: true, acknowledged: this.count(), context: this.string() };
+    if (kind === 1) return { ok: true, acknowledged: this.count(), context: this.string(), values: this.values() };
     if (kind !== 2) this.fail(`response result kind is ${kind}, must be 1 or 2`);
+    return { ok: true, values: this.values(), context: this.string(), siblings: this.count() };
+  }
+
+  /** Values handed to the library's caller: copies, so a kept one never pins the frame. */
+  values(): Uint8Array[] {
     const count = this.bounded("value count", limits.versionsPerRecordMax);
     const values: Uint8Array[] = [];
     for (let i = 0; i < count; i++) values.push(this.bytes("value", limits.valueBytesMax).slice());
-    return { ok: true, values, context: this.string(), siblings: this.count() };
+    return values;
+  }
+
+  /** A message's fields plus its hintFor, when it has one. */
+  withHintFor<T extends Message>(message: T): T {
+    const hintFor = this.reader.varint();
+    return hintFor === 0 ? message : { ...message, hintFor: hintFor - 1 };
   }
 
   key(): Uint8Array {
@@ -350,25 +383,36 @@ class FrameReader {
           w: this.count(),
           timeoutMs: this.count(),
           pruneThreshold: this.count(),
+          fallbacks: this.nodes(),
+          pw: this.count(),
         };
       }
       case MessageType.requestGet:
-        return { type: MessageType.requestGet, requestId: this.count(), key: this.key(), preferenceList: this.nodes(), r: this.count(), timeoutMs: this.count() };
+        return {
+          type: MessageType.requestGet,
+          requestId: this.count(),
+          key: this.key(),
+          preferenceList: this.nodes(),
+          r: this.count(),
+          timeoutMs: this.count(),
+          fallbacks: this.nodes(),
+          pr: this.count(),
+        };
       case MessageType.replicate:
-        return { type: MessageType.replicate, requestId: this.count(), key: this.key(), versions: this.versions() };
+        return this.withHintFor({ type: MessageType.replicate, requestId: this.count(), key: this.key(), versions: this.versions() });
       case MessageType.replicateAck:
         return { type: MessageType.replicateAck, requestId: this.count(), ok: this.flag("ok") };
       case MessageType.read:
-        return { type: MessageType.read, requestId: this.count(), key: this.key() };
+        return this.withHintFor({ type: MessageType.read, requestId: this.count(), key: this.key() });
       case MessageType.readReply: {
         const requestId = this.count();
         const reply = this.flag("reply ok") ? { ok: true, versions: this.versions() } : { ok: false };
         return { type: MessageType.readReply, requestId, reply };
       }
       case MessageType.repair:
-        return { type: MessageType.repair, key: this.key(), versions: this.versions() };
+        return this.withHintFor({ type: MessageType.repair, key: this.key(), versions: this.versions() });
       case MessageType.response:
-        return { type: MessageType.response, requestId: this.count(), result: this.result() };
+        return { type: MessageType.response, requestId: this.count(), node: this.count(), result: this.result() };
       default:
         return this.fail(`record tag ${tag} has no binary body`);
     }

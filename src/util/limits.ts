@@ -7,6 +7,11 @@ import { assert } from "./assert.ts";
 export const limits = {
   /** Largest key in bytes (UTF-8 for string keys). Keys must be non-empty. */
   keyBytesMax: 16 * 1024,
+  /**
+   * Largest key the storage engine takes: a cluster key plus room for an internal prefix (a hint
+   * is stored under its target's id followed by the key).
+   */
+  storeKeyBytesMax: 16 * 1024 + 8,
   /** Largest value in bytes. */
   valueBytesMax: 1024 * 1024,
   /** Largest opaque version blob (an encoded dotted version vector) in bytes. */
@@ -77,7 +82,8 @@ export const limits = {
   clusterFileBytesMax: 64 * 1024,
 } as const;
 
-assert(limits.keyBytesMax < limits.memtableBytesMin, "a key must fit in the smallest memtable");
+assert(limits.storeKeyBytesMax < limits.memtableBytesMin, "a key must fit in the smallest memtable");
+assert(limits.storeKeyBytesMax >= limits.keyBytesMax + 4, "a hint's target prefix fits beside any cluster key");
 assert(
   limits.valueBytesMax + limits.versionBytesMax < limits.recordPayloadBytesMax,
   "one version must fit in a record",
