@@ -87,7 +87,7 @@ const control: NodeWorkerControl = {
   cleanup: (ring: RingSpec, keysPerSecond: number) => node.streams.cleanup(ring, keysPerSecond),
   abortStream: async (streamId: number) => node.streams.abortStream(streamId),
   configure: async (settings: NodeSettings) => node.configure(settings),
-  peerExited: async (peer: number) => node.peerExited(peer),
+  peerExited: async (peer: number, generation: number) => node.peerExited(peer, generation),
   connect: async (peer: number, peerPort: MessagePort) => {
     ports.disconnect(peer);
     ports.connect(peer, peerPort);

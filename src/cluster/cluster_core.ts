@@ -17,7 +17,7 @@ import { toKeyBytes, toValueBytes, type KeyInput, type ValueInput } from "../sto
 import { MessageType, type Message } from "../transport/message_types.ts";
 import type { Transport } from "../transport/transport.ts";
 import { decodeError, type PlainError } from "../util/error_codec.ts";
-import { ClosedError, describe, LoomRangeError, LoomTypeError, QuorumError } from "../util/errors.ts";
+import { ClosedError, describe, LoomRangeError, LoomTypeError, QuorumError, RingChangeError } from "../util/errors.ts";
 import { limits } from "../util/limits.ts";
 import type { ContextSigner } from "../version/context_signer.ts";
 import { emptyContext, joinContexts } from "../version/dotted_version_vector.ts";
@@ -414,17 +414,19 @@ export class ClusterCore {
    * coordinates fail at once ("unknown": the replicas it reached may hold their writes), and a
    * ring change that involves it is abandoned.
    */
-  nodeDown(node: number, reason: string): void {
-    if (!this.#members.includes(node) && !this.#mover.involves(node)) return;
+  nodeDown(node: number, reason: string): Promise<void> {
+    if (!this.#members.includes(node) && !this.#mover.involves(node)) return Promise.resolve();
     if (!this.#down.has(node)) this.#emit({ node, status: "down", generation: this.#generations.get(node) ?? 0, atMs: this.#clock.nowMs(), source: "exit" });
     this.#down.add(node);
-    this.#gossip.markExited(node, this.#clock.nowMs());
+    const generation = this.#generations.get(node) ?? 0;
+    this.#gossip.markExited(node, generation, this.#clock.nowMs());
     // Its peers stop sending it work at once, as they would on a connection that reset.
-    for (const member of this.#members) {
-      if (member !== node && !this.#down.has(member)) this.#host.control(member).peerExited(node).catch(() => {});
-    }
+    const told = this.#members
+      .filter((member) => member !== node && !this.#down.has(member))
+      .map((member) => this.#host.control(member).peerExited(node, generation).catch(() => {}));
     this.#mover.nodeDown(node);
     this.#requests.abandonCoordinatedBy(node, `coordinating node ${node} ${reason}`);
+    return Promise.all(told).then(() => {});
   }
 
   /**
@@ -525,6 +527,9 @@ export class ClusterCore {
     }
     return this.#mover.serialize(async () => {
       this.checkNode("remove node", node);
+      if (this.#down.has(node) && this.#config.w < 2) {
+        throw new RingChangeError(`remove node failed: node ${node} is down and w is ${this.#config.w}: a write acknowledged by it alone would be lost; restart it first`);
+      }
       if (this.#members.length - 1 < this.#config.n) {
         throw new LoomRangeError(`remove node failed: ${this.#members.length - 1} nodes cannot hold n = ${this.#config.n} replicas; lower n first`);
       }

@@ -16,7 +16,7 @@ export interface NodeControl {
   /** Stops the scan of an abandoned stream at its next chunk. */
   abortStream(streamId: number): Promise<void>;
   /** `peer`'s thread ended (its exit was observed): the node stops sending it work at once. */
-  peerExited(peer: number): Promise<void>;
+  peerExited(peer: number, generation: number): Promise<void>;
   /** Members, ring, gossip or handoff settings changed: each applies within a round. */
   configure(settings: NodeSettings): Promise<void>;
 }

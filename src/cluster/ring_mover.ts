@@ -136,7 +136,16 @@ export class RingMover {
     const before: RingSpec = { nodes: [...current.members], vnodesPerNode: current.config.vnodesPerNode, n: current.config.n };
     const after: RingSpec = { nodes: members, vnodesPerNode: next.vnodesPerNode, n: next.n };
     const down = [...new Set([...before.nodes, ...after.nodes])].filter((node) => this.#isDown(node));
-    if (down.length > 0) throw new RingChangeError(`${action} failed: node ${down.join(", ")} is down; restart it first`);
+    // Removing a node that is down (Riak's force-remove, Cassandra's removenode) streams from the
+    // replicas that survive: every acknowledged write is on W of N nodes, so with W >= 2 at least
+    // one other holds it, and hints held for the removed node go to the keys' new replicas. Any
+    // other change needs every node of both rings: dual writes need W replicas of each.
+    const removing = after.nodes.length === before.nodes.length - 1 ? before.nodes.filter((node) => !after.nodes.includes(node)) : [];
+    const blocking = down.filter((node) => !removing.includes(node));
+    if (blocking.length > 0) {
+      throw new RingChangeError(`${action} failed: node ${blocking.join(", ")} is down; restart it first, or remove it with removeNode(${blocking[0]})`);
+    }
+    const sources = before.nodes.filter((node) => !down.includes(node));
     const ring = HashRing.build({ nodes: members, vnodesPerNode: next.vnodesPerNode });
     // A node of either ring going down abandons the move at once, rather than when the chunks
     // streamed to it time out.
@@ -145,7 +154,7 @@ export class RingMover {
       abort = (node) => reject(new RingChangeError(`${action} failed: node ${node} went down while keys moved; the old ring stays in force`));
     });
     aborted.catch(() => {});
-    const transition: Transition = { ring, config: { ...next, nodes: members.length }, involved: new Set([...before.nodes, ...after.nodes]), abort };
+    const transition: Transition = { ring, config: { ...next, nodes: members.length }, involved: new Set([...sources, ...after.nodes]), abort };
     this.#transition = transition;
     const plan = { streamId: this.#nextStreamId++, before, after, keysPerSecond: next.streamKeysPerSecond };
     let reports: StreamReport[] = [];
@@ -154,11 +163,11 @@ export class RingMover {
       await Promise.race([this.#requests.drain(this.#requests.nextId), aborted]);
       // Lowering N (or a change that only drops replicas) gives no key a new replica: no scan.
       streaming = planTransfer(current.ring, ring, before.n, after.n).some((transfer) => transfer.targets.length > 0);
-      if (streaming) reports = await Promise.race([Promise.all(before.nodes.map((node) => this.#host.control(node).stream(plan))), aborted]);
+      if (streaming) reports = await Promise.race([Promise.all(sources.map((node) => this.#host.control(node).stream(plan))), aborted]);
     } catch (error) {
       // Sources still scanning stop at their next chunk instead of streaming for nothing.
       if (streaming) {
-        for (const node of before.nodes) if (!this.#isDown(node)) this.#host.control(node).abortStream(plan.streamId).catch(() => {});
+        for (const node of sources) if (!this.#isDown(node)) this.#host.control(node).abortStream(plan.streamId).catch(() => {});
       }
       if (error instanceof RingChangeError) throw error;
       throw new RingChangeError(`${action} failed: ${error instanceof Error ? error.message : String(error)}; the old ring stays in force`);

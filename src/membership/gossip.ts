@@ -165,13 +165,17 @@ export class GossipState {
    * `node`'s thread is known to have ended (its exit was observed): down at once, until a
    * heartbeat of a later life (a higher generation) arrives.
    */
-  markExited(node: number, nowMs: number): MembershipEvent[] {
+  markExited(node: number, generation: number, nowMs: number): MembershipEvent[] {
     const entry = this.#entries.get(node);
-    if (!entry || entry.status === "down") return [];
+    if (!entry) return [];
+    // Only a higher generation brings it back: relayed heartbeats of the ended life must not.
+    if (generation >= entry.generation) {
+      entry.generation = generation;
+      entry.heartbeat = Number.MAX_SAFE_INTEGER;
+    }
+    if (entry.status === "down") return [];
     entry.status = "down";
     entry.changedAtMs = nowMs;
-    // Only a higher generation brings it back: relayed heartbeats of the ended life must not.
-    entry.heartbeat = Number.MAX_SAFE_INTEGER;
     return [{ node, status: "down", generation: entry.generation, atMs: nowMs }];
   }
 

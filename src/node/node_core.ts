@@ -163,8 +163,8 @@ export class NodeCore {
   }
 
   /** `peer`'s thread is known to have ended: down in this node's view until its next life beats. */
-  peerExited(peer: number): void {
-    this.#gossip.markExited(peer, this.#clock.nowMs());
+  peerExited(peer: number, generation: number): void {
+    this.#gossip.markExited(peer, generation, this.#clock.nowMs());
   }
 
   /** Members, ring, gossip or handoff settings changed. */

@@ -290,7 +290,11 @@ export class Cluster {
    * could not hold N replicas.
    */
   removeNode(node: number): Promise<void> {
-    return this.#core.removeNode(node);
+    const wasDown = typeof node === "number" && this.#core.members.includes(node) && !this.#host.isRunning(node);
+    return this.#core.removeNode(node).then(() => {
+      // A node removed while down leaves its store locked, as its crash did: free it.
+      if (wasDown) this.#directory.breakNodeLock(node);
+    });
   }
 
   /**
@@ -317,8 +321,8 @@ export class Cluster {
     crash: async (node: number): Promise<void> => {
       this.#core.checkNode("crash", node);
       if (!this.#host.isRunning(node)) return;
-      this.#core.nodeDown(node, "crashed");
       await this.#host.crash(node);
+      await this.#core.nodeDown(node, "crashed"); // resolves once its peers know
     },
     restart: async (node: number): Promise<void> => {
       this.#core.checkNode("restart", node);

@@ -146,7 +146,7 @@ export class WorkerNodeHost implements NodeHost {
       cleanup: (ring, keysPerSecond) => untilExit(running, node, control.cleanup(ring, keysPerSecond)),
       abortStream: (streamId) => untilExit(running, node, control.abortStream(streamId)),
       configure: (settings) => untilExit(running, node, control.configure(settings)),
-      peerExited: (peer) => untilExit(running, node, control.peerExited(peer)),
+      peerExited: (peer, generation) => untilExit(running, node, control.peerExited(peer, generation)),
     };
   }
 

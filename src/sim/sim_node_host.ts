@@ -208,7 +208,7 @@ export class SimNodeHost implements NodeHost {
       cleanup: (ring, keysPerSecond) => call(() => life.core.streams.cleanup(ring, keysPerSecond)),
       abortStream: (streamId) => call(() => life.core.streams.abortStream(streamId)),
       configure: (settings) => call(() => life.core.configure(settings)),
-      peerExited: (peer) => call(() => life.core.peerExited(peer)),
+      peerExited: (peer, generation) => call(() => life.core.peerExited(peer, generation)),
     };
   }
 }
