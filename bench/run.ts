@@ -43,10 +43,11 @@ import { createWorkload, removeLiveDirectories, runSystem, type SystemResult, ty
 import { killLiveRedisServers } from "./peers/redis_server.ts";
 import { removeYcsbDirectories, runYcsbSuite, YCSB_SYSTEMS, type YcsbRunResult, type YcsbSystemId } from "./ycsb.bench.ts";
 import { renderChart } from "./ycsb_chart.ts";
+import { failureSection, renderFailureResults, runFailureSuite } from "./failure.bench.ts";
 import { renderYcsbResults, ycsbSection } from "./ycsb_report.ts";
 import { createYcsbData, hottestRecordShare, WORKLOADS } from "./ycsb_workload.ts";
 
-type Suite = "storage" | "cluster";
+type Suite = "storage" | "cluster" | "failure";
 
 interface RunOptions {
   readonly suites: readonly Suite[];
@@ -60,6 +61,9 @@ interface RunOptions {
   readonly records: number;
   readonly inFlight: number;
   readonly clusterSystems: readonly YcsbSystemId[];
+  readonly detectionRuns: number;
+  readonly falsePositiveSeconds: number;
+  readonly quick: boolean;
 }
 
 const SYSTEMS = ["loomkv", "classic-level", "lmdb-js", "loomkv-fsync-never"] as const;
@@ -103,6 +107,8 @@ function parseOptions(args: readonly string[]): RunOptions {
     "--records",
     "--in-flight",
     "--cluster-systems",
+    "--detection-runs",
+    "--fp-seconds",
   ]);
   for (const arg of args) if (arg.startsWith("--") && !known.has(arg)) throw new RangeError(`bench failed: unknown flag ${arg}`);
   const quick = args.includes("--quick");
@@ -113,7 +119,7 @@ function parseOptions(args: readonly string[]): RunOptions {
     if (!(SYSTEMS as readonly string[]).includes(name)) throw new RangeError(`bench failed: unknown system ${name}, expected one of ${SYSTEMS.join(", ")}`);
   }
   const suite = flagValue(args, "--suite") ?? "all";
-  if (!["storage", "cluster", "all"].includes(suite)) throw new RangeError(`bench failed: --suite must be storage, cluster or all, got ${suite}`);
+  if (!["storage", "cluster", "failure", "all"].includes(suite)) throw new RangeError(`bench failed: --suite must be storage, cluster, failure or all, got ${suite}`);
   const clusterSystems = (flagValue(args, "--cluster-systems") ?? YCSB_SYSTEMS.join(",")).split(",").filter((name) => name !== "");
   for (const name of clusterSystems) {
     if (!(YCSB_SYSTEMS as readonly string[]).includes(name)) throw new RangeError(`bench failed: unknown cluster system ${name}, expected one of ${YCSB_SYSTEMS.join(", ")}`);
@@ -122,7 +128,10 @@ function parseOptions(args: readonly string[]): RunOptions {
   if (inFlight > 1000) throw new RangeError(`bench failed: --in-flight is ${inFlight}, at most 1000 (a turn's batch must fit the transport's outbox)`);
   const out = args.includes("--no-report") ? undefined : (flagValue(args, "--out") ?? (quick ? ".tmp/benchmarks-quick.md" : "docs/benchmarks.md"));
   return {
-    suites: suite === "all" ? ["storage", "cluster"] : [suite as Suite],
+    suites: suite === "all" ? ["storage", "cluster", "failure"] : [suite as Suite],
+    detectionRuns: positiveInteger("--detection-runs", flagValue(args, "--detection-runs"), quick ? 10 : 50),
+    falsePositiveSeconds: positiveInteger("--fp-seconds", flagValue(args, "--fp-seconds"), quick ? 5 : 60),
+    quick,
     keys,
     taskTimeMs: positiveInteger("--time-ms", flagValue(args, "--time-ms"), quick ? 300 : 1000),
     memtableBytes: memtableMiB * MiB,
@@ -282,6 +291,17 @@ async function main(): Promise<void> {
   const started = performance.now();
   if (options.suites.includes("storage")) await runStorageSuite(options, args, log);
   if (options.suites.includes("cluster")) await runClusterSuite(options, args, log);
+  if (options.suites.includes("failure")) {
+    const result = await runFailureSuite({ runs: options.detectionRuns, falsePositiveSeconds: options.falsePositiveSeconds, hintKeys: options.quick ? 2000 : 20_000, log });
+    const machine = machineInfo();
+    const generated = renderFailureResults(result, {
+      date: new Date().toISOString(),
+      command: commandLine(args),
+      machine: `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB.toFixed(0)} GiB RAM, ${machine.os}; ${machine.runtime}`,
+    });
+    log(`\n${generated}\n`);
+    if (options.out) writeReport(options.out, generated, failureSection);
+  }
   log(`bench took ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }
 

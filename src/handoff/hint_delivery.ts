@@ -103,7 +103,7 @@ export class HintDelivery {
       chunk = [];
       const ok = await this.#send(target, entries);
       if (!ok) return false;
-      for (const entry of entries) if (await hints.dropIfUnchanged(target, entry.key, entry.versions)) this.#stats.delivered++;
+      this.#stats.delivered += await hints.dropManyIfUnchanged(target, entries);
       sent += entries.length;
       // Pace to keysPerSecond: a returning node also serves clients.
       const waitMs = startedMs + (sent / this.#options.keysPerSecond()) * 1000 - clock.nowMs();

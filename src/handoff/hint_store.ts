@@ -144,6 +144,25 @@ export class HintStore {
     return true;
   }
 
+  /**
+   * `dropIfUnchanged` for many hints of `target` in one atomic write (one log record, one sync):
+   * resolves with how many were dropped.
+   */
+  async dropManyIfUnchanged(target: number, handed: readonly { key: Uint8Array; versions: readonly Version[] }[]): Promise<number> {
+    const store = this.store;
+    if (store.writeWouldWait) await store.whenWritable();
+    const operations: { key: Uint8Array; kind: "put"; versions: Version[] }[] = [];
+    for (const { key, versions } of handed) {
+      const stored = hintKey(target, key);
+      const local = store.get(stored);
+      if (local.length === 0 || !sameVersions(local, versions)) continue;
+      this.#account(target, -versionsBytes(stored, local), -1);
+      operations.push({ key: stored, kind: "put", versions: [] });
+    }
+    if (operations.length > 0) await store.write(operations);
+    return operations.length;
+  }
+
   stats(): HintTargetStats[] {
     return this.targets().map((target) => ({ target, ...this.#held.get(target)! }));
   }

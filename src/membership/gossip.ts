@@ -74,6 +74,8 @@ export class GossipState {
   readonly #entries = new Map<number, Entry>();
   #members: number[] = [];
   #lastRoundMs: number;
+  /** Members this observer marked down since it started. */
+  markedDown = 0;
 
   constructor(options: { self?: number; generation: number; members: readonly number[]; config: GossipConfig; nowMs: number }) {
     this.self = options.self;
@@ -174,6 +176,7 @@ export class GossipState {
       entry.heartbeat = Number.MAX_SAFE_INTEGER;
     }
     if (entry.status === "down") return [];
+    this.markedDown++;
     entry.status = "down";
     entry.changedAtMs = nowMs;
     return [{ node, status: "down", generation: entry.generation, atMs: nowMs }];
@@ -184,6 +187,7 @@ export class GossipState {
     const events: MembershipEvent[] = [];
     for (const [node, entry] of this.#entries) {
       if (entry.status === "up" && nowMs - entry.seenAtMs >= this.#config.failAfterMs) {
+        this.markedDown++;
         entry.status = "down";
         entry.changedAtMs = nowMs;
         events.push({ node, status: "down", generation: entry.generation, atMs: nowMs });

@@ -423,6 +423,10 @@ export class NodeCore {
       latencyMs: { put: this.#latency.put.summary(), get: this.#latency.get.summary() },
       siblingWarnings: this.siblingWarnings,
       repairsFailed: this.#repairsFailed,
+      gossip: {
+        members: this.#gossip.view().map(({ node, status, generation }) => ({ node, status, generation })),
+        markedDown: this.#gossip.markedDown,
+      },
       hints: {
         held: this.#hints?.stats() ?? [],
         ...(this.#delivery?.stats() ?? { delivered: 0, chunks: 0, chunksFailed: 0, rehomed: 0 }),

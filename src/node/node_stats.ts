@@ -45,6 +45,12 @@ export interface NodeStats {
   readonly siblingWarnings: number;
   /** Read repairs this node could not apply (its store refused the write). */
   readonly repairsFailed: number;
+  /** This node's gossip view: each member's status and generation, and how often it marked one down. */
+  readonly gossip: {
+    readonly members: readonly { readonly node: number; readonly status: "up" | "down"; readonly generation: number }[];
+    /** Members this node marked down since it started (its heartbeat stopped, or its exit was told). */
+    readonly markedDown: number;
+  };
   /** Hinted handoff: hints held for others, and what happened to hints. */
   readonly hints: {
     /** Per target: keys and bytes held. */
