@@ -21,6 +21,7 @@ test(`${SEEDS} seeds under every fault kind but wipes, N=3 W=2 R=2: no acknowled
   const drawn = new Set<string>();
   const faults: Record<string, number> = {};
   const failed: string[] = [];
+  const drains: number[] = [];
   const started = performance.now();
   for (let seed = 1; seed <= SEEDS; seed++) {
     const report = await runSeed({ seed });
@@ -31,6 +32,8 @@ test(`${SEEDS} seeds under every fault kind but wipes, N=3 W=2 R=2: no acknowled
     totals.notApplied += report.notApplied;
     totals.lost += report.lost.length;
     totals.phantoms += report.phantoms.length;
+    drains.push(report.hintDrainMs);
+    if (report.hintsUndrained > 0) failed.push(`seed ${seed} (replay: ${replayCommand(seed)}): ${report.hintsUndrained} hints not handed back within the bound`);
     for (const [kind, count] of Object.entries(report.faults)) {
       drawn.add(kind);
       faults[kind] = (faults[kind] ?? 0) + count;
@@ -38,7 +41,9 @@ test(`${SEEDS} seeds under every fault kind but wipes, N=3 W=2 R=2: no acknowled
     const found = findings(report);
     if (found.length > 0) failed.push(`seed ${seed} (replay: ${replayCommand(seed)}): ${found.slice(0, 2).join("; ")}`);
   }
-  recordFigures("sim-register", { seeds: `1..${SEEDS}`, seconds: Math.round((performance.now() - started) / 100) / 10, ...totals, faults });
+  drains.sort((a, b) => a - b);
+  const hintDrainMs = { p50: drains[Math.floor(drains.length / 2)], p99: drains[Math.floor(drains.length * 0.99)], max: drains.at(-1) };
+  recordFigures("sim-register", { seeds: `1..${SEEDS}`, seconds: Math.round((performance.now() - started) / 100) / 10, ...totals, faults, hintDrainMs });
   assert.equal(failed, []);
   assert.equal([...drawn].sort(), [...registerFaultKinds].sort(), "every fault kind was drawn");
   assert.ok(totals.acknowledged > SEEDS * 20, `writes were acknowledged: ${JSON.stringify(totals)}`);

@@ -137,10 +137,10 @@ export function parseQuery(action: string, query: string): Map<string, string> {
 }
 
 /** Query parameters the item routes parse as integers: the API's request options. */
-const integerOptionNames = new Set(["w", "r", "timeoutMs"]);
+const integerOptionNames = new Set(["w", "r", "pw", "pr", "timeoutMs"]);
 
 /**
- * The request options of an item request from its query parameters. `w`, `r` and `timeoutMs`
+ * The request options of an item request from its query parameters. `w`, `r`, `pw`, `pr` and `timeoutMs`
  * must be decimal integers (else LoomTypeError, worded as the API words it); every other name is
  * passed on as its text, so that the API refuses an option it does not take (`r` on a put, an
  * unknown name) with its own message. `context` is refused: it travels in X-Loom-Context.
