@@ -77,6 +77,7 @@ async function detection(kind: "crash" | "pause", options: FailureSuiteOptions):
       else await cluster.faults.pause(victim, 3000);
       await everyoneSeesDown(cluster, victim, 10_000);
       samples.push(performance.now() - started);
+      if (samples.length % 10 === 0) options.log(`${kind}: ${samples.length} runs done`);
       if (kind === "crash") await cluster.faults.restart(victim);
       else await waitUp(cluster, victim);
     });
