@@ -39,7 +39,7 @@ const base: Omit<SeedOptions, "seed"> = {
 };
 
 function failed(report: SeedReport): boolean {
-  return report.lost.length + report.phantoms.length + report.staleSiblings.length + report.unread.length > 0;
+  return report.lost.length + report.phantoms.length + report.staleSiblings.length + report.resurrected.length + report.unread.length > 0;
 }
 
 const single = flag("--seed");

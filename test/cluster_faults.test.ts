@@ -93,6 +93,7 @@ test("under every fault kind in turn on real threads, no acknowledged write is l
     assert.equal(verdict.lost, [], "no acknowledged write lost");
     assert.equal(verdict.phantoms, [], "no read of a value never written or refused");
     assert.equal(verdict.staleSiblings, []);
+    assert.equal(verdict.resurrected, []);
     assert.ok(verdict.acknowledged > 20, `writes were acknowledged under faults: ${JSON.stringify({ ...verdict, lost: undefined })}`);
   } finally {
     await cluster.close();

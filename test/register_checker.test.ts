@@ -66,4 +66,17 @@ test("a final sibling set holding a value next to the write that replaced it is 
   assert.equal(report.lost, []);
 });
 
+test("a final read showing a value an acknowledged delete replaced is reported as resurrected", () => {
+  const checker = new RegisterChecker();
+  checker.settle(checker.write({ key: "k", value: "v1" }), "ok");
+  checker.settle(checker.write({ key: "k", value: "d1", kind: "delete", replaces: ["v1"] }), "ok");
+  checker.settle(checker.write({ key: "j", value: "w1" }), "ok");
+  checker.settle(checker.write({ key: "j", value: "e1", kind: "delete", replaces: ["w1"] }), "unknown");
+  checker.finalRead("k", ["v1"]);
+  checker.finalRead("j", ["w1"]);
+  const report = checker.report();
+  assert.is(report.resurrected.length, 1, report.resurrected.join("\n"));
+  assert.match(report.resurrected[0]!, /v1 is back although acknowledged delete d1 replaced it/);
+});
+
 test.run();

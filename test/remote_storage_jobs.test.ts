@@ -8,6 +8,7 @@ import { MessageChannel } from "node:worker_threads";
 import { RemoteStorageJobs, serveStorageJobs } from "../src/runtime/remote_storage_jobs.ts";
 import type { StorageJobs } from "../src/storage/storage_jobs.ts";
 import type { CompactionRequest, FlushRequest, TableSummary } from "../src/storage/table_jobs.ts";
+import type { ScanRequest } from "../src/storage/scan_job.ts";
 import { CorruptionError, IoError } from "../src/util/errors.ts";
 import { rejectsWithCode } from "./support/assertions.ts";
 
@@ -22,6 +23,7 @@ const fakeJobs: StorageJobs = {
     if (path.endsWith("corrupt")) return Promise.reject(new CorruptionError("block checksum mismatch", path, 4096));
     return Promise.reject(new RangeError("something else"));
   },
+  scan: (request: ScanRequest) => Promise.resolve({ folded: request.params }),
   close: () => Promise.resolve(),
 };
 

@@ -15,7 +15,7 @@ import { recordFigures } from "./support/figures.ts";
 const SEEDS = 200;
 
 function findings(report: SeedReport): string[] {
-  return [...report.lost, ...report.phantoms, ...report.staleSiblings, ...report.unread.map((key) => `${key} was never read back`)];
+  return [...report.lost, ...report.phantoms, ...report.staleSiblings, ...report.resurrected, ...report.unread.map((key) => `${key} was never read back`)];
 }
 
 test(`${SEEDS} seeds under every fault kind but wipes, N=3 W=2 R=2: no acknowledged write lost, no phantom read, no stale sibling`, async () => {

@@ -223,6 +223,7 @@ test("sustained writes still get compacted: compaction takes turns with flushes"
   const jobs = {
     flush: (request: Parameters<typeof inline.flush>[0]) => later(() => inline.flush(request)),
     compact: (request: Parameters<typeof inline.compact>[0]) => later(() => inline.compact(request)),
+    scan: (request: Parameters<typeof inline.scan>[0]) => later(() => inline.scan(request)),
     close: () => inline.close(),
   };
   const store = await Store.open({ directory: "/store", fs, clock: new SimClock(), jobs, fsync: "always", memtableBytes: 64 * 1024, compactionTablesMin: 2 });

@@ -8,6 +8,7 @@ import type { CompactionRequest, FlushRequest, TableSummary } from "../src/stora
 import { SimClock } from "../src/io/sim_clock.ts";
 import { limits } from "../src/util/limits.ts";
 import { counterVersion } from "./fixtures/highest_counter_rule.ts";
+import type { ScanRequest } from "../src/storage/scan_job.ts";
 import { STORE_DIRECTORY } from "./support/store_harness.ts";
 
 /** Inline jobs whose flushes wait until `release()`: writes pile up behind frozen memtables. */
@@ -27,6 +28,10 @@ class GatedJobs implements StorageJobs {
 
   compact(request: CompactionRequest): Promise<TableSummary> {
     return this.#inner.compact(request);
+  }
+
+  scan(request: ScanRequest): Promise<unknown> {
+    return this.#inner.scan(request);
   }
 
   release(): void {

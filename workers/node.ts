@@ -24,6 +24,7 @@ import { CounterLease } from "../src/node/counter_lease.ts";
 import { NodeActor } from "../src/node/node_actor.ts";
 import { NodeCore } from "../src/node/node_core.ts";
 import { MAIN_PEER, type NodeSettings, type RingSpec, type StreamPlan } from "../src/node/node_messages.ts";
+import { buildTrees, treeBuildFolderReference, type TreeBuild } from "../src/antientropy/tree_build.ts";
 import { RemoteStorageJobs } from "../src/runtime/remote_storage_jobs.ts";
 import type { NodeWorkerControl, NodeWorkerData } from "../src/runtime/node_worker_api.ts";
 import { serve } from "../src/runtime/typed_rpc.ts";
@@ -79,6 +80,9 @@ const node = new NodeCore({ nodeId: data.nodeId, store, transport, clock, signer
   generation: data.start.generation,
   settings: data.start,
   hints: new HintStore(hintStore),
+  // Tree rebuilds read a pinned snapshot in the cluster's pool; a failed store (read-only, so
+  // unchanging) is folded here instead, as it can no longer freeze its memtable.
+  scanTrees: (params) => (store.failure ? Promise.resolve(buildTrees(params, store.entries())) : (store.scan(treeBuildFolderReference, params) as Promise<TreeBuild>)),
 });
 
 const control: NodeWorkerControl = {
@@ -88,6 +92,7 @@ const control: NodeWorkerControl = {
   abortStream: async (streamId: number) => node.streams.abortStream(streamId),
   configure: async (settings: NodeSettings) => node.configure(settings),
   peerExited: async (peer: number, generation: number) => node.peerExited(peer, generation),
+  compact: () => node.compact(),
   connect: async (peer: number, peerPort: MessagePort) => {
     ports.disconnect(peer);
     ports.connect(peer, peerPort);

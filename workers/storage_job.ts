@@ -1,17 +1,20 @@
 /**
- * piscina task file: runs a store's flush and compaction jobs in a pool thread against the real
+ * piscina task file: runs a store's flush, compaction and scan jobs in a pool thread against the real
  * file system. Thread entry point only; the work lives in src/storage/table_jobs.ts.
  */
 import { RealFileSystem } from "../src/io/real_file_system.ts";
+import { runScan, type ScanRequest } from "../src/storage/scan_job.ts";
 import { runCompaction, runFlush, type CompactionRequest, type FlushRequest, type TableSummary } from "../src/storage/table_jobs.ts";
 
 export type StorageJobMessage =
   | { readonly kind: "flush"; readonly request: FlushRequest }
-  | { readonly kind: "compact"; readonly request: CompactionRequest };
+  | { readonly kind: "compact"; readonly request: CompactionRequest }
+  | { readonly kind: "scan"; readonly request: ScanRequest };
 
 const fs = new RealFileSystem();
 
-export default async function storageJob(message: StorageJobMessage): Promise<TableSummary> {
+export default async function storageJob(message: StorageJobMessage): Promise<unknown> {
   if (message.kind === "flush") return runFlush(fs, message.request);
+  if (message.kind === "scan") return runScan(fs, message.request);
   return runCompaction(fs, message.request);
 }

@@ -19,10 +19,21 @@ export interface GossipConfig {
 }
 
 export interface AntiEntropyConfig {
-  /** Merkle tree leaves per key range: more buckets, smaller repairs, bigger trees. @default 1024 */
+  /**
+   * Merkle tree leaves (segments) per replica pair: more buckets, smaller repairs (fewer keys
+   * sent per differing segment), bigger trees to compare (docs/anti-entropy.md). @default 1024
+   */
   readonly buckets: number;
-  /** Pause between anti-entropy rounds per node. @default 10000 */
+  /** Pause between anti-entropy rounds per node: each round compares trees with one peer. @default 10000 */
   readonly intervalMs: number;
+  /** Most keys a node sends per second while repairing (load kept for clients vs repair speed). @default 5000 */
+  readonly keysPerSecond: number;
+  /**
+   * A key whose versions are all tombstones is purged this long after its delete, once
+   * anti-entropy has seen every replica hold it (Cassandra's gc_grace_seconds); hints older than
+   * this are dropped instead of handed back, so a deleted value cannot come back. @default 86400000 (1 day)
+   */
+  readonly tombstoneGraceMs: number;
 }
 
 export interface HandoffConfig {
@@ -84,14 +95,14 @@ export const clusterConfigDefaults: ClusterConfig = {
   requestTimeoutMs: 1000,
   streamKeysPerSecond: 5_000,
   gossip: { intervalMs: 100, failAfterMs: 1000, cleanupAfterMs: 30_000 },
-  antiEntropy: { buckets: 1024, intervalMs: 10_000 },
+  antiEntropy: { buckets: 1024, intervalMs: 10_000, keysPerSecond: 5_000, tombstoneGraceMs: 86_400_000 },
   handoff: { windowMs: 3 * 60 * 60 * 1000, bytesPerTargetMax: 64 * 1024 * 1024, keysPerSecond: 5_000 },
 };
 
 const KNOWN_FIELDS = new Set(["nodes", "n", "w", "r", "vnodesPerNode", "pruneThreshold", "requestTimeoutMs", "streamKeysPerSecond", "gossip", "antiEntropy", "handoff"]);
 const KNOWN_HANDOFF = new Set(["windowMs", "bytesPerTargetMax", "keysPerSecond"]);
 const KNOWN_GOSSIP = new Set(["intervalMs", "failAfterMs", "cleanupAfterMs"]);
-const KNOWN_ANTI_ENTROPY = new Set(["buckets", "intervalMs"]);
+const KNOWN_ANTI_ENTROPY = new Set(["buckets", "intervalMs", "keysPerSecond", "tombstoneGraceMs"]);
 
 function integerIn(action: string, field: string, value: unknown, min: number, max: number): void {
   if (typeof value !== "number" || !Number.isInteger(value)) {
@@ -136,11 +147,13 @@ export function validateClusterConfig(action: string, config: ClusterConfig): Cl
   if (gossip.cleanupAfterMs <= gossip.failAfterMs) {
     throw new LoomRangeError(`${action} failed: gossip.cleanupAfterMs (${gossip.cleanupAfterMs}) must exceed gossip.failAfterMs (${gossip.failAfterMs})`);
   }
-  integerIn(action, "antiEntropy.buckets", antiEntropy.buckets, 1, 1 << 20);
+  integerIn(action, "antiEntropy.buckets", antiEntropy.buckets, 1, 1 << 16);
   if ((antiEntropy.buckets & (antiEntropy.buckets - 1)) !== 0) {
     throw new LoomRangeError(`${action} failed: antiEntropy.buckets is ${antiEntropy.buckets}, must be a power of two`);
   }
   integerIn(action, "antiEntropy.intervalMs", antiEntropy.intervalMs, 1, 86_400_000);
+  integerIn(action, "antiEntropy.keysPerSecond", antiEntropy.keysPerSecond, 1, 10_000_000);
+  integerIn(action, "antiEntropy.tombstoneGraceMs", antiEntropy.tombstoneGraceMs, 1, 365 * 86_400_000);
   const { handoff } = config;
   integerIn(action, "handoff.windowMs", handoff.windowMs, 0, 30 * 86_400_000);
   integerIn(action, "handoff.bytesPerTargetMax", handoff.bytesPerTargetMax, 0, 2 ** 40);

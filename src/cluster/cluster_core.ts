@@ -367,6 +367,18 @@ export class ClusterCore {
     return { config: this.#config, down, nodes: answers, ringChanges: this.#mover.reports(), membership: this.membership() };
   }
 
+  /**
+   * A major compaction on every node that is up (Cassandra's `nodetool compact`): each merges its
+   * tables into one, so deleted keys purged by anti-entropy leave the files. Resolves with the
+   * nodes compacted; a node that fails or stops meanwhile is left out.
+   */
+  async compact(): Promise<number[]> {
+    this.#checkOpen("compact");
+    const nodes = this.#members.filter((node) => !this.#unavailable.has(node) && !this.#silent.has(node));
+    const done = await Promise.all(nodes.map((node) => this.#host.control(node).compact().then(() => true, () => false)));
+    return nodes.filter((_node, index) => done[index]);
+  }
+
   // ---- membership and liveness ---------------------------------------------------------------
 
   /** Checks every member's heartbeat age once per gossip interval (read at each round). */
@@ -571,6 +583,7 @@ export class ClusterCore {
       ring: { nodes: [...this.#members], vnodesPerNode: this.#config.vnodesPerNode, n: this.#config.n },
       gossip: this.#config.gossip,
       handoff: this.#config.handoff,
+      antiEntropy: this.#config.antiEntropy,
     };
   }
 

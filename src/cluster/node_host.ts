@@ -19,6 +19,8 @@ export interface NodeControl {
   peerExited(peer: number, generation: number): Promise<void>;
   /** Members, ring, gossip or handoff settings changed: each applies within a round. */
   configure(settings: NodeSettings): Promise<void>;
+  /** Merges every table of the node's store into one (a major compaction; purged keys leave the files). */
+  compact(): Promise<void>;
 }
 
 /** What a node is started with, beyond its id: chosen by the cluster core. */

@@ -213,6 +213,12 @@ export class GossipState {
     return this.#entries.get(node)?.status !== "down";
   }
 
+  /** The generation (life) of `node` this observer last heard of; 0 when none yet. */
+  generationOf(node: number): number {
+    if (node === this.self) return this.#generation;
+    return this.#entries.get(node)?.generation ?? 0;
+  }
+
   /** Members down in this observer's view, ascending. */
   down(): number[] {
     return [...this.#entries].filter(([, entry]) => entry.status === "down").map(([node]) => node).sort((a, b) => a - b);

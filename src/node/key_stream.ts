@@ -11,13 +11,15 @@ import type { Clock, TimerHandle } from "../io/clock.ts";
 import { applyReplicated, siblingLimits } from "../coordinator/replica_apply.ts";
 import { HashRing, keyPosition } from "../ring/hash_ring.ts";
 import { streamTargets, type Placement } from "../ring/ring_change.ts";
-import type { Store, WriteOperation } from "../storage/store.ts";
+import type { WriteOperation } from "../storage/store.ts";
+import type { NodeStore } from "./tracked_store.ts";
 import type { Version } from "../storage/version_set_format.ts";
 import { MessageType, type Message } from "../transport/message_types.ts";
 import type { Transport } from "../transport/transport.ts";
 import { RingChangeError } from "../util/errors.ts";
 import { limits } from "../util/limits.ts";
-import type { CleanupReport, RingSpec, StreamPlan, StreamReport } from "./node_messages.ts";
+import type { CleanupReport, StreamPlan, StreamReport } from "./node_messages.ts";
+import { placementOf, type RingSpec } from "../ring/ring_spec.ts";
 
 /** Stream chunks: at most this many keys, and about this many bytes of versions, per chunk. */
 const STREAM_CHUNK_KEYS = 256;
@@ -33,12 +35,7 @@ const STREAM_ACK_TIMEOUT_MS = 30_000;
  * abandon the whole ring change, and the union of two replicas' sets can exceed siblingsMax only
  * after writers ignored the limit's warnings.
  */
-const streamSiblingLimits = { siblingsWarn: siblingLimits.siblingsMax, siblingsMax: limits.versionsPerRecordMax };
-
-/** The ring a RingSpec describes, rebuilt exactly as the main thread built it, with its N. */
-export function placementOf(spec: RingSpec): Placement {
-  return { ring: HashRing.build({ nodes: spec.nodes, vnodesPerNode: spec.vnodesPerNode }), n: spec.n };
-}
+export const streamSiblingLimits = { siblingsWarn: siblingLimits.siblingsMax, siblingsMax: limits.versionsPerRecordMax };
 
 export interface StreamEntry {
   readonly key: Uint8Array;
@@ -52,7 +49,7 @@ export interface StreamEntry {
  * `store` as one atomic batch, durable once it resolves; returns the keys the store did not hold.
  * Throws RingChangeError when a key would pass the stream sibling bound (nothing is written).
  */
-export async function mergeEntries(store: Store, entries: readonly StreamEntry[]): Promise<number> {
+export async function mergeEntries(store: NodeStore, entries: readonly StreamEntry[]): Promise<number> {
   if (store.writeWouldWait) await store.whenWritable();
   let keysNew = 0;
   const operations: WriteOperation[] = [];
@@ -69,7 +66,7 @@ export async function mergeEntries(store: Store, entries: readonly StreamEntry[]
 
 export class KeyStreams {
   readonly #nodeId: number;
-  readonly #store: Store;
+  readonly #store: NodeStore;
   readonly #transport: Transport;
   readonly #clock: Clock;
   /** Chunks this node sent and awaits acknowledgement of, by chunk number. */
@@ -79,7 +76,7 @@ export class KeyStreams {
   readonly #abortedStreams = new Set<number>();
   readonly #streamed = { keysSent: 0, keysReceived: 0, keysNew: 0 };
 
-  constructor(options: { nodeId: number; store: Store; transport: Transport; clock: Clock }) {
+  constructor(options: { nodeId: number; store: NodeStore; transport: Transport; clock: Clock }) {
     this.#nodeId = options.nodeId;
     this.#store = options.store;
     this.#transport = options.transport;

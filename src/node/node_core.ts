@@ -41,7 +41,12 @@ import { GossipState, type MemberView } from "../membership/gossip.ts";
 import { HintDelivery } from "../handoff/hint_delivery.ts";
 import type { HintStore } from "../handoff/hint_store.ts";
 import type { Placement } from "../ring/ring_change.ts";
-import { mergeEntries, placementOf, type StreamEntry } from "./key_stream.ts";
+import { mergeEntries, streamSiblingLimits, type StreamEntry } from "./key_stream.ts";
+import { placementOf } from "../ring/ring_spec.ts";
+import { TrackedStore } from "./tracked_store.ts";
+import { AntiEntropy } from "../antientropy/anti_entropy.ts";
+import { buildTrees, type TreeBuild, type TreeBuildParams } from "../antientropy/tree_build.ts";
+import { sameVersions } from "../handoff/hint_store.ts";
 import type { CounterLease } from "./counter_lease.ts";
 import { KeyStreams } from "./key_stream.ts";
 import { MAIN_PEER, type GetRequest, type NodeSettings, type PutRequest } from "./node_messages.ts";
@@ -66,6 +71,11 @@ export interface NodeCoreOptions {
   readonly settings: NodeSettings;
   /** Where this node keeps hints for others; without one, the node neither stores nor writes hints (strict quorum). */
   readonly hints?: HintStore;
+  /**
+   * How anti-entropy rebuilds its trees from a snapshot of the store taken at the call: the
+   * worker passes a pool job; by default (the simulator, tests) the fold runs in this thread.
+   */
+  readonly scanTrees?: (params: TreeBuildParams) => Promise<TreeBuild>;
 }
 
 /** A session with what its error would need to say: the action and the replicas it addressed (N). */
@@ -80,7 +90,9 @@ type Session = (
 
 export class NodeCore {
   readonly nodeId: number;
-  readonly #store: Store;
+  /** The node's store, every write reported to anti-entropy. */
+  readonly #store: TrackedStore;
+  readonly antiEntropy: AntiEntropy;
   readonly #transport: Transport;
   readonly #clock: Clock;
   readonly #signer: ContextSigner;
@@ -110,6 +122,7 @@ export class NodeCore {
   #hintsSkippedWindow = 0;
 
   constructor(options: NodeCoreOptions) {
+    this.#store = new TrackedStore(options.store);
     this.actor = options.actor;
     this.#prng = options.prng;
     this.#gossip = new GossipState({
@@ -134,16 +147,31 @@ export class NodeCore {
         keysPerSecond: () => this.#settings.handoff.keysPerSecond,
         bytesPerTargetMax: () => this.#settings.handoff.bytesPerTargetMax,
         mergeOwn: (key, versions) => this.#mergeLocal(key, versions),
+        expired: (versions) => this.antiEntropy.expired(versions),
       });
     }
+    this.antiEntropy = new AntiEntropy({
+      self: options.nodeId,
+      store: this.#store,
+      transport: options.transport,
+      clock: options.clock,
+      config: () => this.#settings.antiEntropy,
+      ring: () => this.#settings.ring,
+      placement: () => this.#placement,
+      scan: options.scanTrees ?? ((params) => Promise.resolve(buildTrees(params, this.#store.entries()))),
+      generationOf: (node) => this.#gossip.generationOf(node),
+      merge: (key, versions) => this.#mergeIfChanged(key, versions),
+      purge: (key, versions) => this.#dropIfUnchanged(key, versions),
+      isUp: (node) => this.#gossip.isUp(node),
+    });
+    this.#store.observe((key, before, after) => this.antiEntropy.onWrite(key, before, after));
     this.nodeId = options.nodeId;
-    this.#store = options.store;
     this.#transport = options.transport;
     this.#clock = options.clock;
     this.#signer = options.signer;
     this.#lease = options.lease;
     this.#counterFloor = Math.max(options.store.stats().sequence + 1, options.lease.ceiling);
-    this.streams = new KeyStreams(options);
+    this.streams = new KeyStreams({ ...options, store: this.#store });
     this.#transport.onMessage((from, message) => this.#receive(from, message));
     this.#scheduleGossip();
   }
@@ -169,10 +197,20 @@ export class NodeCore {
 
   /** Members, ring, gossip or handoff settings changed. */
   configure(settings: NodeSettings): void {
+    const previous = this.#settings;
     this.#settings = settings;
     this.#gossip.setMembers(settings.members, this.#clock.nowMs());
     this.#gossip.setConfig(settings.gossip);
     this.#placement = placementOf(settings.ring);
+    // New replica sets or a new bucket count: the trees start over (a paced rebuild).
+    if (JSON.stringify(previous.ring) !== JSON.stringify(settings.ring) || previous.antiEntropy.buckets !== settings.antiEntropy.buckets) {
+      this.antiEntropy.restart();
+    }
+  }
+
+  /** A major compaction of the node's store: keys purged since leave its files. */
+  compact(): Promise<void> {
+    return this.#store.compact();
   }
 
   /** Whether this node's gossip view holds `node` up. */
@@ -209,6 +247,14 @@ export class NodeCore {
         return void this.#onHints(from, message);
       case MessageType.hintAck:
         return this.#delivery?.onAck(message);
+      case MessageType.merkleRequest:
+      case MessageType.merkleReply:
+      case MessageType.aeSegments:
+      case MessageType.aeEntries:
+      case MessageType.aeHashes:
+      case MessageType.aePurged:
+        this.antiEntropy.receive(from, message);
+        return;
       case MessageType.gossip:
         this.#gossip.receive(message.table as number[], this.#clock.nowMs());
         return;
@@ -423,13 +469,14 @@ export class NodeCore {
       latencyMs: { put: this.#latency.put.summary(), get: this.#latency.get.summary() },
       siblingWarnings: this.siblingWarnings,
       repairsFailed: this.#repairsFailed,
+      antiEntropy: this.antiEntropy.stats(),
       gossip: {
         members: this.#gossip.view().map(({ node, status, generation }) => ({ node, status, generation })),
         markedDown: this.#gossip.markedDown,
       },
       hints: {
         held: this.#hints?.stats() ?? [],
-        ...(this.#delivery?.stats() ?? { delivered: 0, chunks: 0, chunksFailed: 0, rehomed: 0 }),
+        ...(this.#delivery?.stats() ?? { delivered: 0, chunks: 0, chunksFailed: 0, rehomed: 0, expired: 0 }),
         refusedBytes: this.#hints?.refusedBytes ?? 0,
         skippedWindow: this.#hintsSkippedWindow,
       },
@@ -476,6 +523,24 @@ export class NodeCore {
     const applied = applyReplicated({ key, localVersions: this.#store.get(key), incoming });
     if (!applied.ok) return false;
     await this.#store.put(key, applied.versions);
+    return true;
+  }
+
+  /** An anti-entropy repair: merges `incoming` and writes only if that changes the key. */
+  async #mergeIfChanged(key: Uint8Array, incoming: readonly Version[]): Promise<boolean> {
+    if (this.#store.writeWouldWait) await this.#store.whenWritable();
+    const local = this.#store.get(key);
+    const applied = applyReplicated({ key, localVersions: local, incoming, limits: streamSiblingLimits });
+    if (!applied.ok || sameVersions(local, applied.versions)) return false;
+    await this.#store.put(key, applied.versions);
+    return true;
+  }
+
+  /** A purge: drops `key` if it still holds exactly `versions` (nothing wrote it meanwhile). */
+  async #dropIfUnchanged(key: Uint8Array, versions: readonly Version[]): Promise<boolean> {
+    if (this.#store.writeWouldWait) await this.#store.whenWritable();
+    if (!sameVersions(this.#store.get(key), versions)) return false;
+    await this.#store.put(key, []);
     return true;
   }
 
@@ -577,7 +642,10 @@ export class NodeCore {
   async #onHints(from: number, message: Message): Promise<void> {
     let ok = true;
     try {
-      await mergeEntries(this.#store, message.entries as StreamEntry[]);
+      // Hints older than the tombstone grace are not taken (their sender drops them too): a
+      // delete of the key may have been purged meanwhile.
+      const entries = (message.entries as StreamEntry[]).filter((entry) => !this.antiEntropy.expired(entry.versions));
+      if (entries.length > 0) await mergeEntries(this.#store, entries);
     } catch {
       ok = false;
     }
@@ -589,6 +657,7 @@ export class NodeCore {
     this.#stopped = true;
     if (this.#gossipTimer !== undefined) this.#clock.clearTimer(this.#gossipTimer);
     this.#delivery?.stop();
+    this.antiEntropy.stop();
     for (const { timer } of this.#sessions.values()) this.#clock.clearTimer(timer);
     this.#sessions.clear();
     this.streams.stop();

@@ -55,14 +55,11 @@ export interface NodeSettings {
   readonly ring: RingSpec;
   readonly gossip: { readonly intervalMs: number; readonly failAfterMs: number; readonly cleanupAfterMs: number };
   readonly handoff: { readonly windowMs: number; readonly bytesPerTargetMax: number; readonly keysPerSecond: number };
+  readonly antiEntropy: { readonly buckets: number; readonly intervalMs: number; readonly keysPerSecond: number; readonly tombstoneGraceMs: number };
 }
 
-/** A ring as the main thread describes it to the nodes: they rebuild the same HashRing from it. */
-export interface RingSpec {
-  readonly nodes: readonly number[];
-  readonly vnodesPerNode: number;
-  readonly n: number;
-}
+export type { RingSpec } from "../ring/ring_spec.ts";
+import type { RingSpec } from "../ring/ring_spec.ts";
 
 /** The main thread's order to stream this node's share of the keys whose replicas change. */
 export interface StreamPlan {

@@ -2,6 +2,7 @@
  * A node's counters as `stats()` reports them: requests coordinated and their latency, key counts
  * from a scan, the transport's and the store's figures, keys streamed by ring changes. Pure.
  */
+import type { AntiEntropyStats } from "../antientropy/anti_entropy.ts";
 import type { TransportStats } from "../transport/transport.ts";
 
 /** The last LATENCY_SAMPLES request latencies of one kind, for percentiles. */
@@ -51,6 +52,8 @@ export interface NodeStats {
     /** Members this node marked down since it started (its heartbeat stopped, or its exit was told). */
     readonly markedDown: number;
   };
+  /** Merkle anti-entropy: exchanges, repairs, bytes, rebuilds, tombstones, tree roots per peer. */
+  readonly antiEntropy: AntiEntropyStats;
   /** Hinted handoff: hints held for others, and what happened to hints. */
   readonly hints: {
     /** Per target: keys and bytes held. */
@@ -60,6 +63,8 @@ export interface NodeStats {
     readonly chunks: number;
     readonly chunksFailed: number;
     readonly rehomed: number;
+    /** Hints dropped, not handed back, because they were older than antiEntropy.tombstoneGraceMs. */
+    readonly expired: number;
     /** Hints refused because their target's hints would pass handoff.bytesPerTargetMax. */
     readonly refusedBytes: number;
     /** Hints this node did not write as coordinator: the primary was down past handoff.windowMs. */

@@ -6,6 +6,7 @@ import type { Piscina } from "piscina";
 import { createJobPool } from "./job_pool.ts";
 import { workerFileUrl } from "./worker_file.ts";
 import type { StorageJobs } from "../storage/storage_jobs.ts";
+import type { ScanRequest } from "../storage/scan_job.ts";
 import type { CompactionRequest, FlushRequest, TableSummary } from "../storage/table_jobs.ts";
 
 /** Pool threads by default: a store runs at most one flush and one compaction side by side. */
@@ -41,6 +42,10 @@ export class PiscinaStorageJobs implements StorageJobs {
 
   compact(request: CompactionRequest): Promise<TableSummary> {
     return this.#pool.run({ kind: "compact", request });
+  }
+
+  scan(request: ScanRequest): Promise<unknown> {
+    return this.#pool.run({ kind: "scan", request });
   }
 
   async close(): Promise<void> {

@@ -10,19 +10,21 @@
  */
 import type { MessagePort } from "node:worker_threads";
 import type { StorageJobs } from "../storage/storage_jobs.ts";
+import type { ScanRequest } from "../storage/scan_job.ts";
 import type { CompactionRequest, FlushRequest, TableSummary } from "../storage/table_jobs.ts";
 import { ClosedError } from "../util/errors.ts";
 import { connect, serve } from "./typed_rpc.ts";
 
 interface JobCalls {
-  readonly [name: string]: (request: never) => Promise<TableSummary>;
+  readonly [name: string]: (request: never) => Promise<unknown>;
   flush(request: FlushRequest): Promise<TableSummary>;
   compact(request: CompactionRequest): Promise<TableSummary>;
+  scan(request: ScanRequest): Promise<unknown>;
 }
 
 /** Serves `jobs` to the node worker holding the other end of `port`. Close the port to stop. */
 export function serveStorageJobs(jobs: StorageJobs, port: MessagePort): void {
-  const calls: JobCalls = { flush: (request) => jobs.flush(request), compact: (request) => jobs.compact(request) };
+  const calls: JobCalls = { flush: (request) => jobs.flush(request), compact: (request) => jobs.compact(request), scan: (request) => jobs.scan(request) };
   serve(calls, port);
 }
 
@@ -46,6 +48,10 @@ export class RemoteStorageJobs implements StorageJobs {
     return this.#track("compact", () => this.#remote.compact(request));
   }
 
+  scan(request: ScanRequest): Promise<unknown> {
+    return this.#track("scan", () => this.#remote.scan(request));
+  }
+
   /** Waits for the jobs in flight, then closes the port. The pool itself belongs to its owner. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -54,7 +60,7 @@ export class RemoteStorageJobs implements StorageJobs {
     this.#port.close();
   }
 
-  #track(action: string, call: () => Promise<TableSummary>): Promise<TableSummary> {
+  #track<T>(action: string, call: () => Promise<T>): Promise<T> {
     if (this.#closed) return Promise.reject(new ClosedError(`${action} failed: storage jobs are closed`));
     const job = call();
     this.#inFlight.add(job);

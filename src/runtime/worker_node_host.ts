@@ -137,7 +137,7 @@ export class WorkerNodeHost implements NodeHost {
     const running = this.#running.get(node);
     if (!running) {
       const refuse = () => Promise.reject(new ClosedError(`node ${node} is not running`));
-      return { stats: refuse, stream: refuse, cleanup: refuse, abortStream: refuse, configure: refuse, peerExited: refuse };
+      return { stats: refuse, stream: refuse, cleanup: refuse, abortStream: refuse, configure: refuse, peerExited: refuse, compact: refuse };
     }
     const control = running.control;
     return {
@@ -147,6 +147,7 @@ export class WorkerNodeHost implements NodeHost {
       abortStream: (streamId) => untilExit(running, node, control.abortStream(streamId)),
       configure: (settings) => untilExit(running, node, control.configure(settings)),
       peerExited: (peer, generation) => untilExit(running, node, control.peerExited(peer, generation)),
+      compact: () => untilExit(running, node, control.compact()),
     };
   }
 

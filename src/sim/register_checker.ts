@@ -11,6 +11,9 @@
  * - **phantom**: a read that returned a value no write attempted, or one whose write was refused
  *   as "not-applied" (which must be true: nothing was sent).
  * - **stale sibling**: a final sibling set holding a value next to one that replaced it.
+ * - **resurrected**: a final read showing a value that an acknowledged write replaced (a put
+ *   or a delete that carried its context): that write dominates it on W replicas, so a quorum
+ *   read can never show it again. A deleted value coming back after a tombstone purge is one.
  *
  * Writes that ended "unknown" may or may not appear; they are counted, never required. Pure.
  */
@@ -39,6 +42,8 @@ export interface RegisterReport {
   readonly phantoms: readonly string[];
   /** Final sibling sets holding a value and a value that replaced it. */
   readonly staleSiblings: readonly string[];
+  /** Final values that an acknowledged write replaced. */
+  readonly resurrected: readonly string[];
   /** Keys written but never read at the end. */
   readonly unread: readonly string[];
 }
@@ -119,6 +124,13 @@ export class RegisterChecker {
         if (replacer) staleSiblings.push(`${key}: ${value} is a sibling of ${replacer.value}, which replaced it`);
       }
     }
+    const resurrected: string[] = [];
+    for (const [key, values] of this.#finals) {
+      for (const value of values) {
+        const replacer = (this.#replacedBy.get(value) ?? []).find((later) => later.key === key && later.outcome === "ok");
+        if (replacer) resurrected.push(`${key}: ${value} is back although acknowledged ${replacer.kind} ${replacer.value} replaced it`);
+      }
+    }
     const phantoms: string[] = [];
     for (const [key, values] of this.#seen) {
       for (const value of values) {
@@ -138,6 +150,7 @@ export class RegisterChecker {
       lost,
       phantoms,
       staleSiblings,
+      resurrected,
       unread: keys.filter((key) => !this.#finals.has(key)),
     };
   }

@@ -7,6 +7,7 @@
  * Time moves only in `run*`: each step runs the earliest timer or delivers the earliest messages,
  * after letting every promise continuation finish (nextTurn). A seed replays a run exactly.
  */
+import type { ClusterConfigChange } from "../cluster/cluster_config.ts";
 import { ClusterCore, MAIN_PEER } from "../cluster/cluster_core.ts";
 import { resolveClusterConfig, type ClusterConfig } from "../cluster/cluster_config.ts";
 import { firstFreshActor, readClusterFile, writeClusterFile } from "../cluster/cluster_file.ts";
@@ -27,7 +28,7 @@ import type { WorkloadTarget } from "./workload.ts";
 export interface SimClusterOptions {
   readonly seed: number;
   /** Cluster settings (nodes, n, w, r, vnodesPerNode, requestTimeoutMs, ...). @default small ring */
-  readonly settings?: Partial<Omit<ClusterConfig, "gossip" | "antiEntropy">>;
+  readonly settings?: ClusterConfigChange;
   /** @default "always" */
   readonly fsync?: FsyncPolicy;
   /** @default 64 KiB */

@@ -75,6 +75,11 @@ export class SimNodeHost implements NodeHost {
     return [...this.#lives.keys()].sort((a, b) => a - b);
   }
 
+  /** The store and the core of running node `node` (for checks that read a replica's own state). */
+  lifeOf(node: number): { readonly store: Store; readonly hintStore: Store; readonly core: NodeCore } | undefined {
+    return this.#lives.get(node);
+  }
+
   #disk(node: number): { disk: SimFileSystem; faulty: FaultyFileSystem } {
     let entry = this.#disks.get(node);
     if (!entry) {
@@ -191,7 +196,7 @@ export class SimNodeHost implements NodeHost {
     const life = this.#lives.get(node);
     if (!life) {
       const refuse = () => Promise.reject(new ClosedError(`node ${node} is not running`));
-      return { stats: refuse, stream: refuse, cleanup: refuse, abortStream: refuse, configure: refuse, peerExited: refuse };
+      return { stats: refuse, stream: refuse, cleanup: refuse, abortStream: refuse, configure: refuse, peerExited: refuse, compact: refuse };
     }
     // As a worker would: a paused node answers once it resumes, a dead one never (the call fails).
     const call = <T>(work: () => Promise<T> | T): Promise<T> =>
@@ -209,6 +214,7 @@ export class SimNodeHost implements NodeHost {
       abortStream: (streamId) => call(() => life.core.streams.abortStream(streamId)),
       configure: (settings) => call(() => life.core.configure(settings)),
       peerExited: (peer, generation) => call(() => life.core.peerExited(peer, generation)),
+      compact: () => call(() => life.core.compact()),
     };
   }
 }

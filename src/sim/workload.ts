@@ -43,19 +43,13 @@ export type FaultKind = "crash" | "restart" | "pause" | "partition" | "heal" | "
 
 export const faultKinds: readonly FaultKind[] = ["crash", "restart", "pause", "partition", "heal", "drop", "delay", "disk", "wipe"];
 
-export interface WorkloadOptions {
+export interface WorkloadOptions extends FaultScheduleOptions {
   readonly clients: number;
   readonly keys: number;
   /** Operations in all (reads and writes), spread over the clients. */
   readonly operations: number;
   /** Longest pause between two operations of one client, in virtual ms. */
   readonly thinkMsMax: number;
-  /** Faults the schedule may draw. */
-  readonly faults: readonly FaultKind[];
-  /** Mean virtual ms between two faults. */
-  readonly faultEveryMs: number;
-  /** "random": each fault's kind is drawn; "cycle": kinds come in turn (every kind occurs). @default "random" */
-  readonly faultOrder?: "random" | "cycle";
 }
 
 export interface WorkloadReport {
@@ -74,7 +68,8 @@ interface Seen {
   readonly values: readonly string[];
 }
 
-function outcomeOf(error: unknown): WriteOutcome {
+/** The outcome a failed request reports (an error without one counts as "unknown"). */
+export function outcomeOf(error: unknown): WriteOutcome {
   const outcome = (error as { outcome?: unknown }).outcome;
   return outcome === "not-applied" ? "not-applied" : "unknown";
 }
@@ -131,27 +126,48 @@ export async function runWorkload(sim: WorkloadTarget, checker: RegisterChecker,
     finished++;
   };
 
-  let drawnCount = 0;
-  const schedule = async (random: Prng): Promise<void> => {
-    if (options.faults.length === 0) return;
-    while (finished < options.clients) {
-      await sim.sleep(1 + random.nextInt(options.faultEveryMs * 2));
-      if (finished >= options.clients) return;
-      const kind = options.faultOrder === "cycle" ? options.faults[drawnCount % options.faults.length]! : random.pick(options.faults);
-      drawnCount++;
-      faults[kind] = (faults[kind] ?? 0) + 1;
-      sim.record?.(`fault ${kind}`);
-      await drawFault(sim, kind, random);
-    }
-  };
-
   const clients = Array.from({ length: options.clients }, (_, id) => client(id, prng.fork()));
-  const faulting = schedule(prng.fork());
+  const faulting = runFaultSchedule(sim, options, prng.fork(), () => finished >= options.clients, faults);
   await Promise.all([...clients, faulting]);
   return { operations: reads + writes, reads, writes, faults };
 }
 
-async function drawFault(sim: WorkloadTarget, kind: FaultKind, random: Prng): Promise<void> {
+export interface FaultScheduleOptions {
+  /** Faults the schedule may draw. */
+  readonly faults: readonly FaultKind[];
+  /** Mean virtual ms between two faults. */
+  readonly faultEveryMs: number;
+  /** "random": each fault's kind is drawn; "cycle": kinds come in turn (every kind occurs). @default "random" */
+  readonly faultOrder?: "random" | "cycle";
+  /**
+   * The one node wipes may hit (any member when absent). Wiping two replicas of a key before
+   * anti-entropy repairs the first destroys two of its N copies, more than W=2 can survive.
+   */
+  readonly wipeVictim?: number;
+}
+
+/** Draws faults until `finished()`, tallying them by kind in `tally`. */
+export async function runFaultSchedule(
+  sim: WorkloadTarget,
+  options: FaultScheduleOptions,
+  random: Prng,
+  finished: () => boolean,
+  tally: Partial<Record<FaultKind, number>>,
+): Promise<void> {
+  if (options.faults.length === 0) return;
+  let drawnCount = 0;
+  while (!finished()) {
+    await sim.sleep(1 + random.nextInt(options.faultEveryMs * 2));
+    if (finished()) return;
+    const kind = options.faultOrder === "cycle" ? options.faults[drawnCount % options.faults.length]! : random.pick(options.faults);
+    drawnCount++;
+    tally[kind] = (tally[kind] ?? 0) + 1;
+    sim.record?.(`fault ${kind}`);
+    await drawFault(sim, kind, random, options.wipeVictim);
+  }
+}
+
+async function drawFault(sim: WorkloadTarget, kind: FaultKind, random: Prng, wipeVictim: number | undefined): Promise<void> {
   const members = [...sim.members];
   const running = members.filter((node) => sim.isRunning(node));
   const stopped = members.filter((node) => !sim.isRunning(node));
@@ -163,7 +179,7 @@ async function drawFault(sim: WorkloadTarget, kind: FaultKind, random: Prng): Pr
       if (stopped.length > 0) await sim.faults.restart(random.pick(stopped));
       return;
     case "wipe":
-      await sim.faults.wipe(random.pick(members));
+      await sim.faults.wipe(wipeVictim ?? random.pick(members));
       return;
     case "pause":
       if (running.length > 0) await sim.faults.pause(random.pick(running), 20 + random.nextInt(400));

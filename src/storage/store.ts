@@ -37,6 +37,7 @@ import { RecordKind, type StoredRecord } from "./record.ts";
 import { resolveRecords } from "./record_resolution.ts";
 import { SSTableReader } from "./sstable_reader.ts";
 import type { StorageJobs } from "./storage_jobs.ts";
+import type { FolderReference } from "./scan_job.ts";
 import { resolveStoreConfig, type StoreConfig } from "./store_config.ts";
 import { toKeyBytes, toVersions, type KeyInput, type VersionInput } from "./store_input.ts";
 import type { TableSummary } from "./table_jobs.ts";
@@ -443,6 +444,39 @@ export class Store {
       for (const table of tables) this.#release(table);
       for (const slot of memtables) slot.references--;
     }
+  }
+
+  /**
+   * Folds every live key (tombstones included) of a snapshot taken at the call, in a pool
+   * thread (scan_job.ts): the active memtable is frozen so that every source is immutable, the
+   * sources stay pinned until the job ends, and the store keeps taking writes meanwhile. The
+   * snapshot is taken synchronously, before the returned promise first yields.
+   * Throws (rejects) when the store is closed or has failed.
+   */
+  scan(folder: FolderReference, params: unknown): Promise<unknown> {
+    try {
+      if (this.#state === "closed") throw new ClosedError("scan failed: store is closed");
+      if (this.#active.memtable.entryCount > 0) this.#rotate();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const tables = [...this.#tables];
+    const memtables = [...this.#frozen];
+    for (const table of tables) table.references++;
+    for (const slot of memtables) slot.references++;
+    const release = () => {
+      for (const table of tables) this.#release(table);
+      for (const slot of memtables) slot.references--;
+    };
+    const job = this.#jobs.scan({
+      memtables: memtables.map((slot) => slot.memtable.buffer),
+      tablePaths: tables.map((table) => table.reader.path),
+      mergeRule: this.config.mergeRule,
+      folder,
+      params,
+    });
+    job.then(release, release);
+    return job;
   }
 
   #release(table: TableSlot): void {

@@ -32,6 +32,10 @@ export const MessageType = {
   merkleReply: 41,
   streamChunk: 42,
   streamAck: 43,
+  aeSegments: 44,
+  aeEntries: 45,
+  aeHashes: 46,
+  aePurged: 47,
 } as const;
 
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];

@@ -1,0 +1,637 @@
+/**
+ * Merkle-tree anti-entropy for one node (docs/anti-entropy.md). The node keeps one SegmentTree per
+ * peer it shares keys with, over exactly the keys both replicate under the current ring; every
+ * write updates the trees of the key's other replicas by XOR, with no rescan. Every
+ * `antiEntropy.intervalMs` the node compares trees with its next replica peer that is up:
+ *
+ *   initiator → merkleRequest (its branches)   responder: equal → agreed; else the leaves of
+ *   ← merkleReply                              the branches that differ
+ *   initiator → aeSegments (differing segments S)
+ *   both: scan the store for their keys of S, send each key's item hash (aeHashes), then push
+ *   the entries whose hash the other side lacks (aeEntries, paced to antiEntropy.keysPerSecond);
+ *   each merges what it receives like a repair (dominance rule: a sibling is never overwritten).
+ *
+ * A key held identically on both sides costs 8 bytes per side in a differing segment and nothing
+ * elsewhere; only keys that differ travel whole, from each side that holds them.
+ *
+ * Trees are rebuilt (at start, when the ring or the bucket count changes) by a scan of a store
+ * snapshot (a pool job on real threads), the writes that land meanwhile applied on top, so traffic
+ * never stops; exchanges wait until it is done. A segment the peer agreed on is remembered with the
+ * wall time and the peer's generation (a restart may have lost what it held in memory): a key
+ * holding only tombstones is purged `tombstoneGraceMs` after its delete once every other replica,
+ * in its current life, agreed on the key's segment after this node took the tombstone, or told
+ * this node it holds nothing for the key.
+ *
+ * Pure over its injected store, transport, clock and scan.
+ */
+import type { Clock, TimerHandle } from "../io/clock.ts";
+import { keyPosition } from "../ring/hash_ring.ts";
+import type { Placement } from "../ring/ring_change.ts";
+import type { RingSpec } from "../ring/ring_spec.ts";
+import type { NodeStore } from "../node/tracked_store.ts";
+import type { Version } from "../storage/version_set_format.ts";
+import { MessageType, type Message } from "../transport/message_types.ts";
+import type { Transport } from "../transport/transport.ts";
+import { decodeVersion } from "../version/version_codec.ts";
+import { itemHash, segmentOf, type Hash64 } from "./item_hash.ts";
+import { SegmentTree } from "./segment_tree.ts";
+import { deletedAtOf, type TreeBuild, type TreeBuildParams } from "./tree_build.ts";
+
+export interface AntiEntropyConfig {
+  readonly buckets: number;
+  readonly intervalMs: number;
+  readonly keysPerSecond: number;
+  readonly tombstoneGraceMs: number;
+}
+
+export interface AntiEntropyStats {
+  /** Exchanges this node started; those that found the trees equal; those the peer turned away. */
+  readonly exchanges: number;
+  readonly agreed: number;
+  readonly busy: number;
+  /** Segments found different, and keys sent and received while repairing. */
+  readonly segmentsDiffering: number;
+  readonly keysSent: number;
+  readonly keysReceived: number;
+  /** Keys a repair changed here (they were missing or stale). */
+  readonly keysRepaired: number;
+  /** Bytes of trees, hashes and entries this node sent. */
+  readonly bytesSent: number;
+  readonly rebuilds: number;
+  readonly rebuilding: boolean;
+  /** Repair steps in progress, by peer. */
+  readonly sessions: readonly number[];
+  /** How long the last rebuild took, ms. */
+  readonly lastRebuildMs: number;
+  /** Keys holding only tombstones, waiting for their grace and their replicas' agreement. */
+  readonly tombstonesPending: number;
+  readonly tombstonesPurged: number;
+  /** Each peer's tree root (equal roots on both sides: converged). */
+  readonly roots: Readonly<Record<number, string>>;
+}
+
+/** Keys pushed per aeEntries message. */
+const ENTRIES_PER_MESSAGE = 128;
+/** Item hashes per aeHashes message. */
+const HASHES_PER_MESSAGE = 4096;
+/** Keys scanned between two yields of a scan. */
+const SCAN_YIELD_KEYS = 1024;
+/**
+ * An exchange that has heard nothing for this long is dropped (a message was lost); one whose
+ * peer went down or restarted is dropped at the next round.
+ */
+export const sessionIdleMs = 5_000;
+
+interface Building {
+  readonly trees: Map<number, SegmentTree>;
+  readonly placement: Placement;
+  readonly buckets: number;
+}
+
+interface Agreement {
+  readonly generation: number;
+  readonly times: Float64Array;
+}
+
+interface Pending {
+  readonly key: Uint8Array;
+  /** Newest dot timestamp of its tombstones. */
+  readonly deletedAtMs: number;
+  /** Wall time this node took the tombstones (or rebuilt its trees over them). */
+  readonly notedAtMs: number;
+  /** Peers that said they hold nothing for the key. */
+  readonly confirmedBy: Set<number>;
+}
+
+/** One exchange's repair step with one peer (at most one per peer at a time). */
+interface Session {
+  readonly peer: number;
+  readonly exchange: number;
+  readonly initiator: boolean;
+  /** The peer's generation when the session started. */
+  readonly generation: number;
+  readonly segments: ReadonlySet<number>;
+  readonly buckets: number;
+  /** This side's keys of the segments by item hash, once its scan is done. */
+  mine: Map<string, Uint8Array> | null;
+  readonly theirs: Set<string>;
+  theirsDone: boolean;
+  activeMs: number;
+}
+
+export interface AntiEntropyOptions {
+  readonly self: number;
+  readonly store: NodeStore;
+  readonly transport: Transport;
+  readonly clock: Clock;
+  readonly config: () => AntiEntropyConfig;
+  readonly ring: () => RingSpec;
+  readonly placement: () => Placement;
+  /** Builds trees from a snapshot of the store taken synchronously at the call. */
+  readonly scan: (params: TreeBuildParams) => Promise<TreeBuild>;
+  /** Merges versions of a key into this node's store (a repair); resolves with whether it changed it. */
+  readonly merge: (key: Uint8Array, versions: readonly Version[]) => Promise<boolean>;
+  /** Drops `key` if it still holds exactly `versions` (a purge); resolves with whether it did. */
+  readonly purge: (key: Uint8Array, versions: readonly Version[]) => Promise<boolean>;
+  readonly isUp: (node: number) => boolean;
+  /** The peer's current generation as gossip knows it. */
+  readonly generationOf: (node: number) => number;
+}
+
+export class AntiEntropy {
+  readonly #options: AntiEntropyOptions;
+  #trees = new Map<number, SegmentTree>();
+  #placement: Placement;
+  #buckets: number;
+  #replicaPeers: number[] = [];
+  #building: Building | null = null;
+  #timer: TimerHandle | undefined;
+  #stopped = false;
+  #nextExchange = 1;
+  #peerCursor = 0;
+  #purging = false;
+  readonly #agreements = new Map<number, Agreement>();
+  readonly #tombstones = new Map<string, Pending>();
+  readonly #sessions = new Map<number, Session>();
+  /** Exchanges this node started and awaits the merkleReply of: exchange → peer, sent at. */
+  readonly #open = new Map<number, { peer: number; sentMs: number }>();
+  readonly #stats = {
+    exchanges: 0,
+    agreed: 0,
+    busy: 0,
+    segmentsDiffering: 0,
+    keysSent: 0,
+    keysReceived: 0,
+    keysRepaired: 0,
+    bytesSent: 0,
+    rebuilds: 0,
+    lastRebuildMs: 0,
+    tombstonesPurged: 0,
+  };
+
+  constructor(options: AntiEntropyOptions) {
+    this.#options = options;
+    this.#placement = options.placement();
+    this.#buckets = options.config().buckets;
+    this.#replicaPeers = replicaPeersOf(options.self, this.#placement);
+    void this.rebuild();
+    this.#schedule();
+  }
+
+  // ---- trees ---------------------------------------------------------------------------------
+
+  /** The other replicas of `key` under `placement`, or [] when this node does not replicate it. */
+  #peersOf(key: Uint8Array, placement: Placement): number[] {
+    const replicas = placement.ring.preferenceListAt(keyPosition(key), placement.n);
+    if (!replicas.includes(this.#options.self)) return [];
+    return replicas.filter((node) => node !== this.#options.self);
+  }
+
+  #flip(trees: Map<number, SegmentTree>, placement: Placement, buckets: number, key: Uint8Array, delta: Hash64): void {
+    const segment = segmentOf(key, buckets);
+    for (const peer of this.#peersOf(key, placement)) {
+      let tree = trees.get(peer);
+      if (!tree) trees.set(peer, (tree = new SegmentTree(buckets)));
+      tree.flip(segment, delta);
+    }
+  }
+
+  /** A write landed: `key` went from `before` to `after`. */
+  onWrite(key: Uint8Array, before: readonly Version[], after: readonly Version[]): void {
+    const a = itemHash(key, before);
+    const b = itemHash(key, after);
+    const delta = { high: (a.high ^ b.high) >>> 0, low: (a.low ^ b.low) >>> 0 };
+    if (delta.high !== 0 || delta.low !== 0) {
+      this.#flip(this.#trees, this.#placement, this.#buckets, key, delta);
+      const building = this.#building;
+      if (building) this.#flip(building.trees, building.placement, building.buckets, key, delta);
+    }
+    const id = hexOf(key);
+    const deletedAtMs = deletedAtOf(after);
+    if (deletedAtMs === undefined) this.#tombstones.delete(id);
+    else this.#tombstones.set(id, { key: key.slice(), deletedAtMs, notedAtMs: this.#options.clock.wallMs(), confirmedBy: new Set() });
+  }
+
+  /**
+   * Builds every tree anew from a snapshot of the store, the writes landing meanwhile applied on
+   * top; exchanges wait until it ends. Called at start, and when the ring or the bucket count
+   * changes. Open exchanges are dropped (their segments may mean something else now).
+   */
+  async rebuild(): Promise<void> {
+    const placement = this.#options.placement();
+    const buckets = this.#options.config().buckets;
+    const building: Building = { trees: new Map(), placement, buckets };
+    this.#building = building;
+    this.#stats.rebuilds++;
+    const startedMs = this.#options.clock.nowMs();
+    const notedAtMs = this.#options.clock.wallMs();
+    let build: TreeBuild;
+    try {
+      // The snapshot and the start of double-writing happen in this one synchronous block.
+      build = await this.#options.scan({ self: this.#options.self, ring: this.#options.ring(), buckets });
+    } catch {
+      // The store closed or failed under the scan: keep the old trees; a restart rebuilds.
+      if (this.#building === building) this.#building = null;
+      return;
+    }
+    if (this.#stopped || this.#building !== building) return;
+    build.peers.forEach((peer, index) => {
+      let tree = building.trees.get(peer);
+      if (!tree) building.trees.set(peer, (tree = new SegmentTree(buckets)));
+      tree.xorLeaves(build.leaves[index]!);
+    });
+    for (const { key, deletedAtMs } of build.tombstones) {
+      const id = hexOf(key);
+      if (!this.#tombstones.has(id)) this.#tombstones.set(id, { key, deletedAtMs, notedAtMs, confirmedBy: new Set() });
+    }
+    this.#trees = building.trees;
+    this.#placement = placement;
+    this.#buckets = buckets;
+    this.#replicaPeers = replicaPeersOf(this.#options.self, placement);
+    this.#agreements.clear();
+    this.#sessions.clear();
+    this.#open.clear();
+    this.#building = null;
+    this.#stats.lastRebuildMs = this.#options.clock.nowMs() - startedMs;
+  }
+
+  /** The ring or the bucket count changed: the trees start over. */
+  restart(): void {
+    void this.rebuild();
+  }
+
+  // ---- rounds --------------------------------------------------------------------------------
+
+  #schedule(): void {
+    if (this.#stopped) return;
+    this.#timer = this.#options.clock.setTimer(this.#options.config().intervalMs, () => {
+      this.#round();
+      this.#schedule();
+    });
+  }
+
+  /** One round: purge what may go, then compare trees with the next replica peer that is up. */
+  #round(): void {
+    if (this.#stopped) return;
+    this.#dropIdle();
+    if (this.#building) return;
+    void this.#purgeTombstones();
+    const peers = this.#replicaPeers.filter((node) => this.#options.isUp(node) && !this.#sessions.has(node));
+    if (peers.length === 0) return;
+    const peer = peers[this.#peerCursor++ % peers.length]!;
+    const exchange = this.#nextExchange++;
+    this.#open.set(exchange, { peer, sentMs: this.#options.clock.nowMs() });
+    this.#stats.exchanges++;
+    const branches = this.#tree(peer).branches();
+    this.#stats.bytesSent += branches.length * 4;
+    this.#options.transport.send(peer, { type: MessageType.merkleRequest, exchange, buckets: this.#buckets, branches });
+  }
+
+  #dropIdle(): void {
+    const nowMs = this.#options.clock.nowMs();
+    for (const [peer, session] of this.#sessions) {
+      const gone = !this.#options.isUp(peer) || this.#options.generationOf(peer) !== session.generation;
+      if (gone || nowMs - session.activeMs > sessionIdleMs) this.#sessions.delete(peer);
+    }
+    for (const [exchange, open] of this.#open) if (nowMs - open.sentMs > sessionIdleMs) this.#open.delete(exchange);
+  }
+
+  /** The tree for `peer`, or an empty one when this node holds no key it shares with `peer`. */
+  #tree(peer: number): SegmentTree {
+    return this.#trees.get(peer) ?? new SegmentTree(this.#buckets);
+  }
+
+  #agree(peer: number, segments: Iterable<number> | "all"): void {
+    const generation = this.#options.generationOf(peer);
+    let agreement = this.#agreements.get(peer);
+    if (!agreement || agreement.generation !== generation || agreement.times.length !== this.#buckets) {
+      this.#agreements.set(peer, (agreement = { generation, times: new Float64Array(this.#buckets) }));
+    }
+    const nowMs = this.#options.clock.wallMs();
+    if (segments === "all") agreement.times.fill(nowMs);
+    else for (const segment of segments) agreement.times[segment] = nowMs;
+  }
+
+  /** Dispatches an anti-entropy message; returns false for a type it does not handle. */
+  receive(from: number, message: Message): boolean {
+    if (this.#stopped) return true;
+    switch (message.type) {
+      case MessageType.merkleRequest:
+        this.#onBranches(from, message);
+        return true;
+      case MessageType.merkleReply:
+        this.#onLeaves(from, message);
+        return true;
+      case MessageType.aeSegments:
+        this.#onSegments(from, message);
+        return true;
+      case MessageType.aeHashes:
+        this.#onHashes(from, message);
+        return true;
+      case MessageType.aeEntries:
+        void this.#onEntries(from, message.entries as { key: Uint8Array; versions: Version[] }[]);
+        return true;
+      case MessageType.aePurged:
+        this.#onPurged(from, message.keys as Uint8Array[]);
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /** Responder: compare the initiator's branches with ours for it. */
+  #onBranches(from: number, message: Message): void {
+    const exchange = message.exchange as number;
+    if (this.#building || this.#buckets !== message.buckets || this.#sessions.has(from)) {
+      this.#options.transport.send(from, { type: MessageType.merkleReply, exchange, busy: true });
+      return;
+    }
+    const tree = this.#tree(from);
+    const differing = SegmentTree.differing(tree.branches(), message.branches as number[]);
+    if (differing.length === 0) {
+      this.#agree(from, "all");
+      this.#options.transport.send(from, { type: MessageType.merkleReply, exchange, agreed: true });
+      return;
+    }
+    const leaves = differing.flatMap((branch) => tree.leavesOf(branch));
+    this.#stats.bytesSent += (differing.length + leaves.length) * 4;
+    this.#options.transport.send(from, { type: MessageType.merkleReply, exchange, branches: differing, leaves });
+  }
+
+  /** Initiator: find the differing segments and start the repair step. */
+  #onLeaves(from: number, message: Message): void {
+    const exchange = message.exchange as number;
+    if (this.#open.get(exchange)?.peer !== from) return;
+    this.#open.delete(exchange);
+    if (message.busy === true) {
+      this.#stats.busy++;
+      return;
+    }
+    if (this.#building) return;
+    if (message.agreed === true) {
+      this.#stats.agreed++;
+      this.#agree(from, "all");
+      return;
+    }
+    const tree = this.#tree(from);
+    const branches = message.branches as number[];
+    const theirs = message.leaves as number[];
+    // Their leaves come branch after branch, in the order of `branches`.
+    const offsetOf = new Map<number, number>();
+    let offset = 0;
+    for (const branch of branches) {
+      offsetOf.set(branch, offset);
+      offset += tree.leavesOf(branch).length;
+    }
+    const differing: number[] = [];
+    const agreed: number[] = [];
+    for (let branch = 0; branch < tree.branchCount; branch++) {
+      const start = branch * tree.branchWidth;
+      const base = offsetOf.get(branch);
+      const mine = tree.leavesOf(branch);
+      for (let leaf = 0; leaf < mine.length / 2; leaf++) {
+        const same = base === undefined || (mine[leaf * 2] === theirs[base + leaf * 2] && mine[leaf * 2 + 1] === theirs[base + leaf * 2 + 1]);
+        (same ? agreed : differing).push(start + leaf);
+      }
+    }
+    this.#agree(from, agreed);
+    if (differing.length === 0 || this.#sessions.has(from)) return;
+    this.#stats.segmentsDiffering += differing.length;
+    this.#stats.bytesSent += differing.length * 4;
+    this.#options.transport.send(from, { type: MessageType.aeSegments, exchange, buckets: this.#buckets, segments: differing });
+    this.#startSession(from, exchange, true, differing);
+  }
+
+  /** Responder: the initiator found `segments` different; scan ours and swap hashes. */
+  #onSegments(from: number, message: Message): void {
+    const exchange = message.exchange as number;
+    const existing = this.#sessions.get(from);
+    // Both sides started an exchange with each other at once: the lower id's goes on.
+    if (existing?.initiator === true && this.#options.self > from) this.#sessions.delete(from);
+    if (this.#building || this.#buckets !== message.buckets || this.#sessions.has(from)) {
+      this.#options.transport.send(from, { type: MessageType.aeHashes, exchange, toInitiator: true, busy: true });
+      return;
+    }
+    this.#startSession(from, exchange, false, message.segments as number[]);
+  }
+
+  #startSession(peer: number, exchange: number, initiator: boolean, segments: readonly number[]): void {
+    const session: Session = {
+      peer,
+      exchange,
+      initiator,
+      generation: this.#options.generationOf(peer),
+      segments: new Set(segments),
+      buckets: this.#buckets,
+      mine: null,
+      theirs: new Set(),
+      theirsDone: false,
+      activeMs: this.#options.clock.nowMs(),
+    };
+    this.#sessions.set(peer, session);
+    void this.#scan(session);
+  }
+
+  #live(session: Session): boolean {
+    return !this.#stopped && this.#sessions.get(session.peer) === session;
+  }
+
+  /** Scans the store for this side's keys of the session's segments and sends their hashes. */
+  async #scan(session: Session): Promise<void> {
+    const mine = new Map<string, Uint8Array>();
+    let chunk = new Uint8Array(HASHES_PER_MESSAGE * 8);
+    let count = 0;
+    const send = (last: boolean) => {
+      const hashes = chunk.slice(0, count * 8);
+      this.#stats.bytesSent += hashes.length;
+      this.#options.transport.send(session.peer, { type: MessageType.aeHashes, exchange: session.exchange, toInitiator: !session.initiator, hashes, last });
+      chunk = new Uint8Array(HASHES_PER_MESSAGE * 8);
+      count = 0;
+      session.activeMs = this.#options.clock.nowMs();
+    };
+    let scanned = 0;
+    for (const entry of this.#options.store.entries()) {
+      if (!this.#live(session)) return;
+      if (++scanned % SCAN_YIELD_KEYS === 0) await this.#pause(0);
+      if (!session.segments.has(segmentOf(entry.key, session.buckets))) continue;
+      if (!this.#peersOf(entry.key, this.#placement).includes(session.peer)) continue;
+      const hash = itemHash(entry.key, entry.versions);
+      mine.set(hashId(hash.high, hash.low), entry.key);
+      const view = new DataView(chunk.buffer);
+      view.setUint32(count * 8, hash.high, true);
+      view.setUint32(count * 8 + 4, hash.low, true);
+      if (++count === HASHES_PER_MESSAGE) send(false);
+    }
+    if (!this.#live(session)) return;
+    send(true);
+    session.mine = mine;
+    if (session.theirsDone) void this.#push(session);
+  }
+
+  #onHashes(from: number, message: Message): void {
+    const session = this.#sessions.get(from);
+    if (!session || session.exchange !== message.exchange || session.initiator !== message.toInitiator) return;
+    if (message.busy === true) {
+      this.#stats.busy++;
+      this.#sessions.delete(from);
+      return;
+    }
+    const hashes = message.hashes as Uint8Array;
+    const view = new DataView(hashes.buffer, hashes.byteOffset, hashes.byteLength);
+    for (let offset = 0; offset + 8 <= hashes.length; offset += 8) session.theirs.add(hashId(view.getUint32(offset, true), view.getUint32(offset + 4, true)));
+    session.activeMs = this.#options.clock.nowMs();
+    if (message.last === true) {
+      session.theirsDone = true;
+      if (session.mine) void this.#push(session);
+    }
+  }
+
+  /** Sends the peer this side's entries whose hash it lacks, paced; then the session ends. */
+  async #push(session: Session): Promise<void> {
+    const keys: Uint8Array[] = [];
+    for (const [id, key] of session.mine!) if (!session.theirs.has(id)) keys.push(key);
+    const startedMs = this.#options.clock.nowMs();
+    let sent = 0;
+    for (let index = 0; index < keys.length; index += ENTRIES_PER_MESSAGE) {
+      if (!this.#live(session)) return;
+      const entries: { key: Uint8Array; versions: Version[] }[] = [];
+      for (const key of keys.slice(index, index + ENTRIES_PER_MESSAGE)) {
+        const versions = this.#options.store.get(key);
+        if (versions.length === 0) continue;
+        entries.push({ key, versions });
+        this.#stats.bytesSent += entryBytes(key, versions);
+      }
+      this.#options.transport.send(session.peer, { type: MessageType.aeEntries, exchange: session.exchange, entries });
+      this.#stats.keysSent += entries.length;
+      sent += entries.length;
+      session.activeMs = this.#options.clock.nowMs();
+      await this.#pause(startedMs + (sent / this.#options.config().keysPerSecond) * 1000 - this.#options.clock.nowMs());
+    }
+    if (this.#live(session)) this.#sessions.delete(session.peer);
+  }
+
+  async #onEntries(from: number, entries: readonly { key: Uint8Array; versions: readonly Version[] }[]): Promise<void> {
+    this.#stats.keysReceived += entries.length;
+    const session = this.#sessions.get(from);
+    if (session) session.activeMs = this.#options.clock.nowMs();
+    const absent: Uint8Array[] = [];
+    for (const entry of entries) {
+      if (this.#stopped) return;
+      // Tombstones past their grace for a key this node holds nothing of: nothing here to delete,
+      // so they are not stored again; the sender learns it may purge them.
+      if (deletedAtOf(entry.versions) !== undefined && this.expired(entry.versions) && this.#options.store.get(entry.key).length === 0) {
+        absent.push(entry.key);
+        continue;
+      }
+      try {
+        if (await this.#options.merge(entry.key, entry.versions)) this.#stats.keysRepaired++;
+      } catch {
+        // the store refused (a disk fault, closing): the next exchange repairs it again
+      }
+    }
+    if (absent.length > 0) this.#options.transport.send(from, { type: MessageType.aePurged, keys: absent });
+  }
+
+  #onPurged(from: number, keys: readonly Uint8Array[]): void {
+    for (const key of keys) this.#tombstones.get(hexOf(key))?.confirmedBy.add(from);
+  }
+
+  // ---- tombstones ----------------------------------------------------------------------------
+
+  #agreedSince(peer: number, segment: number, sinceMs: number): boolean {
+    const agreement = this.#agreements.get(peer);
+    if (!agreement || agreement.generation !== this.#options.generationOf(peer)) return false;
+    return agreement.times.length === this.#buckets && agreement.times[segment]! > sinceMs;
+  }
+
+  /** Purges the tombstone-only keys past their grace that every other replica holds. */
+  async #purgeTombstones(): Promise<void> {
+    if (this.#purging) return;
+    this.#purging = true;
+    try {
+      const { tombstoneGraceMs } = this.#options.config();
+      const nowMs = this.#options.clock.wallMs();
+      for (const [id, pending] of [...this.#tombstones]) {
+        if (this.#stopped || this.#building) return;
+        if (nowMs - pending.deletedAtMs < tombstoneGraceMs) continue;
+        const segment = segmentOf(pending.key, this.#buckets);
+        const held = this.#peersOf(pending.key, this.#placement).every(
+          (peer) => pending.confirmedBy.has(peer) || this.#agreedSince(peer, segment, pending.notedAtMs),
+        );
+        if (!held) continue;
+        const versions = this.#options.store.get(pending.key);
+        if (deletedAtOf(versions) === undefined) {
+          this.#tombstones.delete(id);
+          continue;
+        }
+        try {
+          if (await this.#options.purge(pending.key, versions)) this.#stats.tombstonesPurged++;
+        } catch {
+          return; // the store refuses writes: try again next round
+        }
+      }
+    } finally {
+      this.#purging = false;
+    }
+  }
+
+  /**
+   * Whether versions are older than the tombstone grace (their newest dot). A hint this old is
+   * dropped rather than handed back: a delete of its key may have been purged since.
+   */
+  expired(versions: readonly Version[]): boolean {
+    if (versions.length === 0) return false;
+    let newestMs = 0;
+    for (const version of versions) newestMs = Math.max(newestMs, decodeVersion(version.version).dot.timestampMs);
+    return this.#options.clock.wallMs() - newestMs > this.#options.config().tombstoneGraceMs;
+  }
+
+  // ---- the rest -------------------------------------------------------------------------------
+
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => this.#options.clock.setTimer(Math.max(0, ms), resolve));
+  }
+
+  /** Each peer's tree root as this node holds it. */
+  roots(): Record<number, string> {
+    const roots: Record<number, string> = {};
+    for (const peer of this.#replicaPeers) roots[peer] = this.#tree(peer).root();
+    return roots;
+  }
+
+  stats(): AntiEntropyStats {
+    return { ...this.#stats, rebuilding: this.#building !== null, sessions: [...this.#sessions.keys()], tombstonesPending: this.#tombstones.size, roots: this.roots() };
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== undefined) this.#options.clock.clearTimer(this.#timer);
+    this.#sessions.clear();
+  }
+}
+
+/** The nodes that share at least one replica range with `self`, ascending. */
+function replicaPeersOf(self: number, placement: Placement): number[] {
+  if (!placement.ring.has(self)) return [];
+  const peers = new Set<number>();
+  for (const { replicas } of placement.ring.replicaRanges(placement.n)) {
+    if (replicas.includes(self)) for (const node of replicas) if (node !== self) peers.add(node);
+  }
+  return [...peers].sort((a, b) => a - b);
+}
+
+function entryBytes(key: Uint8Array, versions: readonly Version[]): number {
+  let bytes = key.length;
+  for (const version of versions) bytes += version.version.length + (version.value?.length ?? 0);
+  return bytes;
+}
+
+function hashId(high: number, low: number): string {
+  return `${high.toString(36)}.${low.toString(36)}`;
+}
+
+function hexOf(bytes: Uint8Array): string {
+  let out = "";
+  for (const byte of bytes) out += byte.toString(16).padStart(2, "0");
+  return out;
+}

@@ -1,0 +1,92 @@
+/**
+ * A node's store as its protocol code sees it: every write is reported, with the key's versions
+ * before and after, so that anti-entropy keeps its Merkle trees up to date as writes land
+ * (src/antientropy/). Reads and scans pass through. A write is reported in the same synchronous
+ * block as it enters the memtable, so "before" is exactly what it replaced.
+ * REQUIRES: callers write only when `writeWouldWait` is false (every node path awaits
+ * `whenWritable` first), and only whole version sets (`kind: "put"`).
+ */
+import type { Store, StoreEntry, StoreStats, WriteOperation } from "../storage/store.ts";
+import type { StoreConfig } from "../storage/store_config.ts";
+import type { Version } from "../storage/version_set_format.ts";
+import type { KeyInput } from "../storage/store_input.ts";
+import { assert } from "../util/assert.ts";
+
+/** What a node's code uses of its store. */
+export interface NodeStore {
+  readonly config: StoreConfig;
+  readonly writeWouldWait: boolean;
+  readonly failure: Error | undefined;
+  get(key: KeyInput): Version[];
+  entries(options?: { start?: Uint8Array; end?: Uint8Array }): Generator<StoreEntry>;
+  put(key: Uint8Array, versions: readonly Version[]): Promise<void>;
+  write(operations: readonly WriteOperation[]): Promise<void>;
+  whenWritable(): Promise<void>;
+  stats(): StoreStats;
+  compact(): Promise<void>;
+}
+
+export type WriteObserver = (key: Uint8Array, before: readonly Version[], after: readonly Version[]) => void;
+
+export class TrackedStore implements NodeStore {
+  readonly inner: Store;
+  #observer: WriteObserver | undefined;
+
+  constructor(inner: Store) {
+    this.inner = inner;
+  }
+
+  /** The one observer of writes (anti-entropy); replaces any earlier one. */
+  observe(observer: WriteObserver): void {
+    this.#observer = observer;
+  }
+
+  get config(): StoreConfig {
+    return this.inner.config;
+  }
+
+  get writeWouldWait(): boolean {
+    return this.inner.writeWouldWait;
+  }
+
+  get failure(): Error | undefined {
+    return this.inner.failure;
+  }
+
+  get(key: KeyInput): Version[] {
+    return this.inner.get(key);
+  }
+
+  entries(options?: { start?: Uint8Array; end?: Uint8Array }): Generator<StoreEntry> {
+    return this.inner.entries(options);
+  }
+
+  whenWritable(): Promise<void> {
+    return this.inner.whenWritable();
+  }
+
+  stats(): StoreStats {
+    return this.inner.stats();
+  }
+
+  /** A major compaction changes no key's versions: nothing to report. */
+  compact(): Promise<void> {
+    return this.inner.compact();
+  }
+
+  put(key: Uint8Array, versions: readonly Version[]): Promise<void> {
+    return this.write([{ key, kind: "put", versions }]);
+  }
+
+  write(operations: readonly WriteOperation[]): Promise<void> {
+    const observer = this.#observer;
+    if (observer === undefined || this.inner.failure) return this.inner.write(operations);
+    const befores = operations.map((operation) => {
+      assert(operation.kind === "put", "a node writes whole version sets");
+      return this.inner.get(operation.key as Uint8Array);
+    });
+    const written = this.inner.write(operations);
+    operations.forEach((operation, index) => observer(operation.key as Uint8Array, befores[index]!, operation.versions as readonly Version[]));
+    return written;
+  }
+}
