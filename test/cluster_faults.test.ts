@@ -11,49 +11,17 @@ import { rmSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createCluster } from "../src/runtime/cluster.ts";
 import { createPrng } from "../src/io/prng.ts";
-import type { DiskFault } from "../src/io/faulty_file_system.ts";
 import { RegisterChecker } from "../src/sim/register_checker.ts";
 import { registerFaultKinds } from "../src/sim/run_seed.ts";
-import { runWorkload, type WorkloadTarget } from "../src/sim/workload.ts";
+import { runWorkload } from "../src/sim/workload.ts";
+import { clusterTarget } from "./support/cluster_target.ts";
 import { recordFigures } from "./support/figures.ts";
 
 const text = (values: readonly Uint8Array[]) => values.map((value) => new TextDecoder().decode(value));
 
 test("under every fault kind in turn on real threads, no acknowledged write is lost and no refused write appears", async () => {
   const cluster = await createCluster({ nodes: 5, n: 3, w: 2, r: 2, vnodesPerNode: 16, requestTimeoutMs: 300, memtableBytes: 1 << 20 });
-  const crashed = new Set<number>();
-  const diskFaulted = new Set<number>();
-  const target: WorkloadTarget = {
-    put: (key, value, options) => cluster.put(key, value, options),
-    delete: (key, options) => cluster.delete(key, options),
-    get: (key) => cluster.get(key),
-    sleep: (ms) => sleep(ms),
-    get members() {
-      return cluster.ring().nodes;
-    },
-    isRunning: (node) => !crashed.has(node),
-    faults: {
-      crash: async (node: number) => {
-        crashed.add(node);
-        await cluster.faults.crash(node);
-      },
-      restart: async (node: number) => {
-        await cluster.faults.restart(node);
-        crashed.delete(node);
-        diskFaulted.delete(node);
-      },
-      wipe: (node: number) => cluster.faults.wipe(node),
-      pause: (node: number, ms: number) => cluster.faults.pause(node, ms),
-      partition: (...groups: number[][]) => cluster.faults.partition(...groups),
-      heal: () => cluster.faults.heal(),
-      dropRate: (rate: number) => cluster.faults.dropRate(rate),
-      delay: (ms: number, jitterMs: number) => cluster.faults.delay(ms, jitterMs),
-      diskFault: async (node: number, fault: DiskFault | null) => {
-        if (fault !== null) diskFaulted.add(node);
-        await cluster.faults.diskFault(node, fault);
-      },
-    },
-  };
+  const { target, healAll } = clusterTarget(cluster);
   const checker = new RegisterChecker();
   try {
     const report = await runWorkload(
@@ -63,11 +31,7 @@ test("under every fault kind in turn on real threads, no acknowledged write is l
       createPrng(8),
     );
     assert.equal(Object.keys(report.faults).sort(), [...registerFaultKinds].sort(), "every fault kind struck");
-    // Heal: the network, and every node (a store that saw a disk failure stays failed until restarted).
-    await cluster.faults.heal();
-    for (const node of diskFaulted) if (!crashed.has(node)) await target.faults.crash(node);
-    for (const node of [...crashed]) await target.faults.restart(node);
-    await sleep(500); // pauses end, replication and repairs in flight land
+    await healAll();
     for (const key of checker.keys()) {
       let values: string[] | undefined;
       for (let attempt = 0; attempt < 10 && values === undefined; attempt++) {

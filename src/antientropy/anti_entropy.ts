@@ -136,6 +136,8 @@ export interface AntiEntropyOptions {
   readonly isUp: (node: number) => boolean;
   /** The peer's current generation as gossip knows it. */
   readonly generationOf: (node: number) => number;
+  /** Whether no hint anywhere may hold a version older than a delete at `deletedAtMs`. */
+  readonly purgeAllowed: (deletedAtMs: number) => boolean;
 }
 
 export class AntiEntropy {
@@ -553,7 +555,7 @@ export class AntiEntropy {
       const nowMs = this.#options.clock.wallMs();
       for (const [id, pending] of [...this.#tombstones]) {
         if (this.#stopped || this.#building) return;
-        if (nowMs - pending.deletedAtMs < tombstoneGraceMs) continue;
+        if (nowMs - pending.deletedAtMs < tombstoneGraceMs || !this.#options.purgeAllowed(pending.deletedAtMs)) continue;
         const segment = segmentOf(pending.key, this.#buckets);
         const held = this.#peersOf(pending.key, this.#placement).every(
           (peer) => pending.confirmedBy.has(peer) || this.#agreedSince(peer, segment, pending.notedAtMs),
@@ -575,10 +577,7 @@ export class AntiEntropy {
     }
   }
 
-  /**
-   * Whether versions are older than the tombstone grace (their newest dot). A hint this old is
-   * dropped rather than handed back: a delete of its key may have been purged since.
-   */
+  /** Whether versions are older than the tombstone grace (their newest dot). */
   expired(versions: readonly Version[]): boolean {
     if (versions.length === 0) return false;
     let newestMs = 0;

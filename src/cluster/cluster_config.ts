@@ -30,8 +30,8 @@ export interface AntiEntropyConfig {
   readonly keysPerSecond: number;
   /**
    * A key whose versions are all tombstones is purged this long after its delete, once
-   * anti-entropy has seen every replica hold it (Cassandra's gc_grace_seconds); hints older than
-   * this are dropped instead of handed back, so a deleted value cannot come back. @default 86400000 (1 day)
+   * anti-entropy has seen every replica hold it and no member holds a hint older than the delete
+   * (Cassandra's gc_grace_seconds). At least twice gossip.failAfterMs. @default 86400000 (1 day)
    */
   readonly tombstoneGraceMs: number;
 }
@@ -154,6 +154,11 @@ export function validateClusterConfig(action: string, config: ClusterConfig): Cl
   integerIn(action, "antiEntropy.intervalMs", antiEntropy.intervalMs, 1, 86_400_000);
   integerIn(action, "antiEntropy.keysPerSecond", antiEntropy.keysPerSecond, 1, 10_000_000);
   integerIn(action, "antiEntropy.tombstoneGraceMs", antiEntropy.tombstoneGraceMs, 1, 365 * 86_400_000);
+  // A purge trusts every member's hint floor as gossip last carried it: up to failAfterMs old,
+  // plus the delay of the write that made the hint. The grace must cover both.
+  if (antiEntropy.tombstoneGraceMs < 2 * gossip.failAfterMs) {
+    throw new LoomRangeError(`${action} failed: antiEntropy.tombstoneGraceMs (${antiEntropy.tombstoneGraceMs}) must be at least twice gossip.failAfterMs (${gossip.failAfterMs})`);
+  }
   const { handoff } = config;
   integerIn(action, "handoff.windowMs", handoff.windowMs, 0, 30 * 86_400_000);
   integerIn(action, "handoff.bytesPerTargetMax", handoff.bytesPerTargetMax, 0, 2 ** 40);

@@ -29,8 +29,6 @@ export interface HintDeliveryStats {
   readonly chunksFailed: number;
   /** Hints moved to another target because their target no longer replicates the key. */
   readonly rehomed: number;
-  /** Hints dropped because they were older than antiEntropy.tombstoneGraceMs. */
-  readonly expired: number;
 }
 
 export interface HintDeliveryOptions {
@@ -44,8 +42,6 @@ export interface HintDeliveryOptions {
   readonly placement: () => Placement | undefined;
   readonly keysPerSecond: () => number;
   readonly bytesPerTargetMax: () => number;
-  /** Whether a hint's versions are older than the tombstone grace: dropped, never handed back. */
-  readonly expired: (versions: readonly Version[]) => boolean;
   /** Merges versions of a key into this node's own store (a hint whose key this node now replicates). */
   readonly mergeOwn: (key: Uint8Array, versions: readonly Version[]) => Promise<boolean>;
 }
@@ -57,7 +53,7 @@ export class HintDelivery {
   #stopped = false;
   #nextChunk = 1;
   readonly #acks = new Map<number, { resolve: (ok: boolean) => void; timer: TimerHandle }>();
-  readonly #stats = { delivered: 0, chunks: 0, chunksFailed: 0, rehomed: 0, expired: 0 };
+  readonly #stats = { delivered: 0, chunks: 0, chunksFailed: 0, rehomed: 0 };
 
   constructor(options: HintDeliveryOptions) {
     this.#options = options;
@@ -116,12 +112,6 @@ export class HintDelivery {
     };
     for (const entry of [...hints.entries(target)]) {
       if (this.#stopped) return;
-      // Older than the tombstone grace: a delete of the key may have been purged since, and
-      // handing this back would bring the deleted value back (Cassandra bounds hint TTL the same way).
-      if (this.#options.expired(entry.versions)) {
-        if (await hints.dropIfUnchanged(target, entry.key, entry.versions)) this.#stats.expired++;
-        continue;
-      }
       const owner = this.#ownerFor(target, entry.key);
       if (owner !== target) {
         await this.#rehome(target, owner, entry.key, entry.versions);

@@ -14,6 +14,14 @@ import type { Store } from "../storage/store.ts";
 import type { Version } from "../storage/version_set_format.ts";
 import { compareBytes } from "../util/bytes.ts";
 import { limits } from "../util/limits.ts";
+import { decodeVersion } from "../version/version_codec.ts";
+
+/** The oldest dot timestamp among `versions` (Infinity for none). */
+function oldestMs(versions: readonly Version[]): number {
+  let oldest = Number.POSITIVE_INFINITY;
+  for (const version of versions) oldest = Math.min(oldest, decodeVersion(version.version).dot.timestampMs);
+  return oldest;
+}
 
 /** The hint store's directory, inside the node's store directory. */
 export const HINTS_DIRECTORY = "hints";
@@ -61,6 +69,8 @@ export function sameVersions(a: readonly Version[], b: readonly Version[]): bool
 export class HintStore {
   readonly store: Store;
   readonly #held = new Map<number, { keys: number; bytes: number }>();
+  /** Oldest version timestamp stored since the store last held nothing (Infinity: none). */
+  #floorMs = Number.POSITIVE_INFINITY;
   refusedBytes = 0;
 
   /** `store` holds nothing but hints. Counts what it holds (a scan). */
@@ -70,7 +80,17 @@ export class HintStore {
       if (entry.versions.length === 0) continue;
       const target = targetOf(entry.key);
       this.#account(target, versionsBytes(entry.key, entry.versions), 1);
+      this.#floorMs = Math.min(this.#floorMs, oldestMs(entry.versions));
     }
+  }
+
+  /**
+   * A bound on the oldest version any hint here holds: no held hint holds an older one. 0 when
+   * the store holds no hints. It only falls while hints are held (kept exactly it would need a
+   * scan) and starts over once every hint is handed back. Gossip carries it (gossip.ts).
+   */
+  get floorMs(): number {
+    return this.#held.size === 0 ? 0 : this.#floorMs;
   }
 
   #account(target: number, bytes: number, keys: number): void {
@@ -79,6 +99,7 @@ export class HintStore {
     held.keys += keys;
     if (held.keys <= 0) this.#held.delete(target);
     else this.#held.set(target, held);
+    if (this.#held.size === 0) this.#floorMs = Number.POSITIVE_INFINITY;
   }
 
   /** The versions held for `key` on behalf of `target` ([] when none). */
@@ -105,6 +126,7 @@ export class HintStore {
       return "refused-bytes";
     }
     this.#account(target, growth, local.length === 0 ? 1 : 0);
+    this.#floorMs = Math.min(this.#floorMs, oldestMs(applied.versions));
     await store.put(stored, applied.versions);
     return "stored";
   }

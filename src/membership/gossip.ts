@@ -14,6 +14,11 @@
  * intervals a healthy node would need to miss ten rounds in a row to be suspected. Gossip to a
  * few peers per round spreads a change in O(log n) rounds; the table is at most nodesMax entries.
  *
+ * Each entry also carries the member's hint floor: the oldest version timestamp among the hints
+ * it holds for others (HINT_FLOOR_NONE when it holds none). Anti-entropy purges a tombstone only
+ * when every member is up and no member's floor predates the delete, so no hint anywhere can
+ * bring a purged value back.
+ *
  * Pure: the caller supplies the time and the PRNG, sends what `tick` returns and feeds what
  * arrives to `receive`. One instance per node; the main thread runs a passive one (it raises no
  * heartbeat of its own and sends nothing) to learn membership as events.
@@ -47,8 +52,14 @@ export interface MembershipEvent {
   readonly atMs: number;
 }
 
-/** What one gossip message carries: flat triples (node, generation, heartbeat). */
+/** What one gossip message carries: flat quadruples (node, generation, heartbeat, hint floor). */
 export type GossipTable = readonly number[];
+
+/** Numbers per member in a gossip table. */
+export const GOSSIP_ENTRY_FIELDS = 4;
+
+/** The hint floor of a member that holds no hints. */
+export const HINT_FLOOR_NONE = 0;
 
 /** Peers each node sends its table to per round. */
 export const gossipFanout = 2;
@@ -56,6 +67,8 @@ export const gossipFanout = 2;
 interface Entry {
   generation: number;
   heartbeat: number;
+  /** The hint floor that came with the newest heartbeat; -1 until one did. */
+  hintFloor: number;
   status: MemberStatus;
   /** Last rise of the heartbeat (or generation) as this observer saw it. */
   seenAtMs: number;
@@ -70,6 +83,7 @@ export class GossipState {
   readonly self: number | undefined;
   #generation: number;
   #heartbeat = 0;
+  #hintFloor = HINT_FLOOR_NONE;
   #config: GossipConfig;
   readonly #entries = new Map<number, Entry>();
   #members: number[] = [];
@@ -102,7 +116,7 @@ export class GossipState {
     this.#members = [...members].sort((a, b) => a - b);
     for (const node of this.#members) {
       if (node === this.self || this.#entries.has(node)) continue;
-      this.#entries.set(node, { generation: 0, heartbeat: 0, status: "up", seenAtMs: nowMs, changedAtMs: nowMs, known: true });
+      this.#entries.set(node, { generation: 0, heartbeat: 0, hintFloor: -1, status: "up", seenAtMs: nowMs, changedAtMs: nowMs, known: true });
     }
     for (const node of [...this.#entries.keys()]) if (!this.#members.includes(node)) this.#entries.delete(node);
   }
@@ -123,12 +137,13 @@ export class GossipState {
 
   /** Merges a table received from a peer; returns the members that came back up. */
   receive(table: GossipTable, nowMs: number): MembershipEvent[] {
-    assert(table.length % 3 === 0, "a gossip table is triples");
+    assert(table.length % GOSSIP_ENTRY_FIELDS === 0, "a gossip table is quadruples");
     const events: MembershipEvent[] = [];
-    for (let index = 0; index < table.length; index += 3) {
+    for (let index = 0; index < table.length; index += GOSSIP_ENTRY_FIELDS) {
       const node = table[index]!;
       const generation = table[index + 1]!;
       const heartbeat = table[index + 2]!;
+      const hintFloor = table[index + 3]!;
       if (node === this.self) continue;
       const entry = this.#entries.get(node);
       if (!entry) continue; // not a member (removed, or not told yet)
@@ -138,6 +153,7 @@ export class GossipState {
       // again (it was paused or cut off): either way it beats now.
       entry.generation = generation;
       entry.heartbeat = heartbeat;
+      entry.hintFloor = hintFloor;
       entry.seenAtMs = nowMs;
       entry.known = true;
       if (entry.status === "down") {
@@ -157,7 +173,7 @@ export class GossipState {
     const entry = this.#entries.get(node);
     if (!entry || generation <= entry.generation) return [];
     const wasDown = entry.status === "down";
-    Object.assign(entry, { generation, heartbeat: 0, status: "up", seenAtMs: nowMs, known: true });
+    Object.assign(entry, { generation, heartbeat: 0, hintFloor: -1, status: "up", seenAtMs: nowMs, known: true });
     if (!wasDown) return [];
     entry.changedAtMs = nowMs;
     return [{ node, status: "up", generation, atMs: nowMs }];
@@ -203,14 +219,32 @@ export class GossipState {
   /** This node's table: its own entry and every known member's. */
   table(): GossipTable {
     const table: number[] = [];
-    if (this.self !== undefined) table.push(this.self, this.#generation, this.#heartbeat);
-    for (const [node, entry] of this.#entries) if (entry.known && entry.generation > 0) table.push(node, entry.generation, entry.heartbeat);
+    if (this.self !== undefined) table.push(this.self, this.#generation, this.#heartbeat, this.#hintFloor);
+    for (const [node, entry] of this.#entries) {
+      if (entry.known && entry.generation > 0 && entry.hintFloor >= 0) table.push(node, entry.generation, entry.heartbeat, entry.hintFloor);
+    }
     return table;
   }
 
   isUp(node: number): boolean {
     if (node === this.self) return true;
     return this.#entries.get(node)?.status !== "down";
+  }
+
+  /** This node's hint floor, sent with its next heartbeats. */
+  setHintFloor(floorMs: number): void {
+    this.#hintFloor = floorMs;
+  }
+
+  /**
+   * The hint floor of `node` as its latest heartbeat carried it, or -1 when unknown: never heard
+   * from in this view, or down (what it holds now is not known).
+   */
+  hintFloorOf(node: number): number {
+    if (node === this.self) return this.#hintFloor;
+    const entry = this.#entries.get(node);
+    if (!entry || entry.status !== "up" || entry.generation === 0) return -1;
+    return entry.hintFloor;
   }
 
   /** The generation (life) of `node` this observer last heard of; 0 when none yet. */

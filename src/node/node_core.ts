@@ -37,7 +37,7 @@ import type { ContextSigner } from "../version/context_signer.ts";
 import { emptyContext } from "../version/dotted_version_vector.ts";
 import { decodeContext } from "../version/version_codec.ts";
 import type { Prng } from "../io/prng.ts";
-import { GossipState, type MemberView } from "../membership/gossip.ts";
+import { GossipState, HINT_FLOOR_NONE, type MemberView } from "../membership/gossip.ts";
 import { HintDelivery } from "../handoff/hint_delivery.ts";
 import type { HintStore } from "../handoff/hint_store.ts";
 import type { Placement } from "../ring/ring_change.ts";
@@ -147,7 +147,6 @@ export class NodeCore {
         keysPerSecond: () => this.#settings.handoff.keysPerSecond,
         bytesPerTargetMax: () => this.#settings.handoff.bytesPerTargetMax,
         mergeOwn: (key, versions) => this.#mergeLocal(key, versions),
-        expired: (versions) => this.antiEntropy.expired(versions),
       });
     }
     this.antiEntropy = new AntiEntropy({
@@ -160,6 +159,7 @@ export class NodeCore {
       placement: () => this.#placement,
       scan: options.scanTrees ?? ((params) => Promise.resolve(buildTrees(params, this.#store.entries()))),
       generationOf: (node) => this.#gossip.generationOf(node),
+      purgeAllowed: (deletedAtMs) => this.#purgeAllowed(deletedAtMs),
       merge: (key, versions) => this.#mergeIfChanged(key, versions),
       purge: (key, versions) => this.#dropIfUnchanged(key, versions),
       isUp: (node) => this.#gossip.isUp(node),
@@ -182,6 +182,7 @@ export class NodeCore {
   #scheduleGossip(): void {
     this.#gossipTimer = this.#clock.setTimer(this.#gossip.config.intervalMs, () => {
       if (this.#stopped) return;
+      this.#gossip.setHintFloor(this.#hints?.floorMs ?? HINT_FLOOR_NONE);
       const round = this.#gossip.tick(this.#clock.nowMs(), this.#prng);
       const message = { type: MessageType.gossip, table: round.table };
       for (const peer of round.sendTo) this.#transport.send(peer, message);
@@ -211,6 +212,19 @@ export class NodeCore {
   /** A major compaction of the node's store: keys purged since leave its files. */
   compact(): Promise<void> {
     return this.#store.compact();
+  }
+
+  /**
+   * Whether a tombstone deleted at `deletedAtMs` may be purged as far as hints go: every member
+   * is up in this node's view and none holds a hint older than the delete (its hint floor, from
+   * gossip), so no hint anywhere can hand the deleted value back after the purge.
+   */
+  #purgeAllowed(deletedAtMs: number): boolean {
+    for (const member of this.#settings.members) {
+      const floor = member === this.nodeId ? (this.#hints?.floorMs ?? HINT_FLOOR_NONE) : this.#gossip.hintFloorOf(member);
+      if (floor < 0 || (floor !== HINT_FLOOR_NONE && floor <= deletedAtMs)) return false;
+    }
+    return true;
   }
 
   /** Whether this node's gossip view holds `node` up. */
@@ -476,7 +490,7 @@ export class NodeCore {
       },
       hints: {
         held: this.#hints?.stats() ?? [],
-        ...(this.#delivery?.stats() ?? { delivered: 0, chunks: 0, chunksFailed: 0, rehomed: 0, expired: 0 }),
+        ...(this.#delivery?.stats() ?? { delivered: 0, chunks: 0, chunksFailed: 0, rehomed: 0 }),
         refusedBytes: this.#hints?.refusedBytes ?? 0,
         skippedWindow: this.#hintsSkippedWindow,
       },
@@ -642,10 +656,7 @@ export class NodeCore {
   async #onHints(from: number, message: Message): Promise<void> {
     let ok = true;
     try {
-      // Hints older than the tombstone grace are not taken (their sender drops them too): a
-      // delete of the key may have been purged meanwhile.
-      const entries = (message.entries as StreamEntry[]).filter((entry) => !this.antiEntropy.expired(entry.versions));
-      if (entries.length > 0) await mergeEntries(this.#store, entries);
+      await mergeEntries(this.#store, message.entries as StreamEntry[]);
     } catch {
       ok = false;
     }

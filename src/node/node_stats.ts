@@ -63,8 +63,6 @@ export interface NodeStats {
     readonly chunks: number;
     readonly chunksFailed: number;
     readonly rehomed: number;
-    /** Hints dropped, not handed back, because they were older than antiEntropy.tombstoneGraceMs. */
-    readonly expired: number;
     /** Hints refused because their target's hints would pass handoff.bytesPerTargetMax. */
     readonly refusedBytes: number;
     /** Hints this node did not write as coordinator: the primary was down past handoff.windowMs. */

@@ -11,6 +11,7 @@ import { parseSet, SetChecker, type SetReport } from "./set_checker.ts";
 import { runSetWorkload } from "./set_workload.ts";
 import { SimCluster } from "./sim_cluster.ts";
 import type { FaultKind } from "./workload.ts";
+import { settle } from "./settle.ts";
 
 export interface SetSeedOptions {
   readonly seed: number;
@@ -51,32 +52,7 @@ export interface SetSeedReport extends SetReport {
 /** The faults the set workload draws: every kind; wipes hit one node per seed. */
 export const setFaultKinds: readonly FaultKind[] = ["crash", "restart", "pause", "partition", "heal", "drop", "delay", "wipe"];
 
-/**
- * Rounds (anti-entropy intervals) within which replicas must agree once faults stop and hints
- * have drained: each node compares with one replica peer per round, in turn, so within P rounds
- * (P = the peers it shares ranges with, 4 on 5 nodes) every pair has compared at least once and,
- * for N=3, every replica holds the union. Twice that covers repairs still in flight and an exchange
- * turned away because the peer was busy with another.
- */
-export function convergenceBoundRounds(peers: number): number {
-  return 2 * peers + 2;
-}
-
-const HINT_DRAIN_BOUND_MS = 30_000;
 const decoder = new TextDecoder();
-
-/** Whether every pair of running nodes holds equal roots for each other. */
-export async function rootsAgree(sim: SimCluster): Promise<boolean> {
-  const roots = new Map<number, Readonly<Record<number, string>>>();
-  for (const node of sim.host.running) roots.set(node, (await sim.host.control(node).stats(false)).antiEntropy.roots);
-  for (const [node, mine] of roots) {
-    for (const [peer, root] of Object.entries(mine)) {
-      const theirs = roots.get(Number(peer))?.[node];
-      if (theirs === undefined || theirs !== root) return false;
-    }
-  }
-  return true;
-}
 
 export async function runSetSeed(options: SetSeedOptions): Promise<SetSeedReport> {
   const negative = (options.wipeBeforeAntiEntropy ?? 0) > 0;
@@ -109,29 +85,7 @@ export async function runSetSeed(options: SetSeedOptions): Promise<SetSeedReport
   );
   await sim.healAll();
   for (let wiped = 0; wiped < (options.wipeBeforeAntiEntropy ?? 0); wiped++) await sim.run(sim.faults.wipe(members[wiped]!));
-  // From the heal, hints drain (bounded); from the moment none is held, anti-entropy rounds are
-  // counted until every pair of replicas holds equal roots (checked every 10 ms of virtual time).
-  // A hint handed back late changes one replica, so the count restarts whenever one reappears.
-  const healedMs = sim.clock.nowMs();
-  const intervalMs = sim.core.config.antiEntropy.intervalMs;
-  const bound = convergenceBoundRounds(members.length - 1);
-  let drainedAtMs = -1;
-  let convergedMs = -1;
-  for (;;) {
-    const nowMs = sim.clock.nowMs();
-    const held = await sim.run(sim.hintsHeld());
-    if (held > 0) drainedAtMs = -1;
-    else if (drainedAtMs < 0) drainedAtMs = nowMs;
-    if (held === 0 && (negative || (await sim.run(rootsAgree(sim))))) {
-      convergedMs = nowMs;
-      break;
-    }
-    if (drainedAtMs < 0 && nowMs - healedMs > HINT_DRAIN_BOUND_MS) break;
-    if (drainedAtMs >= 0 && nowMs - drainedAtMs > bound * intervalMs) break;
-    await sim.runFor(10);
-  }
-  const hintDrainMs = drainedAtMs < 0 ? -1 : drainedAtMs - healedMs;
-  const convergenceRounds = convergedMs < 0 || negative ? null : Math.ceil((convergedMs - drainedAtMs) / intervalMs);
+  const settled = await settle(sim, { convergence: !negative });
   for (const key of checker.keys()) {
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
@@ -163,8 +117,8 @@ export async function runSetSeed(options: SetSeedOptions): Promise<SetSeedReport
     traceHash: sim.trace.hash(),
     faults: workload.faults,
     virtualMs: sim.clock.nowMs(),
-    hintDrainMs,
-    convergenceRounds,
+    hintDrainMs: settled.hintDrainMs,
+    convergenceRounds: settled.convergenceRounds,
     replicaGaps,
   };
 }

@@ -50,6 +50,8 @@ export interface WorkloadOptions extends FaultScheduleOptions {
   readonly operations: number;
   /** Longest pause between two operations of one client, in virtual ms. */
   readonly thinkMsMax: number;
+  /** Prefix of every value written, to keep values unique across runs on one checker. @default "" */
+  readonly valuePrefix?: string;
 }
 
 export interface WorkloadReport {
@@ -108,7 +110,7 @@ export async function runWorkload(sim: WorkloadTarget, checker: RegisterChecker,
       const blind = roll >= 90;
       const last = blind ? undefined : seen.get(key);
       const kind = roll >= 85 && roll < 90 && last !== undefined ? "delete" : "put";
-      const value = `${kind === "delete" ? "d" : "v"}${id}.${++written}`;
+      const value = `${options.valuePrefix ?? ""}${kind === "delete" ? "d" : "v"}${id}.${++written}`;
       const record = checker.write({ key, value, kind, replaces: last?.values ?? [] });
       const request = last ? { context: last.context } : {};
       try {
