@@ -12,6 +12,7 @@ import { limits } from "../src/util/limits.ts";
 import { counterVersion, highestCounterWinsReference } from "./fixtures/highest_counter_rule.ts";
 import { bytesOf, openSimStore, temporaryDirectory, textOf } from "./support/store_harness.ts";
 import { rejectsWithCode } from "./support/assertions.ts";
+import { countFolderReference } from "./fixtures/count_folder.ts";
 
 const v1 = counterVersion(1);
 const v2 = counterVersion(2);
@@ -214,6 +215,46 @@ test("a range scan keeps its snapshot while its memtable is flushed and the next
   assert.ok(store.stats().flushes >= 6);
   await store.close();
 });
+
+test("a scan job folds the snapshot taken at its call while writes, flushes and compactions go on", async () => {
+  const fs = new SimFileSystem(createPrng(12));
+  const inline = new InlineStorageJobs(fs);
+  let release: () => void = () => {};
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  // Scans wait at the gate: meanwhile the store rotates, flushes and compacts away their inputs.
+  const jobs = { ...wrap(inline), scan: async (request: Parameters<typeof inline.scan>[0]) => (await gate, inline.scan(request)) };
+  const store = await Store.open({ directory: "/store", fs, clock: new SimClock(), jobs, fsync: "always", memtableBytes: 64 * 1024, compactionTablesMin: 2 });
+  for (let i = 0; i < 300; i++) await store.put(`old-${i}`, [{ version: v1, value: "o".repeat(100) }]);
+  await store.flush();
+  for (let i = 0; i < 50; i++) await store.put(`mem-${i}`, [{ version: v1, value: "m" }]);
+  const folded = store.scan(countFolderReference, { prefix: "new-" });
+  for (let i = 0; i < 300; i++) await store.put(`new-${i}`, [{ version: v2, value: "n".repeat(100) }]);
+  for (let i = 0; i < 300; i += 2) await store.put(`old-${i}`, []);
+  await store.compact();
+  assert.ok(store.stats().tables.length === 1, "the scanned tables were compacted into one");
+  release();
+  assert.equal(await folded, { keys: 350, matching: [] }, "the snapshot of the call: neither later keys nor later deletes");
+  assert.is([...store.entries()].length, 150 + 50 + 300);
+  await store.close();
+});
+
+test("a scan job on the real disk runs in the piscina pool", async () => {
+  const directory = temporaryDirectory("scan");
+  try {
+    const store = await openStore({ directory: directory.path, memtableBytes: 256 * 1024 });
+    for (let i = 0; i < 2000; i++) await store.put(`k-${i}`, [{ version: v1, value: "v".repeat(50) }]);
+    await store.flush();
+    for (let i = 0; i < 10; i++) await store.put(`late-${i}`, [{ version: v1, value: "l" }]);
+    assert.equal(await store.scan(countFolderReference, { prefix: "late-" }), { keys: 2010, matching: Array.from({ length: 10 }, (_, i) => `late-${i}`).sort() });
+    await store.close();
+  } finally {
+    directory.remove();
+  }
+});
+
+function wrap(inline: InlineStorageJobs) {
+  return { flush: inline.flush.bind(inline), compact: inline.compact.bind(inline), scan: inline.scan.bind(inline), close: inline.close.bind(inline) };
+}
 
 test("sustained writes still get compacted: compaction takes turns with flushes", async () => {
   // Jobs that take real time, like the pool's, so that writers keep frozen memtables waiting.
