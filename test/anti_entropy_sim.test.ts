@@ -175,6 +175,22 @@ test("a replica down through the grace holds the purge back; when it returns the
   }
 });
 
+test("a replica wiped while down through the grace does not take back the expired tombstones; the others purge on its word and all converge", async () => {
+  const sim = await SimCluster.create({ seed: 17, settings: { nodes: 3, n: 3, w: 2, vnodesPerNode: 8, antiEntropy: { intervalMs: 200, tombstoneGraceMs: 2000 } } });
+  const keys = 30;
+  const written = await sim.run(Promise.all(Array.from({ length: keys }, (_, index) => sim.core.put(`key-${index}`, "v"))));
+  sim.faults.crash(2);
+  await sim.run(Promise.all(written.map((write, index) => sim.core.delete(`key-${index}`, { context: write.context }))));
+  await sim.runFor(3000); // past the grace; node 2 is down, so nothing is purged
+  for (const node of [0, 1]) assert.is((await sim.run(sim.host.control(node).stats(false))).antiEntropy.tombstonesPurged, 0);
+  await sim.run(sim.faults.wipe(2)); // back, empty: it holds no old value that the tombstones must cover
+  await sim.runFor(3000);
+  for (const node of sim.host.running) assert.is([...sim.host.lifeOf(node)!.store.entries()].length, 0, `node ${node} holds nothing`);
+  for (const node of [0, 1]) assert.is((await sim.run(sim.host.control(node).stats(false))).antiEntropy.tombstonesPurged, keys);
+  assert.ok(await sim.run(rootsAgree(sim)), "replicas agree");
+  for (let index = 0; index < keys; index++) assert.equal((await sim.run(sim.core.get(`key-${index}`))).values, []);
+});
+
 test("a tombstone is not purged while any node holds a hint older than the delete; once it is handed back, the delete still wins", async () => {
   const sim = await SimCluster.create({ seed: 16, settings: { nodes: 5, n: 3, w: 2, r: 2, vnodesPerNode: 16, antiEntropy: { intervalMs: 200, tombstoneGraceMs: 2000 } } });
   const key = "doomed";

@@ -99,8 +99,15 @@ interface Pending {
   readonly deletedAtMs: number;
   /** Wall time this node took the tombstones (or rebuilt its trees over them). */
   readonly notedAtMs: number;
-  /** Peers that said they hold nothing for the key. */
-  readonly confirmedBy: Set<number>;
+  /** Peers seen to hold the tombstone: when (an agreement on its segment after notedAtMs), in which life. */
+  readonly heldBy: Map<number, Sighting>;
+  /** Peers that said they hold nothing for the key: when, in which life. */
+  readonly absentAt: Map<number, Sighting>;
+}
+
+interface Sighting {
+  readonly atMs: number;
+  readonly generation: number;
 }
 
 /** One exchange's repair step with one peer (at most one per peer at a time). */
@@ -129,8 +136,8 @@ export interface AntiEntropyOptions {
   readonly placement: () => Placement;
   /** Builds trees from a snapshot of the store taken synchronously at the call. */
   readonly scan: (params: TreeBuildParams) => Promise<TreeBuild>;
-  /** Merges versions of a key into this node's store (a repair); resolves with whether it changed it. */
-  readonly merge: (key: Uint8Array, versions: readonly Version[]) => Promise<boolean>;
+  /** Merges entries into this node's store (a repair); resolves with how many keys it changed. */
+  readonly merge: (entries: readonly { key: Uint8Array; versions: readonly Version[] }[]) => Promise<number>;
   /** Drops `key` if it still holds exactly `versions` (a purge); resolves with whether it did. */
   readonly purge: (key: Uint8Array, versions: readonly Version[]) => Promise<boolean>;
   readonly isUp: (node: number) => boolean;
@@ -211,7 +218,7 @@ export class AntiEntropy {
     const id = hexOf(key);
     const deletedAtMs = deletedAtOf(after);
     if (deletedAtMs === undefined) this.#tombstones.delete(id);
-    else this.#tombstones.set(id, { key: key.slice(), deletedAtMs, notedAtMs: this.#options.clock.wallMs(), confirmedBy: new Set() });
+    else this.#tombstones.set(id, { key: key.slice(), deletedAtMs, notedAtMs: this.#options.clock.wallMs(), heldBy: new Map(), absentAt: new Map() });
   }
 
   /**
@@ -244,7 +251,7 @@ export class AntiEntropy {
     });
     for (const { key, deletedAtMs } of build.tombstones) {
       const id = hexOf(key);
-      if (!this.#tombstones.has(id)) this.#tombstones.set(id, { key, deletedAtMs, notedAtMs, confirmedBy: new Set() });
+      if (!this.#tombstones.has(id)) this.#tombstones.set(id, { key, deletedAtMs, notedAtMs, heldBy: new Map(), absentAt: new Map() });
     }
     this.#trees = building.trees;
     this.#placement = placement;
@@ -516,26 +523,26 @@ export class AntiEntropy {
     this.#stats.keysReceived += entries.length;
     const session = this.#sessions.get(from);
     if (session) session.activeMs = this.#options.clock.nowMs();
+    if (this.#stopped) return;
     const absent: Uint8Array[] = [];
-    for (const entry of entries) {
-      if (this.#stopped) return;
+    const merging = entries.filter((entry) => {
       // Tombstones past their grace for a key this node holds nothing of: nothing here to delete,
       // so they are not stored again; the sender learns it may purge them.
-      if (deletedAtOf(entry.versions) !== undefined && this.expired(entry.versions) && this.#options.store.get(entry.key).length === 0) {
-        absent.push(entry.key);
-        continue;
-      }
-      try {
-        if (await this.#options.merge(entry.key, entry.versions)) this.#stats.keysRepaired++;
-      } catch {
-        // the store refused (a disk fault, closing): the next exchange repairs it again
-      }
-    }
+      const gone = deletedAtOf(entry.versions) !== undefined && this.expired(entry.versions) && this.#options.store.get(entry.key).length === 0;
+      if (gone) absent.push(entry.key);
+      return !gone;
+    });
     if (absent.length > 0) this.#options.transport.send(from, { type: MessageType.aePurged, keys: absent });
+    try {
+      this.#stats.keysRepaired += await this.#options.merge(merging);
+    } catch {
+      // the store refused (a disk fault, closing): the next exchange repairs it again
+    }
   }
 
   #onPurged(from: number, keys: readonly Uint8Array[]): void {
-    for (const key of keys) this.#tombstones.get(hexOf(key))?.confirmedBy.add(from);
+    const sighting = { atMs: this.#options.clock.wallMs(), generation: this.#options.generationOf(from) };
+    for (const key of keys) this.#tombstones.get(hexOf(key))?.absentAt.set(from, sighting);
   }
 
   // ---- tombstones ----------------------------------------------------------------------------
@@ -544,6 +551,39 @@ export class AntiEntropy {
     const agreement = this.#agreements.get(peer);
     if (!agreement || agreement.generation !== this.#options.generationOf(peer)) return false;
     return agreement.times.length === this.#buckets && agreement.times[segment]! > sinceMs;
+  }
+
+  /**
+   * Whether every other replica of a pending tombstone's key holds it, or holds nothing for it.
+   * A peer holds it once it agreed on the key's segment after this node took the tombstone (the
+   * first such sighting is kept). A peer that said it holds nothing counts only if it said so after
+   * every other peer was seen holding the tombstone: from then on no replica holds an older value
+   * without the tombstone, so nothing can refill the empty peer with one. Sightings from an
+   * earlier life of a peer do not count (a restart may have lost what it held in memory).
+   */
+  #heldEverywhere(pending: Pending, segment: number): boolean {
+    let heldSinceMs = 0;
+    const absent: Sighting[] = [];
+    for (const peer of this.#peersOf(pending.key, this.#placement)) {
+      const generation = this.#options.generationOf(peer);
+      let held = pending.heldBy.get(peer);
+      if (held && held.generation !== generation) {
+        pending.heldBy.delete(peer);
+        held = undefined;
+      }
+      if (!held && this.#agreedSince(peer, segment, pending.notedAtMs)) {
+        held = { atMs: this.#agreements.get(peer)!.times[segment]!, generation };
+        pending.heldBy.set(peer, held);
+      }
+      if (held) {
+        heldSinceMs = Math.max(heldSinceMs, held.atMs);
+        continue;
+      }
+      const gone = pending.absentAt.get(peer);
+      if (!gone || gone.generation !== generation) return false;
+      absent.push(gone);
+    }
+    return absent.every((gone) => gone.atMs > heldSinceMs);
   }
 
   /** Purges the tombstone-only keys past their grace that every other replica holds. */
@@ -557,10 +597,7 @@ export class AntiEntropy {
         if (this.#stopped || this.#building) return;
         if (nowMs - pending.deletedAtMs < tombstoneGraceMs || !this.#options.purgeAllowed(pending.deletedAtMs)) continue;
         const segment = segmentOf(pending.key, this.#buckets);
-        const held = this.#peersOf(pending.key, this.#placement).every(
-          (peer) => pending.confirmedBy.has(peer) || this.#agreedSince(peer, segment, pending.notedAtMs),
-        );
-        if (!held) continue;
+        if (!this.#heldEverywhere(pending, segment)) continue;
         const versions = this.#options.store.get(pending.key);
         if (deletedAtOf(versions) === undefined) {
           this.#tombstones.delete(id);

@@ -44,6 +44,8 @@ import type { Placement } from "../ring/ring_change.ts";
 import { mergeEntries, streamSiblingLimits, type StreamEntry } from "./key_stream.ts";
 import { placementOf } from "../ring/ring_spec.ts";
 import { TrackedStore } from "./tracked_store.ts";
+import { limits } from "../util/limits.ts";
+import type { WriteOperation } from "../storage/store.ts";
 import { AntiEntropy } from "../antientropy/anti_entropy.ts";
 import { buildTrees, type TreeBuild, type TreeBuildParams } from "../antientropy/tree_build.ts";
 import { sameVersions } from "../handoff/hint_store.ts";
@@ -160,11 +162,14 @@ export class NodeCore {
       scan: options.scanTrees ?? ((params) => Promise.resolve(buildTrees(params, this.#store.entries()))),
       generationOf: (node) => this.#gossip.generationOf(node),
       purgeAllowed: (deletedAtMs) => this.#purgeAllowed(deletedAtMs),
-      merge: (key, versions) => this.#mergeIfChanged(key, versions),
+      merge: (entries) => this.#mergeManyIfChanged(entries),
       purge: (key, versions) => this.#dropIfUnchanged(key, versions),
       isUp: (node) => this.#gossip.isUp(node),
     });
-    this.#store.observe((key, before, after) => this.antiEntropy.onWrite(key, before, after));
+    this.#store.observe(
+      (key, before, after) => this.antiEntropy.onWrite(key, before, after),
+      () => this.antiEntropy.restart(),
+    );
     this.nodeId = options.nodeId;
     this.#transport = options.transport;
     this.#clock = options.clock;
@@ -540,14 +545,34 @@ export class NodeCore {
     return true;
   }
 
-  /** An anti-entropy repair: merges `incoming` and writes only if that changes the key. */
-  async #mergeIfChanged(key: Uint8Array, incoming: readonly Version[]): Promise<boolean> {
-    if (this.#store.writeWouldWait) await this.#store.whenWritable();
-    const local = this.#store.get(key);
-    const applied = applyReplicated({ key, localVersions: local, incoming, limits: streamSiblingLimits });
-    if (!applied.ok || sameVersions(local, applied.versions)) return false;
-    await this.#store.put(key, applied.versions);
-    return true;
+  /**
+   * An anti-entropy repair: merges each entry into the key's versions (the dominance rule: a
+   * sibling is never overwritten) and writes the keys that changed, in batches that fit the store;
+   * resolves with how many changed. An entry past the sibling bound is skipped (a later write
+   * with a context resolves the key; the next exchange tries again).
+   */
+  async #mergeManyIfChanged(entries: readonly StreamEntry[]): Promise<number> {
+    const batchBytesMax = Math.min(this.#store.config.memtableBytes / 4, limits.logBatchBytesMax / 2);
+    let changed = 0;
+    let index = 0;
+    while (index < entries.length) {
+      // Read and write in one synchronous block, so no other write of these keys interleaves.
+      if (this.#store.writeWouldWait) await this.#store.whenWritable();
+      const operations: WriteOperation[] = [];
+      let bytes = 0;
+      for (; index < entries.length && (operations.length === 0 || bytes < batchBytesMax); index++) {
+        const { key, versions: incoming } = entries[index]!;
+        const local = this.#store.get(key);
+        const applied = applyReplicated({ key, localVersions: local, incoming, limits: streamSiblingLimits });
+        if (!applied.ok || sameVersions(local, applied.versions)) continue;
+        operations.push({ key, kind: "put", versions: applied.versions });
+        bytes += key.length + applied.versions.reduce((sum, version) => sum + version.version.length + (version.value?.length ?? 0) + 16, 0);
+      }
+      if (operations.length === 0) continue;
+      await this.#store.write(operations);
+      changed += operations.length;
+    }
+    return changed;
   }
 
   /** A purge: drops `key` if it still holds exactly `versions` (nothing wrote it meanwhile). */

@@ -31,14 +31,19 @@ export type WriteObserver = (key: Uint8Array, before: readonly Version[], after:
 export class TrackedStore implements NodeStore {
   readonly inner: Store;
   #observer: WriteObserver | undefined;
+  #untracked: (() => void) | undefined;
 
   constructor(inner: Store) {
     this.inner = inner;
   }
 
-  /** The one observer of writes (anti-entropy); replaces any earlier one. */
-  observe(observer: WriteObserver): void {
+  /**
+   * The one observer of writes (anti-entropy); replaces any earlier one. `untracked` is called
+   * when a write landed that could not be reported exactly.
+   */
+  observe(observer: WriteObserver, untracked: () => void): void {
     this.#observer = observer;
+    this.#untracked = untracked;
   }
 
   get config(): StoreConfig {
@@ -81,12 +86,27 @@ export class TrackedStore implements NodeStore {
   write(operations: readonly WriteOperation[]): Promise<void> {
     const observer = this.#observer;
     if (observer === undefined || this.inner.failure) return this.inner.write(operations);
+    // A key written twice in one batch: its second "before" is its first "after".
+    const pending = operations.length > 1 ? new Map<string, readonly Version[]>() : undefined;
     const befores = operations.map((operation) => {
       assert(operation.kind === "put", "a node writes whole version sets");
-      return this.inner.get(operation.key as Uint8Array);
+      const key = operation.key as Uint8Array;
+      if (!pending) return this.inner.get(key);
+      const id = key.join(",");
+      const before = pending.get(id) ?? this.inner.get(key);
+      pending.set(id, operation.versions as readonly Version[]);
+      return before;
     });
+    const sequence = this.inner.lastSequence;
     const written = this.inner.write(operations);
-    operations.forEach((operation, index) => observer(operation.key as Uint8Array, befores[index]!, operation.versions as readonly Version[]));
+    // Reported only if the batch entered the memtable in this call. One that did not was refused
+    // (nothing changed) or waited for a flush despite the REQUIRES above: if it lands later, its
+    // "before" is stale, and the observer is told to start over from the store.
+    if (this.inner.lastSequence === sequence + operations.length) {
+      operations.forEach((operation, index) => observer(operation.key as Uint8Array, befores[index]!, operation.versions as readonly Version[]));
+    } else {
+      written.then(() => this.#untracked?.(), () => {});
+    }
     return written;
   }
 }

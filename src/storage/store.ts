@@ -228,6 +228,11 @@ export class Store {
     return this.#append(entries);
   }
 
+  /** The sequence number of the last record written (0 before the first). Rises by one per operation. */
+  get lastSequence(): number {
+    return this.#nextSequence - 1;
+  }
+
   /**
    * Whether a write issued now would first wait for a memtable flush. When false, `write()` appends
    * before it returns (synchronously), so a read-modify-write of one key done in the same
