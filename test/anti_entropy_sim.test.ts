@@ -13,6 +13,8 @@ import { convergenceBoundRounds, rootsAgree, settle } from "../src/sim/settle.ts
 import { SimCluster } from "../src/sim/sim_cluster.ts";
 import { encodeVersion } from "../src/version/version_codec.ts";
 import { recordFigures } from "./support/figures.ts";
+import { SimTransport } from "../src/transport/sim_transport.ts";
+import { MessageType, type Message } from "../src/transport/message_types.ts";
 
 const encoder = new TextEncoder();
 const SET_SEEDS = 120;
@@ -189,6 +191,68 @@ test("a replica wiped while down through the grace does not take back the expire
   for (const node of [0, 1]) assert.is((await sim.run(sim.host.control(node).stats(false))).antiEntropy.tombstonesPurged, keys);
   assert.ok(await sim.run(rootsAgree(sim)), "replicas agree");
   for (let index = 0; index < keys; index++) assert.equal((await sim.run(sim.core.get(`key-${index}`))).values, []);
+});
+
+test("an agreement is dated when the initiator's tree was sent: a reply delayed past a delete does not count as the peer holding it", async () => {
+  const sim = await SimCluster.create({ seed: 3, settings: { nodes: 3, n: 2, w: 1, r: 2, vnodesPerNode: 8, antiEntropy: { intervalMs: 200, tombstoneGraceMs: 2000 } } });
+  const key = "doomed";
+  const [a, b] = sim.core.preferenceList(key) as [number, number];
+  // Hold b's next merkleReply to a: it was computed before the delete, and arrives after.
+  let held: { transport: SimTransport; message: Message } | undefined;
+  let holding = false;
+  const receive = SimTransport.prototype.receive;
+  SimTransport.prototype.receive = function (this: SimTransport, from: number, message: Message) {
+    if (holding && held === undefined && this.self === a && from === b && message.type === MessageType.merkleReply) {
+      held = { transport: this, message };
+      return;
+    }
+    receive.call(this, from, message);
+  };
+  try {
+    const written = await sim.run(sim.core.put(key, "old"));
+    await sim.runFor(1000);
+    holding = true;
+    await sim.runUntil(() => held !== undefined, sim.clock.nowMs() + 5000);
+    holding = false;
+    assert.ok(held, "a reply was caught");
+    sim.network.partition([a], [b]); // the delete reaches a only (W=1)
+    await sim.run(sim.core.delete(key, { context: written.context }));
+    receive.call(held!.transport, b, held!.message);
+    await sim.runFor(3000); // past the grace, the link still cut
+    assert.is((await sim.run(sim.host.control(a).stats(false))).antiEntropy.tombstonesPurged, 0, "b never held the tombstone");
+    sim.network.heal();
+    await sim.runFor(3000);
+    assert.equal((await sim.run(sim.core.get(key))).values, [], "the delete wins");
+  } finally {
+    SimTransport.prototype.receive = receive;
+  }
+});
+
+test("a replica's word that it holds nothing counts only if said after every hint older than the delete was handed back", async () => {
+  const sim = await SimCluster.create({ seed: 6, settings: { nodes: 3, n: 2, w: 2, r: 2, vnodesPerNode: 8, antiEntropy: { intervalMs: 200, tombstoneGraceMs: 2000 } } });
+  let key = "";
+  for (let index = 0; ; index++) {
+    key = `k${index}`;
+    const [first, second] = sim.core.preferenceList(key);
+    if (first === 0 && second === 1) break;
+  }
+  const [s, r, h] = [0, 1, 2];
+  sim.faults.crash(r);
+  await sim.runFor(1500);
+  const written = await sim.run(sim.core.put(key, "old")); // s stores it, h keeps a hint for r
+  sim.network.partition([h], [r]); // the hint waits
+  await sim.run(sim.faults.restart(r));
+  await sim.runFor(1500);
+  await sim.run(sim.core.delete(key, { context: written.context }));
+  await sim.runFor(3000); // past the grace: the hint floor holds the purge back
+  await sim.run(sim.faults.wipe(r)); // r holds nothing and says so
+  await sim.runFor(600);
+  sim.network.heal(); // the hint hands "old" to r
+  await sim.runUntil(() => [...sim.host.lifeOf(h)!.hintStore.entries()].length === 0, sim.clock.nowMs() + 10_000);
+  sim.faults.pause(r, 600); // r stays up, but answers nothing for a moment
+  await sim.runFor(4000);
+  assert.equal((await sim.run(sim.core.get(key))).values, [], "the delete wins");
+  for (const replica of await sim.run(sim.core.replicaValues(key))) assert.equal(replica.values, [], `node ${replica.node}`);
 });
 
 test("a tombstone is not purged while any node holds a hint older than the delete; once it is handed back, the delete still wins", async () => {

@@ -59,6 +59,8 @@ export interface AntiEntropyStats {
   readonly bytesSent: number;
   readonly rebuilds: number;
   readonly rebuilding: boolean;
+  /** Leaves found wrong by a scan and set right (should stay 0: a write the trees missed). */
+  readonly leavesCorrected: number;
   /** Repair steps in progress, by peer. */
   readonly sessions: readonly number[];
   /** How long the last rebuild took, ms. */
@@ -103,6 +105,12 @@ interface Pending {
   readonly heldBy: Map<number, Sighting>;
   /** Peers that said they hold nothing for the key: when, in which life. */
   readonly absentAt: Map<number, Sighting>;
+  /**
+   * Since when no hint anywhere may hold an older version (purgeAllowed held at every check since);
+   * undefined while it does not. A peer's "nothing" said before then may have been refilled by a
+   * hint since, so it does not count.
+   */
+  allowedSinceMs: number | undefined;
 }
 
 interface Sighting {
@@ -153,6 +161,9 @@ export class AntiEntropy {
   #placement: Placement;
   #buckets: number;
   #replicaPeers: number[] = [];
+  /** Writes seen, and the count at each segment's last write (a scan knows which leaves moved under it). */
+  #writes = 0;
+  #lastWriteIn = new Float64Array(0);
   #building: Building | null = null;
   #timer: TimerHandle | undefined;
   #stopped = false;
@@ -163,7 +174,7 @@ export class AntiEntropy {
   readonly #tombstones = new Map<string, Pending>();
   readonly #sessions = new Map<number, Session>();
   /** Exchanges this node started and awaits the merkleReply of: exchange → peer, sent at. */
-  readonly #open = new Map<number, { peer: number; sentMs: number }>();
+  readonly #open = new Map<number, { peer: number; sentMs: number; sentWallMs: number }>();
   readonly #stats = {
     exchanges: 0,
     agreed: 0,
@@ -174,6 +185,7 @@ export class AntiEntropy {
     keysRepaired: 0,
     bytesSent: 0,
     rebuilds: 0,
+    leavesCorrected: 0,
     lastRebuildMs: 0,
     tombstonesPurged: 0,
   };
@@ -212,13 +224,14 @@ export class AntiEntropy {
     const delta = { high: (a.high ^ b.high) >>> 0, low: (a.low ^ b.low) >>> 0 };
     if (delta.high !== 0 || delta.low !== 0) {
       this.#flip(this.#trees, this.#placement, this.#buckets, key, delta);
+      if (this.#lastWriteIn.length === this.#buckets) this.#lastWriteIn[segmentOf(key, this.#buckets)] = ++this.#writes;
       const building = this.#building;
       if (building) this.#flip(building.trees, building.placement, building.buckets, key, delta);
     }
     const id = hexOf(key);
     const deletedAtMs = deletedAtOf(after);
     if (deletedAtMs === undefined) this.#tombstones.delete(id);
-    else this.#tombstones.set(id, { key: key.slice(), deletedAtMs, notedAtMs: this.#options.clock.wallMs(), heldBy: new Map(), absentAt: new Map() });
+    else this.#tombstones.set(id, { key: key.slice(), deletedAtMs, notedAtMs: this.#options.clock.wallMs(), heldBy: new Map(), absentAt: new Map(), allowedSinceMs: undefined });
   }
 
   /**
@@ -251,11 +264,12 @@ export class AntiEntropy {
     });
     for (const { key, deletedAtMs } of build.tombstones) {
       const id = hexOf(key);
-      if (!this.#tombstones.has(id)) this.#tombstones.set(id, { key, deletedAtMs, notedAtMs, heldBy: new Map(), absentAt: new Map() });
+      if (!this.#tombstones.has(id)) this.#tombstones.set(id, { key, deletedAtMs, notedAtMs, heldBy: new Map(), absentAt: new Map(), allowedSinceMs: undefined });
     }
     this.#trees = building.trees;
     this.#placement = placement;
     this.#buckets = buckets;
+    this.#lastWriteIn = new Float64Array(buckets).fill(++this.#writes);
     this.#replicaPeers = replicaPeersOf(this.#options.self, placement);
     this.#agreements.clear();
     this.#sessions.clear();
@@ -284,12 +298,12 @@ export class AntiEntropy {
     if (this.#stopped) return;
     this.#dropIdle();
     if (this.#building) return;
-    void this.#purgeTombstones();
+    this.#purgeTombstones().catch(ignoreStoreFailure);
     const peers = this.#replicaPeers.filter((node) => this.#options.isUp(node) && !this.#sessions.has(node));
     if (peers.length === 0) return;
     const peer = peers[this.#peerCursor++ % peers.length]!;
     const exchange = this.#nextExchange++;
-    this.#open.set(exchange, { peer, sentMs: this.#options.clock.nowMs() });
+    this.#open.set(exchange, { peer, sentMs: this.#options.clock.nowMs(), sentWallMs: this.#options.clock.wallMs() });
     this.#stats.exchanges++;
     const branches = this.#tree(peer).branches();
     this.#stats.bytesSent += branches.length * 4;
@@ -310,15 +324,19 @@ export class AntiEntropy {
     return this.#trees.get(peer) ?? new SegmentTree(this.#buckets);
   }
 
-  #agree(peer: number, segments: Iterable<number> | "all"): void {
+  /**
+   * Records that `peer` held what this node holds in `segments` as of `atMs` (wall time): the
+   * moment of this node's state that was compared. Times only rise.
+   */
+  #agree(peer: number, segments: Iterable<number> | "all", atMs: number): void {
     const generation = this.#options.generationOf(peer);
     let agreement = this.#agreements.get(peer);
     if (!agreement || agreement.generation !== generation || agreement.times.length !== this.#buckets) {
       this.#agreements.set(peer, (agreement = { generation, times: new Float64Array(this.#buckets) }));
     }
-    const nowMs = this.#options.clock.wallMs();
-    if (segments === "all") agreement.times.fill(nowMs);
-    else for (const segment of segments) agreement.times[segment] = nowMs;
+    const times = agreement.times;
+    if (segments === "all") for (let segment = 0; segment < times.length; segment++) times[segment] = Math.max(times[segment]!, atMs);
+    else for (const segment of segments) times[segment] = Math.max(times[segment]!, atMs);
   }
 
   /** Dispatches an anti-entropy message; returns false for a type it does not handle. */
@@ -338,7 +356,7 @@ export class AntiEntropy {
         this.#onHashes(from, message);
         return true;
       case MessageType.aeEntries:
-        void this.#onEntries(from, message.entries as { key: Uint8Array; versions: Version[] }[]);
+        this.#onEntries(from, message.entries as { key: Uint8Array; versions: Version[] }[]).catch(ignoreStoreFailure);
         return true;
       case MessageType.aePurged:
         this.#onPurged(from, message.keys as Uint8Array[]);
@@ -358,7 +376,8 @@ export class AntiEntropy {
     const tree = this.#tree(from);
     const differing = SegmentTree.differing(tree.branches(), message.branches as number[]);
     if (differing.length === 0) {
-      this.#agree(from, "all");
+      // Our tree now equals the initiator's as it was when sent; it only moves forward since.
+      this.#agree(from, "all", this.#options.clock.wallMs());
       this.#options.transport.send(from, { type: MessageType.merkleReply, exchange, agreed: true });
       return;
     }
@@ -370,16 +389,19 @@ export class AntiEntropy {
   /** Initiator: find the differing segments and start the repair step. */
   #onLeaves(from: number, message: Message): void {
     const exchange = message.exchange as number;
-    if (this.#open.get(exchange)?.peer !== from) return;
+    const open = this.#open.get(exchange);
+    if (open?.peer !== from) return;
     this.#open.delete(exchange);
     if (message.busy === true) {
       this.#stats.busy++;
       return;
     }
     if (this.#building) return;
+    // The peer compared against our branches as they were when the request left: an agreement
+    // on them says nothing of what we took since, so it is dated then, not now.
     if (message.agreed === true) {
       this.#stats.agreed++;
-      this.#agree(from, "all");
+      this.#agree(from, "all", open.sentWallMs);
       return;
     }
     const tree = this.#tree(from);
@@ -393,17 +415,24 @@ export class AntiEntropy {
       offset += tree.leavesOf(branch).length;
     }
     const differing: number[] = [];
-    const agreed: number[] = [];
+    const agreedWhenSent: number[] = [];
+    const agreedNow: number[] = [];
     for (let branch = 0; branch < tree.branchCount; branch++) {
       const start = branch * tree.branchWidth;
       const base = offsetOf.get(branch);
+      if (base === undefined) {
+        // A branch the peer found equal to ours as sent.
+        for (let leaf = 0; leaf < tree.leavesOf(branch).length / 2; leaf++) agreedWhenSent.push(start + leaf);
+        continue;
+      }
       const mine = tree.leavesOf(branch);
       for (let leaf = 0; leaf < mine.length / 2; leaf++) {
-        const same = base === undefined || (mine[leaf * 2] === theirs[base + leaf * 2] && mine[leaf * 2 + 1] === theirs[base + leaf * 2 + 1]);
-        (same ? agreed : differing).push(start + leaf);
+        const same = mine[leaf * 2] === theirs[base + leaf * 2] && mine[leaf * 2 + 1] === theirs[base + leaf * 2 + 1];
+        (same ? agreedNow : differing).push(start + leaf);
       }
     }
-    this.#agree(from, agreed);
+    this.#agree(from, agreedWhenSent, open.sentWallMs);
+    this.#agree(from, agreedNow, this.#options.clock.wallMs());
     if (differing.length === 0 || this.#sessions.has(from)) return;
     this.#stats.segmentsDiffering += differing.length;
     this.#stats.bytesSent += differing.length * 4;
@@ -438,7 +467,12 @@ export class AntiEntropy {
       activeMs: this.#options.clock.nowMs(),
     };
     this.#sessions.set(peer, session);
-    void this.#scan(session);
+    this.#scan(session).catch(() => this.#end(session));
+  }
+
+  /** Ends `session` if it is still the peer's current one. */
+  #end(session: Session): void {
+    if (this.#sessions.get(session.peer) === session) this.#sessions.delete(session.peer);
   }
 
   #live(session: Session): boolean {
@@ -459,12 +493,18 @@ export class AntiEntropy {
       session.activeMs = this.#options.clock.nowMs();
     };
     let scanned = 0;
+    // The leaves of the scanned segments as the snapshot gives them, to check the tree against.
+    const leaves = new Map<number, Hash64>();
+    const writesBefore = this.#writes;
     for (const entry of this.#options.store.entries()) {
       if (!this.#live(session)) return;
       if (++scanned % SCAN_YIELD_KEYS === 0) await this.#pause(0);
-      if (!session.segments.has(segmentOf(entry.key, session.buckets))) continue;
+      const segment = segmentOf(entry.key, session.buckets);
+      if (!session.segments.has(segment)) continue;
       if (!this.#peersOf(entry.key, this.#placement).includes(session.peer)) continue;
       const hash = itemHash(entry.key, entry.versions);
+      const leaf = leaves.get(segment) ?? { high: 0, low: 0 };
+      leaves.set(segment, { high: (leaf.high ^ hash.high) >>> 0, low: (leaf.low ^ hash.low) >>> 0 });
       mine.set(hashId(hash.high, hash.low), entry.key);
       const view = new DataView(chunk.buffer);
       view.setUint32(count * 8, hash.high, true);
@@ -472,9 +512,30 @@ export class AntiEntropy {
       if (++count === HASHES_PER_MESSAGE) send(false);
     }
     if (!this.#live(session)) return;
+    this.#correctLeaves(session, leaves, writesBefore);
     send(true);
     session.mine = mine;
-    if (session.theirsDone) void this.#push(session);
+    if (session.theirsDone) this.#push(session).catch(() => this.#end(session));
+  }
+
+  /**
+   * Sets right the leaves of the session's segments that no write touched since the scan's
+   * snapshot and that differ from it: a tree that missed a write would otherwise differ from its
+   * peer's for good, and nothing in that segment could ever be purged.
+   */
+  #correctLeaves(session: Session, leaves: ReadonlyMap<number, Hash64>, writesBefore: number): void {
+    if (session.buckets !== this.#buckets || this.#lastWriteIn.length !== this.#buckets) return;
+    const tree = this.#trees.get(session.peer);
+    for (const segment of session.segments) {
+      if (this.#lastWriteIn[segment]! > writesBefore) continue;
+      const scanned = leaves.get(segment) ?? { high: 0, low: 0 };
+      const kept = tree?.leaf(segment) ?? { high: 0, low: 0 };
+      if (scanned.high === kept.high && scanned.low === kept.low) continue;
+      let fixed = tree;
+      if (!fixed) this.#trees.set(session.peer, (fixed = new SegmentTree(this.#buckets)));
+      fixed.flip(segment, { high: (scanned.high ^ kept.high) >>> 0, low: (scanned.low ^ kept.low) >>> 0 });
+      this.#stats.leavesCorrected++;
+    }
   }
 
   #onHashes(from: number, message: Message): void {
@@ -491,7 +552,7 @@ export class AntiEntropy {
     session.activeMs = this.#options.clock.nowMs();
     if (message.last === true) {
       session.theirsDone = true;
-      if (session.mine) void this.#push(session);
+      if (session.mine) this.#push(session).catch(() => this.#end(session));
     }
   }
 
@@ -516,7 +577,7 @@ export class AntiEntropy {
       session.activeMs = this.#options.clock.nowMs();
       await this.#pause(startedMs + (sent / this.#options.config().keysPerSecond) * 1000 - this.#options.clock.nowMs());
     }
-    if (this.#live(session)) this.#sessions.delete(session.peer);
+    this.#end(session);
   }
 
   async #onEntries(from: number, entries: readonly { key: Uint8Array; versions: readonly Version[] }[]): Promise<void> {
@@ -526,6 +587,9 @@ export class AntiEntropy {
     if (this.#stopped) return;
     const absent: Uint8Array[] = [];
     const merging = entries.filter((entry) => {
+      // A key this node does not replicate (the sender's ring differs for a moment) is not taken:
+      // a copy outside the replica set is one no purge would ever wait for.
+      if (this.#peersOf(entry.key, this.#placement).length === 0) return false;
       // Tombstones past their grace for a key this node holds nothing of: nothing here to delete,
       // so they are not stored again; the sender learns it may purge them.
       const gone = deletedAtOf(entry.versions) !== undefined && this.expired(entry.versions) && this.#options.store.get(entry.key).length === 0;
@@ -583,7 +647,8 @@ export class AntiEntropy {
       if (!gone || gone.generation !== generation) return false;
       absent.push(gone);
     }
-    return absent.every((gone) => gone.atMs > heldSinceMs);
+    const since = Math.max(heldSinceMs, pending.allowedSinceMs ?? Number.POSITIVE_INFINITY);
+    return absent.every((gone) => gone.atMs > since);
   }
 
   /** Purges the tombstone-only keys past their grace that every other replica holds. */
@@ -595,7 +660,12 @@ export class AntiEntropy {
       const nowMs = this.#options.clock.wallMs();
       for (const [id, pending] of [...this.#tombstones]) {
         if (this.#stopped || this.#building) return;
-        if (nowMs - pending.deletedAtMs < tombstoneGraceMs || !this.#options.purgeAllowed(pending.deletedAtMs)) continue;
+        if (!this.#options.purgeAllowed(pending.deletedAtMs)) {
+          pending.allowedSinceMs = undefined;
+          continue;
+        }
+        pending.allowedSinceMs ??= nowMs;
+        if (nowMs - pending.deletedAtMs < tombstoneGraceMs) continue;
         const segment = segmentOf(pending.key, this.#buckets);
         if (!this.#heldEverywhere(pending, segment)) continue;
         const versions = this.#options.store.get(pending.key);
@@ -655,6 +725,12 @@ function replicaPeersOf(self: number, placement: Placement): number[] {
   }
   return [...peers].sort((a, b) => a - b);
 }
+
+/**
+ * A store that failed (a disk fault) or closed under a background step: the step is dropped, the
+ * next round tries again. Reads of a healthy store do not throw.
+ */
+function ignoreStoreFailure(): void {}
 
 function entryBytes(key: Uint8Array, versions: readonly Version[]): number {
   let bytes = key.length;

@@ -36,6 +36,11 @@ export class SegmentTree {
     this.#branches[branch * 2 + 1] = (this.#branches[branch * 2 + 1]! ^ delta.low) >>> 0;
   }
 
+  /** The leaf of `segment`. */
+  leaf(segment: number): Hash64 {
+    return { high: this.#leaves[segment * 2]!, low: this.#leaves[segment * 2 + 1]! };
+  }
+
   /** Flips every leaf by the matching (high, low) pair of `leaves` (a tree built elsewhere). */
   xorLeaves(leaves: Uint32Array): void {
     for (let segment = 0; segment < this.buckets; segment++) {

@@ -43,6 +43,7 @@ import type { HintStore } from "../handoff/hint_store.ts";
 import type { Placement } from "../ring/ring_change.ts";
 import { mergeEntries, streamSiblingLimits, type StreamEntry } from "./key_stream.ts";
 import { placementOf } from "../ring/ring_spec.ts";
+import { keyPosition } from "../ring/hash_ring.ts";
 import { TrackedStore } from "./tracked_store.ts";
 import { limits } from "../util/limits.ts";
 import type { WriteOperation } from "../storage/store.ts";
@@ -589,6 +590,9 @@ export class NodeCore {
    * next read repairs it again. Counted in stats.
    */
   #repair(key: Uint8Array, versions: readonly Version[], hintFor?: number): void {
+    // A repair for a key this node does not replicate (it answered a read as a stand-in, without
+    // a hint for it) is dropped: a copy outside the replica set is one no purge would wait for.
+    if (hintFor === undefined && !this.#placement.ring.preferenceListAt(keyPosition(key), this.#placement.n).includes(this.nodeId)) return;
     this.#slot(hintFor).merge(key, versions).then(
       (ok) => {
         if (!ok) this.#repairsFailed++;
