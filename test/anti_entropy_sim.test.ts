@@ -236,7 +236,7 @@ test("a replica's word that it holds nothing counts only if said after every hin
     const [first, second] = sim.core.preferenceList(key);
     if (first === 0 && second === 1) break;
   }
-  const [s, r, h] = [0, 1, 2];
+  const [r, h] = [1, 2]; // node 0 is the other replica
   sim.faults.crash(r);
   await sim.runFor(1500);
   const written = await sim.run(sim.core.put(key, "old")); // s stores it, h keeps a hint for r

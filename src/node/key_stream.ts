@@ -9,8 +9,8 @@
  */
 import type { Clock, TimerHandle } from "../io/clock.ts";
 import { applyReplicated, siblingLimits } from "../coordinator/replica_apply.ts";
-import { HashRing, keyPosition } from "../ring/hash_ring.ts";
-import { streamTargets, type Placement } from "../ring/ring_change.ts";
+import { keyPosition } from "../ring/hash_ring.ts";
+import { streamTargets } from "../ring/ring_change.ts";
 import type { WriteOperation } from "../storage/store.ts";
 import type { NodeStore } from "./tracked_store.ts";
 import type { Version } from "../storage/version_set_format.ts";

@@ -7,8 +7,8 @@
 import type { ClusterConfigChange } from "../cluster/cluster_config.ts";
 import type { FsyncPolicy } from "../storage/store_config.ts";
 import { RegisterChecker, type RegisterReport } from "./register_checker.ts";
-import { SimCluster } from "./sim_cluster.ts";
-import { settle } from "./settle.ts";
+import type { SimCluster } from "./sim_cluster.ts";
+import { createSeedCluster, settle } from "./settle.ts";
 import { faultKinds, runWorkload, type FaultKind } from "./workload.ts";
 
 export interface SeedOptions {
@@ -64,20 +64,12 @@ export interface SeedReport extends RegisterReport {
 export const registerFaultKinds: readonly FaultKind[] = faultKinds.filter((kind) => kind !== "wipe");
 
 export async function runSeed(options: SeedOptions): Promise<SeedReport> {
-  const sim = await SimCluster.create({
+  // The negative control wipes before the final reads: anti-entropy must not repair first.
+  const sim = await createSeedCluster({
     seed: options.seed,
-    settings: {
-      nodes: 5,
-      n: 3,
-      w: 2,
-      r: 2,
-      vnodesPerNode: 16,
-      requestTimeoutMs: 500,
-      ...options.settings,
-      // The negative control wipes before the final reads: anti-entropy must not repair first.
-      antiEntropy: { intervalMs: (options.wipeBeforeFinalRead ?? 0) > 0 ? 60_000 : 200, ...options.settings?.antiEntropy },
-    },
+    ...(options.settings === undefined ? {} : { settings: options.settings }),
     ...(options.fsync === undefined ? {} : { fsync: options.fsync }),
+    quietAntiEntropy: (options.wipeBeforeFinalRead ?? 0) > 0,
   });
   const checker = new RegisterChecker();
   const wipeVictim = (options.faults ?? []).includes("wipe") && options.wipeBeforeFinalRead === undefined ? sim.prng.pick([...sim.core.members]) : undefined;

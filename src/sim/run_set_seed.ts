@@ -9,9 +9,8 @@
 import type { ClusterConfigChange } from "../cluster/cluster_config.ts";
 import { parseSet, SetChecker, type SetReport } from "./set_checker.ts";
 import { runSetWorkload } from "./set_workload.ts";
-import { SimCluster } from "./sim_cluster.ts";
 import type { FaultKind } from "./workload.ts";
-import { settle } from "./settle.ts";
+import { createSeedCluster, settle } from "./settle.ts";
 
 export interface SetSeedOptions {
   readonly seed: number;
@@ -56,19 +55,7 @@ const decoder = new TextDecoder();
 
 export async function runSetSeed(options: SetSeedOptions): Promise<SetSeedReport> {
   const negative = (options.wipeBeforeAntiEntropy ?? 0) > 0;
-  const sim = await SimCluster.create({
-    seed: options.seed,
-    settings: {
-      nodes: 5,
-      n: 3,
-      w: 2,
-      r: 2,
-      vnodesPerNode: 16,
-      requestTimeoutMs: 500,
-      ...options.settings,
-      antiEntropy: { intervalMs: negative ? 10_000 : 200, ...options.settings?.antiEntropy },
-    },
-  });
+  const sim = await createSeedCluster({ seed: options.seed, ...(options.settings === undefined ? {} : { settings: options.settings }), quietAntiEntropy: negative });
   const checker = new SetChecker();
   const members = [...sim.core.members];
   const workload = await sim.run(

@@ -4,7 +4,31 @@
  * checking every 50 ms of virtual time. A hint handed back late changes one replica, so the count
  * restarts whenever one reappears.
  */
-import type { SimCluster } from "./sim_cluster.ts";
+import type { ClusterConfigChange } from "../cluster/cluster_config.ts";
+import type { FsyncPolicy } from "../storage/store_config.ts";
+import { SimCluster } from "./sim_cluster.ts";
+
+/**
+ * The cluster one seed of a workload runs on: 5 nodes, N=3 W=2 R=2, 16 virtual nodes each, a
+ * 500 ms request timeout, anti-entropy every 200 virtual ms (or `quietAntiEntropy`: every 60 s,
+ * for negative controls that must lose data before anti-entropy repairs it), then `settings`.
+ */
+export function createSeedCluster(options: { seed: number; settings?: ClusterConfigChange; fsync?: FsyncPolicy; quietAntiEntropy?: boolean }): Promise<SimCluster> {
+  return SimCluster.create({
+    seed: options.seed,
+    settings: {
+      nodes: 5,
+      n: 3,
+      w: 2,
+      r: 2,
+      vnodesPerNode: 16,
+      requestTimeoutMs: 500,
+      ...options.settings,
+      antiEntropy: { intervalMs: options.quietAntiEntropy === true ? 60_000 : 200, ...options.settings?.antiEntropy },
+    },
+    ...(options.fsync === undefined ? {} : { fsync: options.fsync }),
+  });
+}
 
 /** How long after the heal hints may take to drain (virtual ms). */
 export const HINT_DRAIN_BOUND_MS = 30_000;

@@ -9,7 +9,7 @@
  */
 import type { ClusterConfigChange } from "../cluster/cluster_config.ts";
 import { ClusterCore, MAIN_PEER } from "../cluster/cluster_core.ts";
-import { resolveClusterConfig, type ClusterConfig } from "../cluster/cluster_config.ts";
+import { resolveClusterConfig } from "../cluster/cluster_config.ts";
 import { firstFreshActor, readClusterFile, writeClusterFile } from "../cluster/cluster_file.ts";
 import { nextTurn } from "../io/event_loop_turn.ts";
 import type { DiskFault } from "../io/faulty_file_system.ts";

@@ -8,6 +8,7 @@
  */
 import { equalBytes } from "../util/bytes.ts";
 import type { Version } from "./version_set_format.ts";
+import { loadReference, type ModuleReference } from "./module_reference.ts";
 
 export interface MergeRule {
   /**
@@ -18,10 +19,7 @@ export interface MergeRule {
   merge(versions: readonly Version[]): Version[];
 }
 
-export interface MergeRuleReference {
-  readonly moduleUrl: string;
-  readonly exportName: string;
-}
+export type MergeRuleReference = ModuleReference;
 
 /** Default rule: keep every distinct version blob once (the newest record's copy wins). */
 export const keepDistinctVersions: MergeRule = {
@@ -39,18 +37,8 @@ export const keepDistinctVersionsReference: MergeRuleReference = {
   exportName: "keepDistinctVersions",
 };
 
-const loaded = new Map<string, MergeRule>();
-
 /** Imports the module a reference names (once per thread) and returns the rule it exports. */
-export async function loadMergeRule(reference: MergeRuleReference): Promise<MergeRule> {
-  const cacheKey = `${reference.moduleUrl}#${reference.exportName}`;
-  const cached = loaded.get(cacheKey);
-  if (cached) return cached;
-  const module = (await import(reference.moduleUrl)) as Record<string, unknown>;
-  const rule = module[reference.exportName] as MergeRule | undefined;
-  if (!rule || typeof rule.merge !== "function") {
-    throw new TypeError(`load merge rule failed: ${cacheKey} does not export an object with a merge() method`);
-  }
-  loaded.set(cacheKey, rule);
-  return rule;
+export function loadMergeRule(reference: MergeRuleReference): Promise<MergeRule> {
+  const isRule = (value: unknown): value is MergeRule => typeof (value as MergeRule | undefined)?.merge === "function";
+  return loadReference("load merge rule", reference, isRule, "an object with a merge() method");
 }

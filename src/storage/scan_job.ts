@@ -10,6 +10,7 @@ import type { FileSystem } from "../io/file_system.ts";
 import { Memtable } from "./memtable.ts";
 import { groupByKey, mergeRecords } from "./merge_iterator.ts";
 import { loadMergeRule, type MergeRuleReference } from "./merge_rule.ts";
+import { loadReference, type ModuleReference } from "./module_reference.ts";
 import type { StoredRecord } from "./record.ts";
 import { resolveRecords } from "./record_resolution.ts";
 import { SSTableReader } from "./sstable_reader.ts";
@@ -26,10 +27,7 @@ export interface EntryFolder {
   fold(params: unknown, entries: Iterable<ScannedEntry>): unknown;
 }
 
-export interface FolderReference {
-  readonly moduleUrl: string;
-  readonly exportName: string;
-}
+export type FolderReference = ModuleReference;
 
 export interface ScanRequest {
   /** Frozen memtables, newest first. */
@@ -41,20 +39,10 @@ export interface ScanRequest {
   readonly params: unknown;
 }
 
-const loaded = new Map<string, EntryFolder>();
-
 /** Imports the module a reference names (once per thread) and returns the folder it exports. */
-export async function loadFolder(reference: FolderReference): Promise<EntryFolder> {
-  const cacheKey = `${reference.moduleUrl}#${reference.exportName}`;
-  const cached = loaded.get(cacheKey);
-  if (cached) return cached;
-  const module = (await import(reference.moduleUrl)) as Record<string, unknown>;
-  const folder = module[reference.exportName] as EntryFolder | undefined;
-  if (!folder || typeof folder.fold !== "function") {
-    throw new TypeError(`load folder failed: ${cacheKey} does not export an object with a fold() method`);
-  }
-  loaded.set(cacheKey, folder);
-  return folder;
+export function loadFolder(reference: FolderReference): Promise<EntryFolder> {
+  const isFolder = (value: unknown): value is EntryFolder => typeof (value as EntryFolder | undefined)?.fold === "function";
+  return loadReference("load folder", reference, isFolder, "an object with a fold() method");
 }
 
 /** Runs a scan job against `fs`: merges the snapshot's sources, resolves each key, folds. */
