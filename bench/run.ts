@@ -314,6 +314,8 @@ async function runAntiEntropy(options: RunOptions, args: readonly string[], log:
   const result = await runAntiEntropySuite({
     keys,
     divergentKeys: Math.max(1, Math.round(keys / 100)),
+    divergenceRuns: 2,
+    divergenceAtDefaultInterval: true,
     bucketCounts: [256, 1024, 4096, 16384],
     intervalMs: 200,
     fastKeysPerSecond: 50_000,
