@@ -1,9 +1,11 @@
 /**
- * The benchmarks, in this process, one system at a time, then docs/benchmarks.md. Two suites, run
- * in this order: "storage" (the storage engine against classic-level and lmdb-js on one workload)
- * and "cluster" (YCSB-style workloads on the loomkv cluster with 3 and 5 node workers, the storage
- * engine alone and Redis through ioredis; bench/ycsb.bench.ts). Each suite rewrites only its own
- * generated section of the report. Not part of `npm test`.
+ * The benchmarks, in this process, one system at a time, then docs/benchmarks.md. Four suites, run
+ * in this order: "storage" (the storage engine against classic-level and lmdb-js on one workload),
+ * "cluster" (YCSB-style workloads on the loomkv cluster with 3 and 5 node workers, the storage
+ * engine alone and Redis through ioredis; bench/ycsb.bench.ts), "failure" (gossip detection, false
+ * positives, hint drain; bench/failure.bench.ts) and "antientropy" (wipe rebuild, divergence,
+ * background cost of the Merkle trees; bench/antientropy.bench.ts). Each suite rewrites only its
+ * own generated section of the report. Not part of `npm test`.
  *
  *   Node:  npm run bench                         (= tsc -p . && node --expose-gc dist/bench/run.js)
  *          node --expose-gc dist/bench/run.js --quick
@@ -11,13 +13,14 @@
  *   Deno:  npx deno run -A --v8-flags=--expose-gc bench/run.ts --quick
  *
  * Flags:
- *   --suite S           storage, cluster or all (default all)
+ *   --suite S           storage, cluster, failure, antientropy or all (default all)
  *   --quick             smoke run: 100k keys, 10k records, 300 ms per task; writes .tmp/benchmarks-quick.md
  *   --time-ms N         tinybench time budget per task (default 1000)
  *   --out PATH          report path (default docs/benchmarks.md; --quick: .tmp/benchmarks-quick.md);
  *                       the cluster suite also writes its chart as ycsb.svg next to it
  *   --no-report         print the results only
  *   --no-profile        skip the node:inspector profiles (loomkv storage; the cluster's main thread)
+ *                       and the antientropy suite's workload A arm under --cpu-prof
  *
  * Storage suite flags:
  *   --keys N            keys to load (default 1,000,000; --quick: 100,000)
@@ -29,6 +32,12 @@
  *   --records N         records to load (default 100,000; --quick: 10,000)
  *   --in-flight N       operations in flight per round, loomkv and the Redis pipeline alike (default 512)
  *   --cluster-systems a,b  subset of loomkv-3,loomkv-5,store-alone,redis
+ *
+ * Anti-entropy suite flags (its workload A arms also take --records and --in-flight):
+ *   --ae-keys N         keys in the wipe and divergence cluster (default 100,000; --quick: 10,000);
+ *                       1% of them are made divergent
+ *   --ae-seconds N      seconds per workload A arm, anti-entropy on and off (default 20; --quick: 5)
+ *   --ae-nodes a,b      node counts of the workload A arms (default 3; 3,5 runs both)
  */
 import { cpus, release, totalmem, type } from "node:os";
 import { dirname, join } from "node:path";
@@ -44,10 +53,12 @@ import { killLiveRedisServers } from "./peers/redis_server.ts";
 import { removeYcsbDirectories, runYcsbSuite, YCSB_SYSTEMS, type YcsbRunResult, type YcsbSystemId } from "./ycsb.bench.ts";
 import { renderChart } from "./ycsb_chart.ts";
 import { failureSection, renderFailureResults, runFailureSuite } from "./failure.bench.ts";
+import { antiEntropySection, removeAntiEntropyDirectories, renderAntiEntropyResults, runAntiEntropySuite } from "./antientropy.bench.ts";
 import { renderYcsbResults, ycsbSection } from "./ycsb_report.ts";
 import { createYcsbData, hottestRecordShare, WORKLOADS } from "./ycsb_workload.ts";
 
-type Suite = "storage" | "cluster" | "failure";
+type Suite = "storage" | "cluster" | "failure" | "antientropy";
+const SUITES: readonly Suite[] = ["storage", "cluster", "failure", "antientropy"];
 
 interface RunOptions {
   readonly suites: readonly Suite[];
@@ -64,6 +75,9 @@ interface RunOptions {
   readonly detectionRuns: number;
   readonly falsePositiveSeconds: number;
   readonly quick: boolean;
+  readonly antiEntropyKeys: number;
+  readonly antiEntropySeconds: number;
+  readonly antiEntropyNodes: readonly number[];
 }
 
 const SYSTEMS = ["loomkv", "classic-level", "lmdb-js", "loomkv-fsync-never"] as const;
@@ -71,6 +85,7 @@ const SUBJECT = "loomkv";
 const PEERS = ["classic-level", "lmdb-js"] as const;
 const SEED = 20_240_601;
 const YCSB_SEED = 20_240_602;
+const ANTI_ENTROPY_SEED = 20_240_603;
 /** Rounds of --in-flight operations per tinybench iteration of a cluster throughput task. */
 const ROUNDS_PER_ITERATION = 4;
 const MiB = 2 ** 20;
@@ -109,6 +124,9 @@ function parseOptions(args: readonly string[]): RunOptions {
     "--cluster-systems",
     "--detection-runs",
     "--fp-seconds",
+    "--ae-keys",
+    "--ae-seconds",
+    "--ae-nodes",
   ]);
   for (const arg of args) if (arg.startsWith("--") && !known.has(arg)) throw new RangeError(`bench failed: unknown flag ${arg}`);
   const quick = args.includes("--quick");
@@ -119,16 +137,18 @@ function parseOptions(args: readonly string[]): RunOptions {
     if (!(SYSTEMS as readonly string[]).includes(name)) throw new RangeError(`bench failed: unknown system ${name}, expected one of ${SYSTEMS.join(", ")}`);
   }
   const suite = flagValue(args, "--suite") ?? "all";
-  if (!["storage", "cluster", "failure", "all"].includes(suite)) throw new RangeError(`bench failed: --suite must be storage, cluster, failure or all, got ${suite}`);
+  if (suite !== "all" && !(SUITES as readonly string[]).includes(suite)) throw new RangeError(`bench failed: --suite must be ${SUITES.join(", ")} or all, got ${suite}`);
   const clusterSystems = (flagValue(args, "--cluster-systems") ?? YCSB_SYSTEMS.join(",")).split(",").filter((name) => name !== "");
   for (const name of clusterSystems) {
     if (!(YCSB_SYSTEMS as readonly string[]).includes(name)) throw new RangeError(`bench failed: unknown cluster system ${name}, expected one of ${YCSB_SYSTEMS.join(", ")}`);
   }
   const inFlight = positiveInteger("--in-flight", flagValue(args, "--in-flight"), 512);
   if (inFlight > 1000) throw new RangeError(`bench failed: --in-flight is ${inFlight}, at most 1000 (a turn's batch must fit the transport's outbox)`);
+  const antiEntropyNodes = (flagValue(args, "--ae-nodes") ?? "3").split(",").filter((name) => name !== "").map((name) => positiveInteger("--ae-nodes", name, 3));
+  for (const nodes of antiEntropyNodes) if (nodes < 3) throw new RangeError(`bench failed: --ae-nodes needs at least 3 nodes (N=3), got ${nodes}`);
   const out = args.includes("--no-report") ? undefined : (flagValue(args, "--out") ?? (quick ? ".tmp/benchmarks-quick.md" : "docs/benchmarks.md"));
   return {
-    suites: suite === "all" ? ["storage", "cluster", "failure"] : [suite as Suite],
+    suites: suite === "all" ? SUITES : [suite as Suite],
     detectionRuns: positiveInteger("--detection-runs", flagValue(args, "--detection-runs"), quick ? 10 : 50),
     falsePositiveSeconds: positiveInteger("--fp-seconds", flagValue(args, "--fp-seconds"), quick ? 5 : 60),
     quick,
@@ -142,6 +162,9 @@ function parseOptions(args: readonly string[]): RunOptions {
     records: positiveInteger("--records", flagValue(args, "--records"), quick ? 10_000 : 100_000),
     inFlight,
     clusterSystems: YCSB_SYSTEMS.filter((name) => clusterSystems.includes(name)),
+    antiEntropyKeys: positiveInteger("--ae-keys", flagValue(args, "--ae-keys"), quick ? 10_000 : 100_000),
+    antiEntropySeconds: positiveInteger("--ae-seconds", flagValue(args, "--ae-seconds"), quick ? 5 : 20),
+    antiEntropyNodes,
   };
 }
 
@@ -284,6 +307,39 @@ async function runClusterSuite(options: RunOptions, args: readonly string[], log
   }
 }
 
+async function runAntiEntropy(options: RunOptions, args: readonly string[], log: (line: string) => void): Promise<void> {
+  const keys = options.antiEntropyKeys;
+  log(`anti-entropy suite: ${keys.toLocaleString("en-US")} keys, workload A arms of ${options.antiEntropySeconds} s on ${options.antiEntropyNodes.join(" and ")} nodes`);
+  const meter = startLoadMeter();
+  const result = await runAntiEntropySuite({
+    keys,
+    divergentKeys: Math.max(1, Math.round(keys / 100)),
+    divergenceRuns: 2,
+    divergenceAtDefaultInterval: true,
+    bucketCounts: [256, 1024, 4096, 16384],
+    intervalMs: 200,
+    fastKeysPerSecond: 50_000,
+    ycsb: createYcsbData(options.records, YCSB_SEED),
+    ycsbSeed: YCSB_SEED,
+    background: { nodes: options.antiEntropyNodes, seconds: options.antiEntropySeconds, inFlight: options.inFlight, operationsPerIteration: options.inFlight * ROUNDS_PER_ITERATION },
+    seed: ANTI_ENTROPY_SEED,
+    profile: options.profile,
+    log,
+  });
+  const machine = machineInfo();
+  const generated = renderAntiEntropyResults(result, {
+    date: new Date().toISOString(),
+    command: commandLine(args),
+    machine: `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB.toFixed(0)} GiB RAM, ${machine.os}; ${machine.runtime}`,
+    load: describeLoad(meter(), cpus().length),
+  });
+  log(`\n${generated}\n`);
+  if (options.out) {
+    writeReport(options.out, generated, antiEntropySection);
+    log(`report written to ${options.out}`);
+  }
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const options = parseOptions(args);
@@ -302,6 +358,7 @@ async function main(): Promise<void> {
     log(`\n${generated}\n`);
     if (options.out) writeReport(options.out, generated, failureSection);
   }
+  if (options.suites.includes("antientropy")) await runAntiEntropy(options, args, log);
   log(`bench took ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }
 
@@ -309,6 +366,7 @@ function abort(reason: string, code: number): void {
   console.error(reason);
   removeLiveDirectories();
   removeYcsbDirectories();
+  removeAntiEntropyDirectories();
   killLiveRedisServers();
   process.exit(code);
 }

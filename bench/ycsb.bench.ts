@@ -158,7 +158,7 @@ function completed(task: Task): { mean: number; p50: number; p99: number; rme: n
 }
 
 /** One iteration: `operationsPerIteration` stream operations in rounds of `inFlight`. */
-function throughputTask(peer: YcsbPeer, stream: OperationStream, options: YcsbSuiteOptions): () => Promise<void> {
+export function throughputTask(peer: YcsbPeer, stream: OperationStream, options: Pick<YcsbSuiteOptions, "operationsPerIteration" | "inFlight">): () => Promise<void> {
   let cursor = 0;
   return async () => {
     for (let done = 0; done < options.operationsPerIteration; done += options.inFlight) {

@@ -10,7 +10,7 @@
  * same (hot) record stay as siblings, so siblings stay bounded by the depth instead of growing with
  * every blind write (loomkv keeps blind writes as siblings and refuses a key past 64 of them).
  */
-import { createCluster, type Cluster } from "../../src/index.ts";
+import { createCluster, type Cluster, type ClusterConfig } from "../../src/index.ts";
 import { loadValue, recordKey, type OperationStream, type YcsbData } from "../ycsb_workload.ts";
 import type { YcsbPeer } from "./ycsb_peer.ts";
 
@@ -24,6 +24,8 @@ export interface LoomClusterPeerOptions {
   readonly requestTimeoutMs: number;
   /** Requests in flight while loading. */
   readonly loadInFlight: number;
+  /** Anti-entropy settings of the cluster (any subset). @default the cluster's defaults */
+  readonly antiEntropy?: Partial<ClusterConfig["antiEntropy"]>;
 }
 
 export async function openLoomClusterPeer(options: LoomClusterPeerOptions): Promise<LoomClusterPeer> {
@@ -35,6 +37,7 @@ export async function openLoomClusterPeer(options: LoomClusterPeerOptions): Prom
     r: options.r,
     fsync: "batch",
     requestTimeoutMs: options.requestTimeoutMs,
+    ...(options.antiEntropy === undefined ? {} : { antiEntropy: options.antiEntropy }),
   });
   return new LoomClusterPeer(cluster, options);
 }
@@ -116,6 +119,11 @@ export class LoomClusterPeer implements YcsbPeer {
       flushes: sum((node) => node.store.flushes),
       compactions: sum((node) => node.store.compactions),
     };
+  }
+
+  /** The cluster's per-node statistics (anti-entropy counters, among others). */
+  stats(): ReturnType<Cluster["stats"]> {
+    return this.#cluster.stats();
   }
 
   close(): Promise<void> {

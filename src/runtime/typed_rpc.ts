@@ -7,6 +7,7 @@
  *
  * Thread contract: each side uses its end of the port from the thread that owns it.
  */
+/// <reference path="../types/comlink.d.ts" />
 import { expose, transfer as comlinkTransfer, wrap } from "comlink/dist/esm/comlink.mjs";
 import nodeEndpoint from "comlink/dist/esm/node-adapter.mjs";
 import type { MessagePort } from "node:worker_threads";
