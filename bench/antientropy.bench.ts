@@ -400,7 +400,7 @@ async function measureOnWrite(store: Store, sample: readonly { key: Uint8Array; 
     ring: () => ring,
     placement: () => placementOf(ring),
     scan: () => Promise.resolve({ peers: [], leaves: [], tombstones: [], keys: 0 }),
-    merge: () => Promise.resolve(false),
+    merge: () => Promise.resolve(0),
     purge: () => Promise.resolve(false),
     isUp: () => true,
     generationOf: () => 1,

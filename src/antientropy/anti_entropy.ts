@@ -33,11 +33,12 @@ import type { Version } from "../storage/version_set_format.ts";
 import { MessageType, type Message } from "../transport/message_types.ts";
 import type { Transport } from "../transport/transport.ts";
 import { decodeVersion } from "../version/version_codec.ts";
-import { itemHash, segmentOf, type Hash64 } from "./item_hash.ts";
+import { itemHash, segmentAt, segmentOf, type Hash64 } from "./item_hash.ts";
 import { SegmentTree } from "./segment_tree.ts";
 import { deletedAtOf, type TreeBuild, type TreeBuildParams } from "./tree_build.ts";
 
 export interface AntiEntropyConfig {
+  readonly enabled: boolean;
   readonly buckets: number;
   readonly intervalMs: number;
   readonly keysPerSecond: number;
@@ -57,6 +58,8 @@ export interface AntiEntropyStats {
   readonly keysRepaired: number;
   /** Bytes of trees, hashes and entries this node sent. */
   readonly bytesSent: number;
+  /** Whether anti-entropy runs on this node (antiEntropy.enabled). */
+  readonly enabled: boolean;
   readonly rebuilds: number;
   readonly rebuilding: boolean;
   /** Leaves found wrong by a scan and set right (should stay 0: a write the trees missed). */
@@ -74,15 +77,19 @@ export interface AntiEntropyStats {
 
 /** Keys pushed per aeEntries message. */
 const ENTRIES_PER_MESSAGE = 128;
+/** aeEntries messages a push keeps unacknowledged: the receiver's merges set the pace too. */
+const ENTRIES_IN_FLIGHT = 4;
 /** Item hashes per aeHashes message. */
 const HASHES_PER_MESSAGE = 4096;
 /** Keys scanned between two yields of a scan. */
 const SCAN_YIELD_KEYS = 1024;
 /**
- * An exchange that has heard nothing for this long is dropped (a message was lost); one whose
- * peer went down or restarted is dropped at the next round.
+ * An exchange that has heard nothing for two rounds (at least a second) is dropped: a message was
+ * lost. One whose peer went down or restarted is dropped at the next round.
  */
-export const sessionIdleMs = 5_000;
+export function sessionIdleMs(intervalMs: number): number {
+  return Math.max(1000, 2 * intervalMs);
+}
 
 interface Building {
   readonly trees: Map<number, SegmentTree>;
@@ -132,6 +139,12 @@ interface Session {
   readonly theirs: Set<string>;
   theirsDone: boolean;
   activeMs: number;
+  /** Entries messages sent and not yet acknowledged (the receiver merged them), and who waits. */
+  unacked: number;
+  waiter: (() => void) | undefined;
+  /** This side pushed everything and had it acknowledged; the peer said it pushed everything. */
+  pushed: boolean;
+  peerPushed: boolean;
 }
 
 export interface AntiEntropyOptions {
@@ -165,6 +178,7 @@ export class AntiEntropy {
   #writes = 0;
   #lastWriteIn = new Float64Array(0);
   #building: Building | null = null;
+  #enabled: boolean;
   #timer: TimerHandle | undefined;
   #stopped = false;
   #nextExchange = 1;
@@ -195,22 +209,57 @@ export class AntiEntropy {
     this.#placement = options.placement();
     this.#buckets = options.config().buckets;
     this.#replicaPeers = replicaPeersOf(options.self, this.#placement);
-    void this.rebuild();
+    this.#enabled = options.config().enabled;
+    if (this.#enabled) void this.rebuild();
     this.#schedule();
+  }
+
+  /**
+   * Settings or the ring changed (read from the options): switched off, the trees and everything
+   * pending go; switched on, or a new ring or bucket count, the trees are rebuilt; a new interval
+   * takes effect at once rather than after the pending round.
+   */
+  reconfigure(changes: { ring: boolean; buckets: boolean; intervalMs: boolean }): void {
+    const enabled = this.#options.config().enabled;
+    if (!enabled) {
+      if (this.#enabled) this.#disable();
+    } else if (!this.#enabled || changes.ring || changes.buckets) {
+      this.#enabled = true;
+      void this.rebuild();
+    }
+    if (changes.intervalMs && this.#timer !== undefined) {
+      this.#options.clock.clearTimer(this.#timer);
+      this.#schedule();
+    }
+  }
+
+  #disable(): void {
+    this.#enabled = false;
+    this.#building = null;
+    this.#trees = new Map();
+    this.#lastWriteIn = new Float64Array(0);
+    this.#agreements.clear();
+    this.#sessions.clear();
+    this.#open.clear();
+    this.#tombstones.clear();
   }
 
   // ---- trees ---------------------------------------------------------------------------------
 
   /** The other replicas of `key` under `placement`, or [] when this node does not replicate it. */
   #peersOf(key: Uint8Array, placement: Placement): number[] {
-    const replicas = placement.ring.preferenceListAt(keyPosition(key), placement.n);
+    return this.#peersAt(keyPosition(key), placement);
+  }
+
+  #peersAt(position: number, placement: Placement): number[] {
+    const replicas = placement.ring.preferenceListAt(position, placement.n);
     if (!replicas.includes(this.#options.self)) return [];
     return replicas.filter((node) => node !== this.#options.self);
   }
 
-  #flip(trees: Map<number, SegmentTree>, placement: Placement, buckets: number, key: Uint8Array, delta: Hash64): void {
-    const segment = segmentOf(key, buckets);
-    for (const peer of this.#peersOf(key, placement)) {
+  #flip(trees: Map<number, SegmentTree>, placement: Placement, buckets: number, position: number, delta: Hash64): void {
+    const segment = segmentAt(position, buckets);
+    for (const peer of this.#peersAt(position, placement)) {
       let tree = trees.get(peer);
       if (!tree) trees.set(peer, (tree = new SegmentTree(buckets)));
       tree.flip(segment, delta);
@@ -219,17 +268,21 @@ export class AntiEntropy {
 
   /** A write landed: `key` went from `before` to `after`. */
   onWrite(key: Uint8Array, before: readonly Version[], after: readonly Version[]): void {
+    if (!this.#enabled) return;
     const a = itemHash(key, before);
     const b = itemHash(key, after);
     const delta = { high: (a.high ^ b.high) >>> 0, low: (a.low ^ b.low) >>> 0 };
     if (delta.high !== 0 || delta.low !== 0) {
-      this.#flip(this.#trees, this.#placement, this.#buckets, key, delta);
-      if (this.#lastWriteIn.length === this.#buckets) this.#lastWriteIn[segmentOf(key, this.#buckets)] = ++this.#writes;
+      const position = keyPosition(key);
+      this.#flip(this.#trees, this.#placement, this.#buckets, position, delta);
+      if (this.#lastWriteIn.length === this.#buckets) this.#lastWriteIn[segmentAt(position, this.#buckets)] = ++this.#writes;
       const building = this.#building;
-      if (building) this.#flip(building.trees, building.placement, building.buckets, key, delta);
+      if (building) this.#flip(building.trees, building.placement, building.buckets, position, delta);
     }
-    const id = hexOf(key);
+    // Only a key that held or now holds nothing but tombstones is (or becomes) a purge candidate.
     const deletedAtMs = deletedAtOf(after);
+    if (deletedAtMs === undefined && deletedAtOf(before) === undefined) return;
+    const id = hexOf(key);
     if (deletedAtMs === undefined) this.#tombstones.delete(id);
     else this.#tombstones.set(id, { key: key.slice(), deletedAtMs, notedAtMs: this.#options.clock.wallMs(), heldBy: new Map(), absentAt: new Map(), allowedSinceMs: undefined });
   }
@@ -278,9 +331,9 @@ export class AntiEntropy {
     this.#stats.lastRebuildMs = this.#options.clock.nowMs() - startedMs;
   }
 
-  /** The ring or the bucket count changed: the trees start over. */
+  /** The trees can no longer be trusted (a write could not be reported exactly): they start over. */
   restart(): void {
-    void this.rebuild();
+    if (this.#enabled) void this.rebuild();
   }
 
   // ---- rounds --------------------------------------------------------------------------------
@@ -295,11 +348,13 @@ export class AntiEntropy {
 
   /** One round: purge what may go, then compare trees with the next replica peer that is up. */
   #round(): void {
-    if (this.#stopped) return;
+    if (this.#stopped || !this.#enabled) return;
     this.#dropIdle();
     if (this.#building) return;
     this.#purgeTombstones().catch(ignoreStoreFailure);
-    const peers = this.#replicaPeers.filter((node) => this.#options.isUp(node) && !this.#sessions.has(node));
+    // One repair at a time per node: a node that two peers repair at once gets everything twice.
+    if (this.#sessions.size > 0) return;
+    const peers = this.#replicaPeers.filter((node) => this.#options.isUp(node));
     if (peers.length === 0) return;
     const peer = peers[this.#peerCursor++ % peers.length]!;
     const exchange = this.#nextExchange++;
@@ -314,9 +369,9 @@ export class AntiEntropy {
     const nowMs = this.#options.clock.nowMs();
     for (const [peer, session] of this.#sessions) {
       const gone = !this.#options.isUp(peer) || this.#options.generationOf(peer) !== session.generation;
-      if (gone || nowMs - session.activeMs > sessionIdleMs) this.#sessions.delete(peer);
+      if (gone || nowMs - session.activeMs > sessionIdleMs(this.#options.config().intervalMs)) this.#sessions.delete(peer);
     }
-    for (const [exchange, open] of this.#open) if (nowMs - open.sentMs > sessionIdleMs) this.#open.delete(exchange);
+    for (const [exchange, open] of this.#open) if (nowMs - open.sentMs > sessionIdleMs(this.#options.config().intervalMs)) this.#open.delete(exchange);
   }
 
   /** The tree for `peer`, or an empty one when this node holds no key it shares with `peer`. */
@@ -342,6 +397,11 @@ export class AntiEntropy {
   /** Dispatches an anti-entropy message; returns false for a type it does not handle. */
   receive(from: number, message: Message): boolean {
     if (this.#stopped) return true;
+    if (!this.#enabled) {
+      // Switched off here: turn exchanges away; entries and the rest are dropped.
+      if (message.type === MessageType.merkleRequest) this.#options.transport.send(from, { type: MessageType.merkleReply, exchange: message.exchange, busy: true });
+      return true;
+    }
     switch (message.type) {
       case MessageType.merkleRequest:
         this.#onBranches(from, message);
@@ -356,7 +416,10 @@ export class AntiEntropy {
         this.#onHashes(from, message);
         return true;
       case MessageType.aeEntries:
-        this.#onEntries(from, message.entries as { key: Uint8Array; versions: Version[] }[]).catch(ignoreStoreFailure);
+        this.#onEntries(from, message).catch(ignoreStoreFailure);
+        return true;
+      case MessageType.aeAck:
+        this.#onAck(from, message);
         return true;
       case MessageType.aePurged:
         this.#onPurged(from, message.keys as Uint8Array[]);
@@ -369,7 +432,7 @@ export class AntiEntropy {
   /** Responder: compare the initiator's branches with ours for it. */
   #onBranches(from: number, message: Message): void {
     const exchange = message.exchange as number;
-    if (this.#building || this.#buckets !== message.buckets || this.#sessions.has(from)) {
+    if (this.#building || this.#buckets !== message.buckets || this.#sessions.size > 0) {
       this.#options.transport.send(from, { type: MessageType.merkleReply, exchange, busy: true });
       return;
     }
@@ -433,7 +496,7 @@ export class AntiEntropy {
     }
     this.#agree(from, agreedWhenSent, open.sentWallMs);
     this.#agree(from, agreedNow, this.#options.clock.wallMs());
-    if (differing.length === 0 || this.#sessions.has(from)) return;
+    if (differing.length === 0 || this.#sessions.size > 0) return;
     this.#stats.segmentsDiffering += differing.length;
     this.#stats.bytesSent += differing.length * 4;
     this.#options.transport.send(from, { type: MessageType.aeSegments, exchange, buckets: this.#buckets, segments: differing });
@@ -446,7 +509,7 @@ export class AntiEntropy {
     const existing = this.#sessions.get(from);
     // Both sides started an exchange with each other at once: the lower id's goes on.
     if (existing?.initiator === true && this.#options.self > from) this.#sessions.delete(from);
-    if (this.#building || this.#buckets !== message.buckets || this.#sessions.has(from)) {
+    if (this.#building || this.#buckets !== message.buckets || this.#sessions.size > 0) {
       this.#options.transport.send(from, { type: MessageType.aeHashes, exchange, toInitiator: true, busy: true });
       return;
     }
@@ -465,6 +528,10 @@ export class AntiEntropy {
       theirs: new Set(),
       theirsDone: false,
       activeMs: this.#options.clock.nowMs(),
+      unacked: 0,
+      waiter: undefined,
+      pushed: false,
+      peerPushed: false,
     };
     this.#sessions.set(peer, session);
     this.#scan(session).catch(() => this.#end(session));
@@ -498,7 +565,10 @@ export class AntiEntropy {
     const writesBefore = this.#writes;
     for (const entry of this.#options.store.entries()) {
       if (!this.#live(session)) return;
-      if (++scanned % SCAN_YIELD_KEYS === 0) await this.#pause(0);
+      if (++scanned % SCAN_YIELD_KEYS === 0) {
+        session.activeMs = this.#options.clock.nowMs(); // a long scan is not an idle session
+        await this.#pause(0);
+      }
       const segment = segmentOf(entry.key, session.buckets);
       if (!session.segments.has(segment)) continue;
       if (!this.#peersOf(entry.key, this.#placement).includes(session.peer)) continue;
@@ -556,13 +626,19 @@ export class AntiEntropy {
     }
   }
 
-  /** Sends the peer this side's entries whose hash it lacks, paced; then the session ends. */
+  /**
+   * Sends the peer this side's entries whose hash it lacks, paced to keysPerSecond and to the
+   * peer's merges (at most ENTRIES_IN_FLIGHT messages unacknowledged); the last message says so.
+   * The session ends once both sides pushed everything and had it acknowledged, so neither starts
+   * another repair while entries of this one are still on their way.
+   */
   async #push(session: Session): Promise<void> {
     const keys: Uint8Array[] = [];
     for (const [id, key] of session.mine!) if (!session.theirs.has(id)) keys.push(key);
     const startedMs = this.#options.clock.nowMs();
     let sent = 0;
-    for (let index = 0; index < keys.length; index += ENTRIES_PER_MESSAGE) {
+    let index = 0;
+    do {
       if (!this.#live(session)) return;
       const entries: { key: Uint8Array; versions: Version[] }[] = [];
       for (const key of keys.slice(index, index + ENTRIES_PER_MESSAGE)) {
@@ -571,19 +647,58 @@ export class AntiEntropy {
         entries.push({ key, versions });
         this.#stats.bytesSent += entryBytes(key, versions);
       }
-      this.#options.transport.send(session.peer, { type: MessageType.aeEntries, exchange: session.exchange, entries });
+      index += ENTRIES_PER_MESSAGE;
+      const last = index >= keys.length;
+      this.#options.transport.send(session.peer, { type: MessageType.aeEntries, exchange: session.exchange, toInitiator: !session.initiator, entries, last });
+      session.unacked++;
       this.#stats.keysSent += entries.length;
       sent += entries.length;
       session.activeMs = this.#options.clock.nowMs();
-      await this.#pause(startedMs + (sent / this.#options.config().keysPerSecond) * 1000 - this.#options.clock.nowMs());
-    }
-    this.#end(session);
+      while (session.unacked >= ENTRIES_IN_FLIGHT && this.#live(session)) await this.#acked(session);
+      if (!last) await this.#pause(startedMs + (sent / this.#options.config().keysPerSecond) * 1000 - this.#options.clock.nowMs());
+    } while (index < keys.length);
+    while (session.unacked > 0 && this.#live(session)) await this.#acked(session);
+    session.pushed = true;
+    if (session.peerPushed) this.#end(session);
   }
 
-  async #onEntries(from: number, entries: readonly { key: Uint8Array; versions: readonly Version[] }[]): Promise<void> {
-    this.#stats.keysReceived += entries.length;
+  /** Resolves at the session's next acknowledgement, or after sessionIdleMs (the caller re-checks). */
+  #acked(session: Session): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = this.#options.clock.setTimer(sessionIdleMs(this.#options.config().intervalMs), () => {
+        session.waiter = undefined;
+        resolve();
+      });
+      session.waiter = () => {
+        this.#options.clock.clearTimer(timer);
+        session.waiter = undefined;
+        resolve();
+      };
+    });
+  }
+
+  /** The session (of the role the message names) this message of `from` belongs to, if current. */
+  #sessionFor(from: number, message: Message): Session | undefined {
     const session = this.#sessions.get(from);
-    if (session) session.activeMs = this.#options.clock.nowMs();
+    if (!session || session.exchange !== message.exchange || session.initiator !== message.toInitiator) return undefined;
+    return session;
+  }
+
+  #onAck(from: number, message: Message): void {
+    const session = this.#sessionFor(from, message);
+    if (!session) return;
+    session.unacked = Math.max(0, session.unacked - 1);
+    session.activeMs = this.#options.clock.nowMs();
+    session.waiter?.();
+  }
+
+  /**
+   * Merges a pushed message of entries, then acknowledges it (the pusher paces on that). The last
+   * message of the peer's push marks its side of the session done.
+   */
+  async #onEntries(from: number, message: Message): Promise<void> {
+    const entries = message.entries as readonly { key: Uint8Array; versions: readonly Version[] }[];
+    this.#stats.keysReceived += entries.length;
     if (this.#stopped) return;
     const absent: Uint8Array[] = [];
     const merging = entries.filter((entry) => {
@@ -598,11 +713,20 @@ export class AntiEntropy {
     });
     if (absent.length > 0) this.#options.transport.send(from, { type: MessageType.aePurged, keys: absent });
     try {
-      this.#stats.keysRepaired += await this.#options.merge(merging);
+      if (merging.length > 0) this.#stats.keysRepaired += await this.#options.merge(merging);
     } catch {
       // the store refused (a disk fault, closing): the next exchange repairs it again
     }
+    this.#options.transport.send(from, { type: MessageType.aeAck, exchange: message.exchange, toInitiator: !message.toInitiator });
+    const session = this.#sessionFor(from, message);
+    if (!session) return;
+    session.activeMs = this.#options.clock.nowMs();
+    if (message.last === true) {
+      session.peerPushed = true;
+      if (session.pushed) this.#end(session);
+    }
   }
+
 
   #onPurged(from: number, keys: readonly Uint8Array[]): void {
     const sighting = { atMs: this.#options.clock.wallMs(), generation: this.#options.generationOf(from) };
@@ -706,7 +830,7 @@ export class AntiEntropy {
   }
 
   stats(): AntiEntropyStats {
-    return { ...this.#stats, rebuilding: this.#building !== null, sessions: [...this.#sessions.keys()], tombstonesPending: this.#tombstones.size, roots: this.roots() };
+    return { ...this.#stats, enabled: this.#enabled, rebuilding: this.#building !== null, sessions: [...this.#sessions.keys()], tombstonesPending: this.#tombstones.size, roots: this.roots() };
   }
 
   stop(): void {

@@ -8,7 +8,7 @@ import { keyPosition } from "../ring/hash_ring.ts";
 import { placementOf, type RingSpec } from "../ring/ring_spec.ts";
 import type { EntryFolder, FolderReference, ScannedEntry } from "../storage/scan_job.ts";
 import { decodeVersion } from "../version/version_codec.ts";
-import { itemHash, segmentOf } from "./item_hash.ts";
+import { itemHash, segmentAt } from "./item_hash.ts";
 
 export interface TreeBuildParams {
   readonly self: number;
@@ -47,9 +47,10 @@ export function buildTrees(params: TreeBuildParams, entries: Iterable<ScannedEnt
   let keys = 0;
   for (const { key, versions } of entries) {
     keys++;
-    const replicas = placement.ring.preferenceListAt(keyPosition(key), placement.n);
+    const position = keyPosition(key);
+    const replicas = placement.ring.preferenceListAt(position, placement.n);
     if (!replicas.includes(params.self)) continue;
-    const segment = segmentOf(key, params.buckets);
+    const segment = segmentAt(position, params.buckets);
     const hash = itemHash(key, versions);
     for (const peer of replicas) {
       if (peer === params.self) continue;

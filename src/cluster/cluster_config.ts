@@ -20,6 +20,12 @@ export interface GossipConfig {
 
 export interface AntiEntropyConfig {
   /**
+   * Whether anti-entropy runs: trees kept as writes land, exchanges, tombstone purge. Switched
+   * off, nodes drop their trees and purge nothing (tombstones are kept); switched back on, they
+   * rebuild their trees in the pool. @default true
+   */
+  readonly enabled: boolean;
+  /**
    * Merkle tree leaves (segments) per replica pair: more buckets, smaller repairs (fewer keys
    * sent per differing segment), bigger trees to compare (docs/anti-entropy.md). @default 1024
    */
@@ -95,14 +101,14 @@ export const clusterConfigDefaults: ClusterConfig = {
   requestTimeoutMs: 1000,
   streamKeysPerSecond: 5_000,
   gossip: { intervalMs: 100, failAfterMs: 1000, cleanupAfterMs: 30_000 },
-  antiEntropy: { buckets: 1024, intervalMs: 10_000, keysPerSecond: 5_000, tombstoneGraceMs: 86_400_000 },
+  antiEntropy: { enabled: true, buckets: 1024, intervalMs: 10_000, keysPerSecond: 5_000, tombstoneGraceMs: 86_400_000 },
   handoff: { windowMs: 3 * 60 * 60 * 1000, bytesPerTargetMax: 64 * 1024 * 1024, keysPerSecond: 5_000 },
 };
 
 const KNOWN_FIELDS = new Set(["nodes", "n", "w", "r", "vnodesPerNode", "pruneThreshold", "requestTimeoutMs", "streamKeysPerSecond", "gossip", "antiEntropy", "handoff"]);
 const KNOWN_HANDOFF = new Set(["windowMs", "bytesPerTargetMax", "keysPerSecond"]);
 const KNOWN_GOSSIP = new Set(["intervalMs", "failAfterMs", "cleanupAfterMs"]);
-const KNOWN_ANTI_ENTROPY = new Set(["buckets", "intervalMs", "keysPerSecond", "tombstoneGraceMs"]);
+const KNOWN_ANTI_ENTROPY = new Set(["enabled", "buckets", "intervalMs", "keysPerSecond", "tombstoneGraceMs"]);
 
 function integerIn(action: string, field: string, value: unknown, min: number, max: number): void {
   if (typeof value !== "number" || !Number.isInteger(value)) {
@@ -146,6 +152,9 @@ export function validateClusterConfig(action: string, config: ClusterConfig): Cl
   }
   if (gossip.cleanupAfterMs <= gossip.failAfterMs) {
     throw new LoomRangeError(`${action} failed: gossip.cleanupAfterMs (${gossip.cleanupAfterMs}) must exceed gossip.failAfterMs (${gossip.failAfterMs})`);
+  }
+  if (typeof antiEntropy.enabled !== "boolean") {
+    throw new LoomTypeError(`${action} failed: antiEntropy.enabled must be a boolean, got ${describe(antiEntropy.enabled)}`);
   }
   integerIn(action, "antiEntropy.buckets", antiEntropy.buckets, 1, 1 << 16);
   if ((antiEntropy.buckets & (antiEntropy.buckets - 1)) !== 0) {

@@ -53,14 +53,16 @@ export async function mergeEntries(store: NodeStore, entries: readonly StreamEnt
   if (store.writeWouldWait) await store.whenWritable();
   let keysNew = 0;
   const operations: WriteOperation[] = [];
+  const befores: Version[][] = [];
   for (const entry of entries) {
     const local = store.get(entry.key);
     if (local.length === 0) keysNew++;
     const applied = applyReplicated({ key: entry.key, localVersions: local, incoming: entry.versions, limits: streamSiblingLimits });
     if (!applied.ok) throw new RingChangeError(`key would hold ${applied.error.siblings} versions`);
     operations.push({ key: entry.key, kind: "put", versions: applied.versions });
+    befores.push(local);
   }
-  if (operations.length > 0) await store.write(operations);
+  if (operations.length > 0) await store.write(operations, befores);
   return keysNew;
 }
 

@@ -209,10 +209,11 @@ export class NodeCore {
     this.#gossip.setMembers(settings.members, this.#clock.nowMs());
     this.#gossip.setConfig(settings.gossip);
     this.#placement = placementOf(settings.ring);
-    // New replica sets or a new bucket count: the trees start over (a paced rebuild).
-    if (JSON.stringify(previous.ring) !== JSON.stringify(settings.ring) || previous.antiEntropy.buckets !== settings.antiEntropy.buckets) {
-      this.antiEntropy.restart();
-    }
+    this.antiEntropy.reconfigure({
+      ring: JSON.stringify(previous.ring) !== JSON.stringify(settings.ring),
+      buckets: previous.antiEntropy.buckets !== settings.antiEntropy.buckets,
+      intervalMs: previous.antiEntropy.intervalMs !== settings.antiEntropy.intervalMs,
+    });
   }
 
   /** A major compaction of the node's store: keys purged since leave its files. */
@@ -273,6 +274,7 @@ export class NodeCore {
       case MessageType.aeEntries:
       case MessageType.aeHashes:
       case MessageType.aePurged:
+      case MessageType.aeAck:
         this.antiEntropy.receive(from, message);
         return;
       case MessageType.gossip:
@@ -308,6 +310,7 @@ export class NodeCore {
     }
     const targets = this.#targets(request.preferenceList, request.fallbacks ?? [], request.quorumGroups !== undefined);
     const local = this.#slot(targets.hints.get(this.nodeId));
+    const localVersions = local.get(request.key);
     let created: { session: PutSession; effects: PutEffect[] };
     try {
       created = createPutSession({
@@ -324,7 +327,7 @@ export class NodeCore {
         timeoutMs: request.timeoutMs,
         nowMs: this.#now(),
         signer: this.#signer,
-        localVersions: local.get(request.key),
+        localVersions,
         pruneThreshold: request.pruneThreshold,
         ...(request.quorumGroups === undefined ? {} : { quorumGroups: request.quorumGroups }),
         timestampMs: this.#clock.wallMs(),
@@ -339,7 +342,7 @@ export class NodeCore {
     const replicas = request.quorumGroups?.[0]?.length ?? request.preferenceList.length;
     const action = request.value === null ? "delete" : "put";
     this.#track(request.requestId, { kind: "put", session: created.session, action, replicas, hints: targets.hints }, request.timeoutMs);
-    this.#runPutEffects(created.session, created.effects);
+    this.#runPutEffects(created.session, created.effects, localVersions);
   }
 
   #startGet(request: GetRequest): void {
@@ -400,7 +403,8 @@ export class NodeCore {
     this.#sessions.delete(requestId);
   }
 
-  #runPutEffects(session: PutSession, effects: readonly PutEffect[]): void {
+  /** `localVersions`: what the session merged into, read in this same synchronous block. */
+  #runPutEffects(session: PutSession, effects: readonly PutEffect[], localVersions?: readonly Version[]): void {
     const hints = this.#sessions.get(session.requestId)?.session.hints;
     for (const effect of effects) {
       switch (effect.kind) {
@@ -411,7 +415,7 @@ export class NodeCore {
           const hintFor = hints?.get(this.nodeId);
           const stored =
             hintFor === undefined && !this.#store.writeWouldWait
-              ? this.#store.put(effect.key, effect.versions).then(() => true)
+              ? this.#store.put(effect.key, effect.versions, localVersions).then(() => true)
               : this.#slot(hintFor).merge(effect.key, effect.versions);
           stored.then(
             (ok) => this.#onPutReply(session.requestId, this.nodeId, ok),
@@ -540,9 +544,10 @@ export class NodeCore {
   async #mergeLocal(key: Uint8Array, incoming: readonly Version[]): Promise<boolean> {
     // Read and write in one synchronous block, so no other merge of the key interleaves.
     if (this.#store.writeWouldWait) await this.#store.whenWritable();
-    const applied = applyReplicated({ key, localVersions: this.#store.get(key), incoming });
+    const local = this.#store.get(key);
+    const applied = applyReplicated({ key, localVersions: local, incoming });
     if (!applied.ok) return false;
-    await this.#store.put(key, applied.versions);
+    await this.#store.put(key, applied.versions, local);
     return true;
   }
 
@@ -560,6 +565,7 @@ export class NodeCore {
       // Read and write in one synchronous block, so no other write of these keys interleaves.
       if (this.#store.writeWouldWait) await this.#store.whenWritable();
       const operations: WriteOperation[] = [];
+      const befores: Version[][] = [];
       let bytes = 0;
       for (; index < entries.length && (operations.length === 0 || bytes < batchBytesMax); index++) {
         const { key, versions: incoming } = entries[index]!;
@@ -567,10 +573,11 @@ export class NodeCore {
         const applied = applyReplicated({ key, localVersions: local, incoming, limits: streamSiblingLimits });
         if (!applied.ok || sameVersions(local, applied.versions)) continue;
         operations.push({ key, kind: "put", versions: applied.versions });
+        befores.push(local);
         bytes += key.length + applied.versions.reduce((sum, version) => sum + version.version.length + (version.value?.length ?? 0) + 16, 0);
       }
       if (operations.length === 0) continue;
-      await this.#store.write(operations);
+      await this.#store.write(operations, befores);
       changed += operations.length;
     }
     return changed;
@@ -579,8 +586,9 @@ export class NodeCore {
   /** A purge: drops `key` if it still holds exactly `versions` (nothing wrote it meanwhile). */
   async #dropIfUnchanged(key: Uint8Array, versions: readonly Version[]): Promise<boolean> {
     if (this.#store.writeWouldWait) await this.#store.whenWritable();
-    if (!sameVersions(this.#store.get(key), versions)) return false;
-    await this.#store.put(key, []);
+    const local = this.#store.get(key);
+    if (!sameVersions(local, versions)) return false;
+    await this.#store.put(key, [], local);
     return true;
   }
 

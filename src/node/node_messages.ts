@@ -55,7 +55,7 @@ export interface NodeSettings {
   readonly ring: RingSpec;
   readonly gossip: { readonly intervalMs: number; readonly failAfterMs: number; readonly cleanupAfterMs: number };
   readonly handoff: { readonly windowMs: number; readonly bytesPerTargetMax: number; readonly keysPerSecond: number };
-  readonly antiEntropy: { readonly buckets: number; readonly intervalMs: number; readonly keysPerSecond: number; readonly tombstoneGraceMs: number };
+  readonly antiEntropy: { readonly enabled: boolean; readonly buckets: number; readonly intervalMs: number; readonly keysPerSecond: number; readonly tombstoneGraceMs: number };
 }
 
 export type { RingSpec } from "../ring/ring_spec.ts";

@@ -19,8 +19,10 @@ export interface NodeStore {
   readonly failure: Error | undefined;
   get(key: KeyInput): Version[];
   entries(options?: { start?: Uint8Array; end?: Uint8Array }): Generator<StoreEntry>;
-  put(key: Uint8Array, versions: readonly Version[]): Promise<void>;
-  write(operations: readonly WriteOperation[]): Promise<void>;
+  /** `before`: the key's versions, read in the same synchronous block (saves a read). */
+  put(key: Uint8Array, versions: readonly Version[], before?: readonly Version[]): Promise<void>;
+  /** `befores`: each operation's key's versions, read in the same synchronous block. */
+  write(operations: readonly WriteOperation[], befores?: readonly (readonly Version[])[]): Promise<void>;
   whenWritable(): Promise<void>;
   stats(): StoreStats;
   compact(): Promise<void>;
@@ -79,16 +81,15 @@ export class TrackedStore implements NodeStore {
     return this.inner.compact();
   }
 
-  put(key: Uint8Array, versions: readonly Version[]): Promise<void> {
-    return this.write([{ key, kind: "put", versions }]);
+  put(key: Uint8Array, versions: readonly Version[], before?: readonly Version[]): Promise<void> {
+    return this.write([{ key, kind: "put", versions }], before === undefined ? undefined : [before]);
   }
 
-  write(operations: readonly WriteOperation[]): Promise<void> {
-    const observer = this.#observer;
-    if (observer === undefined || this.inner.failure) return this.inner.write(operations);
+  /** Each operation's "before": the store's versions, or the batch's earlier write of the same key. */
+  #befores(operations: readonly WriteOperation[]): (readonly Version[])[] {
     // A key written twice in one batch: its second "before" is its first "after".
     const pending = operations.length > 1 ? new Map<string, readonly Version[]>() : undefined;
-    const befores = operations.map((operation) => {
+    return operations.map((operation) => {
       assert(operation.kind === "put", "a node writes whole version sets");
       const key = operation.key as Uint8Array;
       if (!pending) return this.inner.get(key);
@@ -97,6 +98,12 @@ export class TrackedStore implements NodeStore {
       pending.set(id, operation.versions as readonly Version[]);
       return before;
     });
+  }
+
+  write(operations: readonly WriteOperation[], given?: readonly (readonly Version[])[]): Promise<void> {
+    const observer = this.#observer;
+    if (observer === undefined || this.inner.failure) return this.inner.write(operations);
+    const befores = given ?? this.#befores(operations);
     const sequence = this.inner.lastSequence;
     const written = this.inner.write(operations);
     // Reported only if the batch entered the memtable in this call. One that did not was refused

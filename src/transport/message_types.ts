@@ -36,6 +36,7 @@ export const MessageType = {
   aeEntries: 45,
   aeHashes: 46,
   aePurged: 47,
+  aeAck: 48,
 } as const;
 
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
