@@ -12,10 +12,9 @@
  *   seeded PRNG) are updated with W=2 on the other two (3 nodes: no fallback, so no hint), then
  *   restarted; the bytes anti-entropy sent until the roots agree, at several bucket counts.
  * - Background cost: YCSB workload A (bench/ycsb.bench.ts) with anti-entropy at its default interval
- *   against "off" (intervalMs 86,400,000: there is no off switch, and the per-write tree upkeep runs
- *   in both arms), alternating arms on fresh clusters. The on/off comparison cannot see the
- *   upkeep, so one more arm runs under --cpu-prof (bench/antientropy_profile.ts) to measure its
- *   share of the CPU on the node threads, and AntiEntropy.onWrite is timed alone in this thread.
+ *   against anti-entropy switched off (antiEntropy.enabled false: no trees, no exchanges), alternating
+ *   arms on fresh clusters; one more arm runs under --cpu-prof (bench/antientropy_profile.ts) to
+ *   say where the cost goes on the node threads, and AntiEntropy.onWrite is timed alone here.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -134,8 +133,6 @@ export interface AntiEntropySuiteResult {
   readonly upkeep: UpkeepResult;
 }
 
-/** The "off" arm's interval: a day, the largest the configuration accepts. */
-export const OFF_INTERVAL_MS = 86_400_000;
 /** A repair not finished by then is reported as not converged. */
 const CONVERGE_LIMIT_MS = 180_000;
 const POLL_MS = 25;
@@ -426,8 +423,8 @@ async function measureOnWrite(store: Store, sample: readonly { key: Uint8Array; 
 async function backgroundArm(nodes: number, arm: "on" | "off", options: AntiEntropySuiteOptions): Promise<BackgroundArm> {
   const { directory, cleanup } = temporaryDirectory(`ae-${arm}`);
   const { inFlight, operationsPerIteration, seconds } = options.background;
-  const intervalMs = arm === "on" ? clusterConfigDefaults.antiEntropy.intervalMs : OFF_INTERVAL_MS;
-  const peer = await openLoomClusterPeer({ nodes, ...REPLICATION, dataDir: directory, requestTimeoutMs: REQUEST_TIMEOUT_MS, loadInFlight: 2 * inFlight, antiEntropy: { intervalMs } });
+  const intervalMs = clusterConfigDefaults.antiEntropy.intervalMs;
+  const peer = await openLoomClusterPeer({ nodes, ...REPLICATION, dataDir: directory, requestTimeoutMs: REQUEST_TIMEOUT_MS, loadInFlight: 2 * inFlight, antiEntropy: { intervalMs, enabled: arm === "on" } });
   try {
     await peer.load(options.ycsb);
     const stream = options.ycsb.streams.get("a")!;
@@ -497,7 +494,7 @@ export async function runAntiEntropySuite(options: AntiEntropySuiteOptions): Pro
       options.log(`AntiEntropy.onWrite: ${onWriteUs.toFixed(2)} µs per call`);
       const background: BackgroundArm[] = [];
       for (const nodes of options.background.nodes) {
-        for (const arm of ["on", "off", "on", "off"] as const) background.push(await backgroundArm(nodes, arm, options));
+        for (const arm of ["on", "off", "on", "off", "on", "off"] as const) background.push(await backgroundArm(nodes, arm, options));
       }
       const { seconds, inFlight, operationsPerIteration } = options.background;
       const armOptions = { records: options.ycsb.recordCount, seed: options.ycsbSeed, seconds, inFlight, operationsPerIteration, intervalMs: clusterConfigDefaults.antiEntropy.intervalMs };
@@ -545,9 +542,13 @@ const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(2)} MiB`;
 const percent = (share: number) => `${(100 * share).toFixed(Math.abs(share) < 0.001 ? 2 : 1)}%`;
 const seconds = (ms: number | undefined) => (ms === undefined ? `not within ${CONVERGE_LIMIT_MS / 1000} s` : `${(ms / 1000).toFixed(2)} s`);
 
-function mean(values: readonly number[]): number {
-  return values.reduce((sum, value) => sum + value, 0) / Math.max(1, values.length);
+/** The middle value (the mean of the two middle ones for an even count): one slow arm on a shared machine does not move it. */
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
+
 
 function renderWipe(result: AntiEntropySuiteResult): string[] {
   const full = result.fullCopy.bytes;
@@ -597,7 +598,7 @@ function renderDivergence(result: AntiEntropySuiteResult): string[] {
     ...rows,
     ...target,
     "",
-    "An exchange sends the tree's branches, then the leaves of the branches that differ, then 8 bytes per key of each differing segment from each side, then the entries the other side lacks. Few buckets: most segments hold a divergent key, so nearly every key's 8-byte hash travels. Many buckets: fewer keys per differing segment, but the branch and leaf levels grow (sqrt(buckets) branches, each with sqrt(buckets) leaves, 8 bytes each). Both peers of the stale node repair it, so each of them exchanges hashes with it; an item hash does not say which side is newer, so each side pushes its version of every key whose hash the other side lacks: 4 keys sent per divergent key when the two peers' sessions overlap (two new versions to the stale node, its two old ones back, which the receivers find dominated and drop), fewer when one session's repair lands before the other's scan. More keys sent than that, and more segments than differ, are exchanges repeated while pushed entries were still being applied: a push ends when its last entry is sent, the receiver applies entries one durable write at a time, and an exchange one short interval later still finds them missing.",
+    "An exchange sends the tree's branches, then the leaves of the branches that differ, then 8 bytes per key of each differing segment from each side, then the entries the other side lacks. Few buckets: most segments hold a divergent key, so nearly every key's 8-byte hash travels. Many buckets: fewer keys per differing segment, but the branch and leaf levels grow (sqrt(buckets) branches, each with sqrt(buckets) leaves, 8 bytes each). An item hash does not say which side is newer, so each side pushes its version of every key whose hash the other lacks: 2 keys sent per divergent key (the new version to the stale node, its old one back, which the receiver finds dominated and drops). A node takes part in one repair at a time, so the stale node is repaired by one peer, and a push ends only when the receiver has merged it, so no exchange finds a key missing that is on its way.",
   ];
 }
 
@@ -609,7 +610,7 @@ function renderBackground(result: AntiEntropySuiteResult): string[] {
   const lines = [
     "### Background cost: YCSB workload A with anti-entropy on and off",
     "",
-    `Workload A (50% reads, 50% updates, zipfian; bench/ycsb.bench.ts) on ${count(result.records)} records, ${result.inFlight} operations in flight, N=3 W=2 R=2; each arm a fresh cluster, loaded, then timed for ${result.backgroundSeconds} s by tinybench; arms alternate on, off, on, off to cancel drift. **There is no off switch**: the off arm sets antiEntropy.intervalMs to ${count(OFF_INTERVAL_MS)} (a day), so it never exchanges, but both arms keep the trees up to date on every write: this comparison measures the exchanges only. CPU is process.cpuUsage() (every thread of the process) over the timed window, per operation; on a shared machine it is steadier than ops/s, though a slower arm still spreads fixed costs (timers, group commits) over fewer operations.`,
+    `Workload A (50% reads, 50% updates, zipfian; bench/ycsb.bench.ts) on ${count(result.records)} records, ${result.inFlight} operations in flight, N=3 W=2 R=2; each arm a fresh cluster, loaded, then timed for ${result.backgroundSeconds} s by tinybench; arms alternate on, off, three times each, to cancel drift, and each setting is summarised by the median of its three arms (one arm slowed by the shared machine does not move it). The on arm runs anti-entropy at its defaults; the off arm switches it off (\`antiEntropy.enabled: false\`: no trees kept, no exchanges), so the difference is the whole cost: the per-write tree upkeep and the exchanges. CPU is process.cpuUsage() (every thread of the process) over the timed window, per operation; on a shared machine it is steadier than ops/s, though a slower arm still spreads fixed costs (timers, group commits) over fewer operations.`,
     "",
     "| nodes | arm | antiEntropy.intervalMs | ops/s | CPU µs/op | exchanges | segments differing | keys sent | anti-entropy bytes |",
     "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -621,8 +622,8 @@ function renderBackground(result: AntiEntropySuiteResult): string[] {
   ];
   for (const nodes of new Set(result.background.map((arm) => arm.nodes))) {
     const arms = (kind: "on" | "off") => result.background.filter((arm) => arm.nodes === nodes && arm.arm === kind);
-    const on = { ops: mean(arms("on").map((arm) => arm.opsPerSecond)), cpu: mean(arms("on").map((arm) => arm.cpuUsPerOperation)) };
-    const off = { ops: mean(arms("off").map((arm) => arm.opsPerSecond)), cpu: mean(arms("off").map((arm) => arm.cpuUsPerOperation)) };
+    const on = { ops: median(arms("on").map((arm) => arm.opsPerSecond)), cpu: median(arms("on").map((arm) => arm.cpuUsPerOperation)) };
+    const off = { ops: median(arms("off").map((arm) => arm.opsPerSecond)), cpu: median(arms("off").map((arm) => arm.cpuUsPerOperation)) };
     const throughputCost = 1 - on.ops / off.ops;
     const cpuCost = on.cpu / off.cpu - 1;
     const cpus = [...arms("on"), ...arms("off")].map((arm) => arm.cpuUsPerOperation);
@@ -632,7 +633,7 @@ function renderBackground(result: AntiEntropySuiteResult): string[] {
     };
     const noise = Math.max(spread("on"), spread("off"));
     lines.push(
-      `- **Exchanges, ${nodes} nodes**: on vs off, means of the two arms each: ${count(on.ops)} vs ${count(off.ops)} ops/s (${change(throughputCost, "less", "more")} throughput), ${on.cpu.toFixed(1)} vs ${off.cpu.toFixed(1)} µs CPU per operation (${change(cpuCost, "more", "less")}); ` +
+      `- **Anti-entropy on vs off, ${nodes} nodes**: on vs off, medians of the three arms each: ${count(on.ops)} vs ${count(off.ops)} ops/s (${change(throughputCost, "less", "more")} throughput), ${on.cpu.toFixed(1)} vs ${off.cpu.toFixed(1)} µs CPU per operation (${change(cpuCost, "more", "less")}); ` +
         `two arms of one setting differ by up to ${percent(noise)} in CPU per operation (${Math.min(...cpus).toFixed(1)}–${Math.max(...cpus).toFixed(1)} µs over all arms)${Math.abs(cpuCost) < noise ? ", so the difference is within the noise" : ""}. Target ≤ 10%: ${verdict(Math.max(throughputCost, cpuCost))}.`,
     );
   }
@@ -650,13 +651,13 @@ function renderUpkeep(upkeep: UpkeepResult): string[] {
     const upkeepShare = profile.onWrite + profile.extraGet;
     lines.push(
       `- **Per-write tree upkeep, ${percent(upkeepShare)} of the CPU under load** (target ≤ 10%: ${verdict(upkeepShare)}): one more workload A arm with anti-entropy on (3 nodes, ${count(profile.arm.opsPerSecond)} ops/s, ${profile.arm.cpuUsPerOperation.toFixed(1)} µs CPU per operation) ran under \`node --cpu-prof\`; of the busy time of every thread (main, nodes, storage pool) in its timed window (${(profile.busyMs / 1000).toFixed(1)} s), ` +
-        `AntiEntropy.onWrite took ${percent(profile.onWrite)} and the Store.get that TrackedStore.write makes to learn the versions each write replaces ${percent(profile.extraGet)}; the exchanges took ${percent(profile.exchanges)}. ` +
+        `AntiEntropy.onWrite took ${percent(profile.onWrite)} and any Store.get that TrackedStore.write still makes to learn the versions a write replaces (the write paths hand it the versions they just read) ${percent(profile.extraGet)}; the exchanges took ${percent(profile.exchanges)}. ` +
         `A lower bound: the garbage these calls leave is collected under "(garbage collector)", counted elsewhere.`,
       `  Hottest functions on the worker threads (nodes and storage pool; self time, share of their busy time): ${profile.hottest.map((entry) => `${entry.name} ${percent(entry.share)}`).join(", ")}.`,
     );
   }
   lines.push(
-    `- AntiEntropy.onWrite timed alone in the bench's thread (tinybench, ${UPKEEP_CALLS_PER_ITERATION} calls per iteration over ${UPKEEP_SAMPLE} real keys and versions from node 0's store): **${upkeep.onWriteUs.toFixed(2)} µs per replica write** (two SipHash item hashes of the key and its sorted version blobs, a third for the segment, the key's replicas from the ring, two tree flips, the key in hex for the tombstone map); workload A makes ${upkeep.replicaWritesPerOperation} replica writes per operation (half the operations are updates, each written on N=3 replicas): ${perOperationUs.toFixed(1)} µs per operation.`,
+    `- AntiEntropy.onWrite timed alone in the bench's thread (tinybench, ${UPKEEP_CALLS_PER_ITERATION} calls per iteration over ${UPKEEP_SAMPLE} real keys and versions from node 0's store): **${upkeep.onWriteUs.toFixed(2)} µs per replica write** (two SipHash item hashes of the key and its sorted version blobs, the key's ring position (which also gives its segment) and its replicas, two tree flips); workload A makes ${upkeep.replicaWritesPerOperation} replica writes per operation (half the operations are updates, each written on N=3 replicas): ${perOperationUs.toFixed(1)} µs per operation.`,
   );
   return lines;
 }

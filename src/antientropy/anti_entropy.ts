@@ -83,6 +83,11 @@ const ENTRIES_IN_FLIGHT = 4;
 const HASHES_PER_MESSAGE = 4096;
 /** Keys scanned between two yields of a scan. */
 const SCAN_YIELD_KEYS = 1024;
+/** How long an exchange waits before it looks again at the segments it found different. */
+export function confirmDelayMs(intervalMs: number): number {
+  return Math.min(200, Math.max(1, Math.floor(intervalMs / 4)));
+}
+
 /**
  * An exchange that has heard nothing for two rounds (at least a second) is dropped: a message was
  * lost. One whose peer went down or restarted is dropped at the next round.
@@ -188,7 +193,7 @@ export class AntiEntropy {
   readonly #tombstones = new Map<string, Pending>();
   readonly #sessions = new Map<number, Session>();
   /** Exchanges this node started and awaits the merkleReply of: exchange → peer, sent at. */
-  readonly #open = new Map<number, { peer: number; sentMs: number; sentWallMs: number }>();
+  readonly #open = new Map<number, { peer: number; sentMs: number; sentWallMs: number; candidates?: ReadonlySet<number> }>();
   readonly #stats = {
     exchanges: 0,
     agreed: 0,
@@ -356,10 +361,18 @@ export class AntiEntropy {
     if (this.#sessions.size > 0) return;
     const peers = this.#replicaPeers.filter((node) => this.#options.isUp(node));
     if (peers.length === 0) return;
-    const peer = peers[this.#peerCursor++ % peers.length]!;
-    const exchange = this.#nextExchange++;
-    this.#open.set(exchange, { peer, sentMs: this.#options.clock.nowMs(), sentWallMs: this.#options.clock.wallMs() });
     this.#stats.exchanges++;
+    this.#compare(peers[this.#peerCursor++ % peers.length]!);
+  }
+
+  /**
+   * Sends `peer` this node's branches for it. With `candidates` (the segments a first comparison
+   * found different), only those still different are repaired: a difference that was a write
+   * still on its way to one replica is gone by the second look.
+   */
+  #compare(peer: number, candidates?: ReadonlySet<number>): void {
+    const exchange = this.#nextExchange++;
+    this.#open.set(exchange, { peer, sentMs: this.#options.clock.nowMs(), sentWallMs: this.#options.clock.wallMs(), ...(candidates ? { candidates } : {}) });
     const branches = this.#tree(peer).branches();
     this.#stats.bytesSent += branches.length * 4;
     this.#options.transport.send(peer, { type: MessageType.merkleRequest, exchange, buckets: this.#buckets, branches });
@@ -477,7 +490,7 @@ export class AntiEntropy {
       offsetOf.set(branch, offset);
       offset += tree.leavesOf(branch).length;
     }
-    const differing: number[] = [];
+    let differing: number[] = [];
     const agreedWhenSent: number[] = [];
     const agreedNow: number[] = [];
     for (let branch = 0; branch < tree.branchCount; branch++) {
@@ -497,6 +510,16 @@ export class AntiEntropy {
     this.#agree(from, agreedWhenSent, open.sentWallMs);
     this.#agree(from, agreedNow, this.#options.clock.wallMs());
     if (differing.length === 0 || this.#sessions.size > 0) return;
+    if (open.candidates === undefined) {
+      // Look again in a moment: writes replicating right now make differences that vanish.
+      const candidates = new Set(differing);
+      this.#options.clock.setTimer(confirmDelayMs(this.#options.config().intervalMs), () => {
+        if (!this.#stopped && this.#enabled && !this.#building && this.#sessions.size === 0 && this.#options.isUp(from)) this.#compare(from, candidates);
+      });
+      return;
+    }
+    differing = differing.filter((segment) => open.candidates!.has(segment));
+    if (differing.length === 0) return;
     this.#stats.segmentsDiffering += differing.length;
     this.#stats.bytesSent += differing.length * 4;
     this.#options.transport.send(from, { type: MessageType.aeSegments, exchange, buckets: this.#buckets, segments: differing });
