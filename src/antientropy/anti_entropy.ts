@@ -6,10 +6,12 @@
  *
  *   initiator → merkleRequest (its branches)   responder: equal → agreed; else the leaves of
  *   ← merkleReply                              the branches that differ
+ *   (the initiator compares again a moment later and keeps the segments that differ both times)
  *   initiator → aeSegments (differing segments S)
  *   both: scan the store for their keys of S, send each key's item hash (aeHashes), then push
- *   the entries whose hash the other side lacks (aeEntries, paced to antiEntropy.keysPerSecond);
- *   each merges what it receives like a repair (dominance rule: a sibling is never overwritten).
+ *   the entries whose hash the other side lacks (aeEntries, paced to antiEntropy.keysPerSecond and
+ *   acknowledged by aeAck once merged); each merges what it receives like a repair (dominance
+ *   rule: a sibling is never overwritten). A node takes part in one repair at a time.
  *
  * A key held identically on both sides costs 8 bytes per side in a differing segment and nothing
  * elsewhere; only keys that differ travel whole, from each side that holds them.
@@ -736,7 +738,9 @@ export class AntiEntropy {
     });
     if (absent.length > 0) this.#options.transport.send(from, { type: MessageType.aePurged, keys: absent });
     try {
-      if (merging.length > 0) this.#stats.keysRepaired += await this.#options.merge(merging);
+      // Not `+= await`: that reads the counter before the await, and merges run side by side.
+      const changed = merging.length > 0 ? await this.#options.merge(merging) : 0;
+      this.#stats.keysRepaired += changed;
     } catch {
       // the store refused (a disk fault, closing): the next exchange repairs it again
     }

@@ -103,7 +103,8 @@ export class HintDelivery {
       chunk = [];
       const ok = await this.#send(target, entries);
       if (!ok) return false;
-      this.#stats.delivered += await hints.dropManyIfUnchanged(target, entries);
+      const dropped = await hints.dropManyIfUnchanged(target, entries);
+      this.#stats.delivered += dropped;
       sent += entries.length;
       // Pace to keysPerSecond: a returning node also serves clients.
       const waitMs = startedMs + (sent / this.#options.keysPerSecond()) * 1000 - clock.nowMs();
