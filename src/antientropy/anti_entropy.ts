@@ -490,7 +490,7 @@ export class AntiEntropy {
     let offset = 0;
     for (const branch of branches) {
       offsetOf.set(branch, offset);
-      offset += tree.leavesOf(branch).length;
+      offset += tree.leafCountOf(branch) * 2;
     }
     let differing: number[] = [];
     const agreedWhenSent: number[] = [];
@@ -500,12 +500,12 @@ export class AntiEntropy {
       const base = offsetOf.get(branch);
       if (base === undefined) {
         // A branch the peer found equal to ours as sent.
-        for (let leaf = 0; leaf < tree.leavesOf(branch).length / 2; leaf++) agreedWhenSent.push(start + leaf);
+        for (let leaf = 0; leaf < tree.leafCountOf(branch); leaf++) agreedWhenSent.push(start + leaf);
         continue;
       }
-      const mine = tree.leavesOf(branch);
-      for (let leaf = 0; leaf < mine.length / 2; leaf++) {
-        const same = mine[leaf * 2] === theirs[base + leaf * 2] && mine[leaf * 2 + 1] === theirs[base + leaf * 2 + 1];
+      for (let leaf = 0; leaf < tree.leafCountOf(branch); leaf++) {
+        const mine = tree.leaf(start + leaf);
+        const same = mine.high === theirs[base + leaf * 2] && mine.low === theirs[base + leaf * 2 + 1];
         (same ? agreedNow : differing).push(start + leaf);
       }
     }

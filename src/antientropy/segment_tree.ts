@@ -53,6 +53,11 @@ export class SegmentTree {
     return [...this.#branches];
   }
 
+  /** How many leaves `branch` has (the last branch may be narrower). */
+  leafCountOf(branch: number): number {
+    return Math.min(this.buckets - branch * this.branchWidth, this.branchWidth);
+  }
+
   /** The leaves of `branch`, as (high, low) pairs. */
   leavesOf(branch: number): number[] {
     const start = branch * this.branchWidth;
