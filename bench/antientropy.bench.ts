@@ -494,7 +494,7 @@ export async function runAntiEntropySuite(options: AntiEntropySuiteOptions): Pro
       options.log(`AntiEntropy.onWrite: ${onWriteUs.toFixed(2)} µs per call`);
       const background: BackgroundArm[] = [];
       for (const nodes of options.background.nodes) {
-        for (const arm of ["on", "off", "on", "off", "on", "off"] as const) background.push(await backgroundArm(nodes, arm, options));
+        for (const arm of backgroundOrder()) background.push(await backgroundArm(nodes, arm, options));
       }
       const { seconds, inFlight, operationsPerIteration } = options.background;
       const armOptions = { records: options.ycsb.recordCount, seed: options.ycsbSeed, seconds, inFlight, operationsPerIteration, intervalMs: clusterConfigDefaults.antiEntropy.intervalMs };
@@ -602,6 +602,16 @@ function renderDivergence(result: AntiEntropySuiteResult): string[] {
   ];
 }
 
+/** Arms per setting (on, off) in the background-cost comparison. */
+const BACKGROUND_ARMS = 5;
+
+/** on, off, off, on, on, off, …: each setting goes first as often as second, so drift cancels. */
+function backgroundOrder(): ("on" | "off")[] {
+  const order: ("on" | "off")[] = [];
+  for (let pair = 0; pair < BACKGROUND_ARMS; pair++) order.push(...(pair % 2 === 0 ? (["on", "off"] as const) : (["off", "on"] as const)));
+  return order;
+}
+
 /** "4.0% more" or "4.0% less". */
 const change = (share: number, more: string, less: string) => `${percent(Math.abs(share))} ${share >= 0 ? more : less}`;
 const verdict = (cost: number) => (cost <= BACKGROUND_TARGET ? "**met**" : "**missed**");
@@ -610,7 +620,7 @@ function renderBackground(result: AntiEntropySuiteResult): string[] {
   const lines = [
     "### Background cost: YCSB workload A with anti-entropy on and off",
     "",
-    `Workload A (50% reads, 50% updates, zipfian; bench/ycsb.bench.ts) on ${count(result.records)} records, ${result.inFlight} operations in flight, N=3 W=2 R=2; each arm a fresh cluster, loaded, then timed for ${result.backgroundSeconds} s by tinybench; arms alternate on, off, three times each, to cancel drift, and each setting is summarised by the median of its three arms (one arm slowed by the shared machine does not move it). The on arm runs anti-entropy at its defaults; the off arm switches it off (\`antiEntropy.enabled: false\`: no trees kept, no exchanges), so the difference is the whole cost: the per-write tree upkeep and the exchanges. CPU is process.cpuUsage() (every thread of the process) over the timed window, per operation; on a shared machine it is steadier than ops/s, though a slower arm still spreads fixed costs (timers, group commits) over fewer operations.`,
+    `Workload A (50% reads, 50% updates, zipfian; bench/ycsb.bench.ts) on ${count(result.records)} records, ${result.inFlight} operations in flight, N=3 W=2 R=2; each arm a fresh cluster, loaded, then timed for ${result.backgroundSeconds} s by tinybench; arms run in the order on, off, off, on, on, off, …, ${BACKGROUND_ARMS} of each, so each setting runs first as often as second and drift cancels, and each setting is summarised by the median of its ${BACKGROUND_ARMS} arms (an arm or two slowed by the shared machine do not move it). The on arm runs anti-entropy at its defaults; the off arm switches it off (\`antiEntropy.enabled: false\`: no trees kept, no exchanges), so the difference is the whole cost: the per-write tree upkeep and the exchanges. CPU is process.cpuUsage() (every thread of the process) over the timed window, per operation; on a shared machine it is steadier than ops/s, though a slower arm still spreads fixed costs (timers, group commits) over fewer operations.`,
     "",
     "| nodes | arm | antiEntropy.intervalMs | ops/s | CPU µs/op | exchanges | segments differing | keys sent | anti-entropy bytes |",
     "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -633,7 +643,7 @@ function renderBackground(result: AntiEntropySuiteResult): string[] {
     };
     const noise = Math.max(spread("on"), spread("off"));
     lines.push(
-      `- **Anti-entropy on vs off, ${nodes} nodes**: on vs off, medians of the three arms each: ${count(on.ops)} vs ${count(off.ops)} ops/s (${change(throughputCost, "less", "more")} throughput), ${on.cpu.toFixed(1)} vs ${off.cpu.toFixed(1)} µs CPU per operation (${change(cpuCost, "more", "less")}); ` +
+      `- **Anti-entropy on vs off, ${nodes} nodes**: on vs off, medians of the ${BACKGROUND_ARMS} arms each: ${count(on.ops)} vs ${count(off.ops)} ops/s (${change(throughputCost, "less", "more")} throughput), ${on.cpu.toFixed(1)} vs ${off.cpu.toFixed(1)} µs CPU per operation (${change(cpuCost, "more", "less")}); ` +
         `two arms of one setting differ by up to ${percent(noise)} in CPU per operation (${Math.min(...cpus).toFixed(1)}–${Math.max(...cpus).toFixed(1)} µs over all arms)${Math.abs(cpuCost) < noise ? ", so the difference is within the noise" : ""}. Target ≤ 10%: ${verdict(Math.max(throughputCost, cpuCost))}.`,
     );
   }

@@ -179,6 +179,8 @@ export class AntiEntropy {
   readonly #options: AntiEntropyOptions;
   #trees = new Map<number, SegmentTree>();
   #placement: Placement;
+  /** Per placement, per virtual node: the other replicas of its arc ([] if this node is not one). */
+  readonly #peerLists = new WeakMap<Placement, (readonly number[] | undefined)[]>();
   #buckets: number;
   #replicaPeers: number[] = [];
   /** Writes seen, and the count at each segment's last write (a scan knows which leaves moved under it). */
@@ -254,14 +256,21 @@ export class AntiEntropy {
   // ---- trees ---------------------------------------------------------------------------------
 
   /** The other replicas of `key` under `placement`, or [] when this node does not replicate it. */
-  #peersOf(key: Uint8Array, placement: Placement): number[] {
+  #peersOf(key: Uint8Array, placement: Placement): readonly number[] {
     return this.#peersAt(keyPosition(key), placement);
   }
 
-  #peersAt(position: number, placement: Placement): number[] {
-    const replicas = placement.ring.preferenceListAt(position, placement.n);
-    if (!replicas.includes(this.#options.self)) return [];
-    return replicas.filter((node) => node !== this.#options.self);
+  #peersAt(position: number, placement: Placement): readonly number[] {
+    // One list per virtual node, worked out once per placement: every write asks.
+    let lists = this.#peerLists.get(placement);
+    if (!lists) this.#peerLists.set(placement, (lists = new Array<readonly number[] | undefined>(placement.ring.vnodeCount)));
+    const index = placement.ring.vnodeIndexAt(position);
+    let peers = lists[index];
+    if (peers === undefined) {
+      const replicas = placement.ring.preferenceListAt(position, placement.n);
+      lists[index] = peers = replicas.includes(this.#options.self) ? replicas.filter((node) => node !== this.#options.self) : [];
+    }
+    return peers;
   }
 
   #flip(trees: Map<number, SegmentTree>, placement: Placement, buckets: number, position: number, delta: Hash64): void {

@@ -369,6 +369,15 @@ export class HashRing {
     return this.#walk(this.#slotAt(position), n);
   }
 
+  /**
+   * The index (0..vnodeCount-1) of the virtual node whose arc holds `position`: positions with the
+   * same index have the same preference list, so callers may cache per index.
+   */
+  vnodeIndexAt(position: number): number {
+    this.#validatePosition("vnode index", position);
+    return this.#slotAt(position);
+  }
+
   /** The key's primary owner: the first node of its preference list. */
   ownerOf(key: Uint8Array): number {
     if (!(key instanceof Uint8Array)) {

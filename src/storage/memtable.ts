@@ -69,7 +69,7 @@
 import { assert } from "../util/assert.ts";
 import { describe, LoomRangeError, LoomTypeError } from "../util/errors.ts";
 import { limits } from "../util/limits.ts";
-import { isRecordKind, SEQUENCE_MAX, type RecordKind, type StoredRecord } from "./record.ts";
+import { isRecordKind, RecordKind, SEQUENCE_MAX, type StoredRecord } from "./record.ts";
 
 const MAGIC = 0x4d544c4d;
 const FORMAT_VERSION = 1;
@@ -301,14 +301,19 @@ export class Memtable {
     return true;
   }
 
-  /** Every record of `key`, newest first; an empty array if there are none. Views, see above. */
-  recordsFor(key: Uint8Array): StoredRecord[] {
+  /**
+   * Every record of `key`, newest first; an empty array if there are none. Views, see above. With
+   * `untilPut`, stops after the newest put record: what a read needs, since a put replaces
+   * everything older (a key written thousands of times holds thousands of records here).
+   */
+  recordsFor(key: Uint8Array, untilPut = false): StoredRecord[] {
     validateKey("recordsFor", key);
     const words = this.#words;
     const out: StoredRecord[] = [];
     let record = words[(this.#seek(key, Infinity) >> 2) + RECORD_NEXT]!;
     while (record !== 0 && this.#compareKey(record + RECORD_FIXED_BYTES, words[(record >> 2) + RECORD_KEY_LENGTH]!, key) === 0) {
       out.push(this.#recordAt(record));
+      if (untilPut && words[(record >> 2) + RECORD_KIND] === RecordKind.put) break;
       record = words[(record >> 2) + RECORD_NEXT]!;
     }
     return out;

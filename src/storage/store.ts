@@ -409,8 +409,8 @@ export class Store {
       }
       return false;
     };
-    if (take(this.#active.memtable.recordsFor(key))) return collected;
-    for (const slot of this.#frozen) if (take(slot.memtable.recordsFor(key))) return collected;
+    if (take(this.#active.memtable.recordsFor(key, true))) return collected;
+    for (const slot of this.#frozen) if (take(slot.memtable.recordsFor(key, true))) return collected;
     for (const table of this.#tables) {
       if (!table.reader.mayContain(key)) {
         this.#bloomSkips++;
