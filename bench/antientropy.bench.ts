@@ -21,7 +21,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { Bench } from "tinybench";
-import { AntiEntropy, type AntiEntropyStats } from "../src/antientropy/anti_entropy.ts";
+import { AntiEntropy, rootsAgree as rootsAgreeIn, type AntiEntropyStats } from "../src/antientropy/anti_entropy.ts";
 import { clusterConfigDefaults, createCluster, openStore, type Cluster, type Store, type Version } from "../src/index.ts";
 import type { MembershipChange } from "../src/runtime/cluster.ts";
 import { createPrng, type Prng } from "../src/io/prng.ts";
@@ -170,12 +170,7 @@ function temporaryDirectory(name: string): { directory: string; cleanup: () => v
 /** Whether every pair of nodes holds equal roots for each other, none of them rebuilding. */
 async function rootsAgree(cluster: Cluster): Promise<boolean> {
   const stats = await cluster.stats();
-  if (stats.nodes.some((node) => node.antiEntropy.rebuilding)) return false;
-  const roots = new Map(stats.nodes.map((node) => [node.nodeId, node.antiEntropy.roots] as const));
-  for (const [node, mine] of roots) {
-    for (const [peer, root] of Object.entries(mine)) if (roots.get(Number(peer))?.[node] !== root) return false;
-  }
-  return roots.size === cluster.ring().nodes.length;
+  return stats.nodes.length === cluster.ring().nodes.length && rootsAgreeIn(new Map(stats.nodes.map((node) => [node.nodeId, node.antiEntropy])));
 }
 
 /**

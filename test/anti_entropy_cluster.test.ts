@@ -8,6 +8,7 @@ import * as assert from "uvu/assert";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { rootsAgree as rootsAgreeIn } from "../src/antientropy/anti_entropy.ts";
 import { createCluster, type Cluster } from "../src/runtime/cluster.ts";
 import { RealFileSystem } from "../src/io/real_file_system.ts";
 import { createPrng } from "../src/io/prng.ts";
@@ -28,12 +29,7 @@ const decoder = new TextDecoder();
 /** Whether every pair of nodes holds equal roots for each other, none of them rebuilding. */
 async function rootsAgree(cluster: Cluster): Promise<boolean> {
   const stats = await cluster.stats();
-  if (stats.nodes.some((node) => node.antiEntropy.rebuilding)) return false;
-  const roots = new Map(stats.nodes.map((node) => [node.nodeId, node.antiEntropy.roots] as const));
-  for (const [node, mine] of roots) {
-    for (const [peer, root] of Object.entries(mine)) if (roots.get(Number(peer))?.[node] !== root) return false;
-  }
-  return roots.size === cluster.ring().nodes.length;
+  return stats.nodes.length === cluster.ring().nodes.length && rootsAgreeIn(new Map(stats.nodes.map((node) => [node.nodeId, node.antiEntropy])));
 }
 
 async function hintsHeld(cluster: Cluster): Promise<number> {

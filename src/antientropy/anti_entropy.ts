@@ -26,6 +26,7 @@
  *
  * Pure over its injected store, transport, clock and scan.
  */
+import type { AntiEntropyConfig } from "../cluster/cluster_config.ts";
 import type { Clock, TimerHandle } from "../io/clock.ts";
 import { keyPosition } from "../ring/hash_ring.ts";
 import type { Placement } from "../ring/ring_change.ts";
@@ -39,13 +40,6 @@ import { itemHash, segmentAt, segmentOf, type Hash64 } from "./item_hash.ts";
 import { SegmentTree } from "./segment_tree.ts";
 import { deletedAtOf, type TreeBuild, type TreeBuildParams } from "./tree_build.ts";
 
-export interface AntiEntropyConfig {
-  readonly enabled: boolean;
-  readonly buckets: number;
-  readonly intervalMs: number;
-  readonly keysPerSecond: number;
-  readonly tombstoneGraceMs: number;
-}
 
 export interface AntiEntropyStats {
   /** Exchanges this node started; those that found the trees equal; those the peer turned away. */
@@ -75,6 +69,18 @@ export interface AntiEntropyStats {
   readonly tombstonesPurged: number;
   /** Each peer's tree root (equal roots on both sides: converged). */
   readonly roots: Readonly<Record<number, string>>;
+}
+
+/**
+ * Whether replicas agree: every node's root for each peer equals that peer's root for it, and no
+ * node is rebuilding. `nodes` maps each running node to its anti-entropy stats.
+ */
+export function rootsAgree(nodes: ReadonlyMap<number, Pick<AntiEntropyStats, "rebuilding" | "roots">>): boolean {
+  for (const stats of nodes.values()) if (stats.rebuilding) return false;
+  for (const [node, stats] of nodes) {
+    for (const [peer, root] of Object.entries(stats.roots)) if (nodes.get(Number(peer))?.roots[node] !== root) return false;
+  }
+  return true;
 }
 
 /** Keys pushed per aeEntries message. */

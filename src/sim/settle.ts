@@ -6,6 +6,7 @@
  */
 import type { ClusterConfigChange } from "../cluster/cluster_config.ts";
 import type { FsyncPolicy } from "../storage/store_config.ts";
+import { rootsAgree as rootsAgreeIn, type AntiEntropyStats } from "../antientropy/anti_entropy.ts";
 import { SimCluster } from "./sim_cluster.ts";
 
 /**
@@ -55,19 +56,9 @@ export interface Settled {
 
 /** Whether every pair of running nodes holds equal roots for each other (and none is rebuilding). */
 export async function rootsAgree(sim: SimCluster): Promise<boolean> {
-  const roots = new Map<number, Readonly<Record<number, string>>>();
-  for (const node of sim.host.running) {
-    const stats = (await sim.host.control(node).stats(false)).antiEntropy;
-    if (stats.rebuilding) return false;
-    roots.set(node, stats.roots);
-  }
-  for (const [node, mine] of roots) {
-    for (const [peer, root] of Object.entries(mine)) {
-      const theirs = roots.get(Number(peer))?.[node];
-      if (theirs === undefined || theirs !== root) return false;
-    }
-  }
-  return true;
+  const nodes = new Map<number, AntiEntropyStats>();
+  for (const node of sim.host.running) nodes.set(node, (await sim.host.control(node).stats(false)).antiEntropy);
+  return rootsAgreeIn(nodes);
 }
 
 /** Waits for hints to drain and, unless `convergence` is false, for every root to agree. */
