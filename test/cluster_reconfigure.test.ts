@@ -316,12 +316,13 @@ reconfigure("an abandoned move stops its streams: the sources send nothing more"
     await rejectsWithCode(() => change, "LOOM_RING_CHANGE", /node 4 went down/);
     // Keys the targets merged from stream chunks (gossip keeps every node sending all the time).
     const sent = async () => (await cluster.stats()).nodes.reduce((sum, node) => sum + node.streamed.keysReceived, 0);
-    // Chunks already on their way still land: wait until that settles.
+    // Chunks already on their way still land (on a loaded machine, a merge can take a while): wait
+    // until a whole second passes without one.
     await eventually(async () => {
       const settled = await sent();
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await new Promise((resolve) => setTimeout(resolve, 1000));
       return (await sent()) === settled;
-    });
+    }, { timeoutMs: 20_000 });
     const before = await sent();
     // At 300 keys a second per source, each of the four live sources would send a 256-key chunk
     // within a second: a second of silence shows they stopped.

@@ -36,7 +36,9 @@ async function everyPrimaryHolds(cluster: Cluster, keys: readonly string[], valu
 }
 
 async function withCluster(options: Parameters<typeof createCluster>[0], body: (cluster: Cluster) => Promise<void>): Promise<void> {
-  const cluster = await createCluster({ nodes: 5, n: 3, vnodesPerNode: 16, gossip, memtableBytes: 1 << 20, ...options });
+  // A generous request deadline: these tests are about where writes go, and a replica's fsync on a
+  // loaded 2-core machine can take longer than the default second.
+  const cluster = await createCluster({ nodes: 5, n: 3, vnodesPerNode: 16, gossip, memtableBytes: 1 << 20, requestTimeoutMs: 5000, ...options });
   try {
     await body(cluster);
   } finally {

@@ -166,6 +166,18 @@ test("POST /nodes adds a node and DELETE /nodes/:id removes one", async () => {
   assert.match(assertError(await call("DELETE", "/nodes/zero"), 400, "LOOM_INVALID_ARGUMENT").message, /node must be an integer id/);
 });
 
+test("POST /compact compacts every node that is up and names them; other methods answer 405", async () => {
+  await call("PUT", "/items/compact-me", { body: "v" });
+  const compacted = await call("POST", "/compact");
+  assert.is(compacted.status, 200);
+  assert.equal(json<{ compacted: number[] }>(compacted).compacted.sort(), [...cluster.ring().nodes].sort());
+  assert.equal(await valuesOf("compact-me"), ["v"]);
+  const refused = await call("GET", "/compact");
+  assert.is(refused.status, 405);
+  assert.is(refused.headers.allow, "POST");
+  assertError(await call("POST", "/compact?now=1"), 400, "LOOM_INVALID_ARGUMENT");
+});
+
 test("writes with the same context become siblings, answered 300 with JSON", async () => {
   const context = (await call("PUT", "/items/siblings", { body: "first" })).headers["x-loom-context"] as string;
   await call("PUT", "/items/siblings", { body: "bob", headers: { "X-Loom-Context": context } });

@@ -150,6 +150,10 @@ async function handle(cluster: Cluster, exchange: Exchange): Promise<void> {
       return sendJson(exchange, 200, cluster.ring());
     case "config":
       return serveConfigure(cluster, exchange, query);
+    case "compact": {
+      refuseUnknownParameters("compact", parseQuery("compact", query), []);
+      return sendJson(exchange, 200, { compacted: await cluster.compact() });
+    }
     case "nodes": {
       refuseUnknownParameters("add node", parseQuery("add node", query), []);
       const node = await cluster.addNode();

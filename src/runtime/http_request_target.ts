@@ -20,7 +20,7 @@ export interface RequestTarget {
   readonly query: string;
 }
 
-export type RouteName = "items" | "replicas" | "stats" | "ring" | "config" | "nodes" | "node";
+export type RouteName = "items" | "replicas" | "stats" | "ring" | "config" | "nodes" | "node" | "compact";
 
 export interface Route {
   readonly name: RouteName;
@@ -60,6 +60,8 @@ export function matchRoute(path: string): Route | undefined {
       return { name: "config", pattern: path, allow: ["PATCH"], parameter: "" };
     case "/nodes":
       return { name: "nodes", pattern: path, allow: ["POST"], parameter: "" };
+    case "/compact":
+      return { name: "compact", pattern: path, allow: ["POST"], parameter: "" };
     default:
       return undefined;
   }
