@@ -28,6 +28,7 @@ console.log(`HTTP front on ${front.url}. Try:
   curl -s -X PATCH --data '{"vnodesPerNode":64}' ${front.url}/config   # moves keys live
   curl -s -X POST ${front.url}/nodes                                   # a node joins
   curl -s -X DELETE ${front.url}/nodes/0                               # node 0 leaves
+  curl -s -X POST ${front.url}/compact                                 # major compaction on every node
   curl -s ${front.url}/replicas/user:1`);
 
 async function shutdown(): Promise<void> {
