@@ -309,8 +309,9 @@ export class NodeCore {
       return;
     }
     const targets = this.#targets(request.preferenceList, request.fallbacks ?? [], request.quorumGroups !== undefined);
-    const local = this.#slot(targets.hints.get(this.nodeId));
-    const localVersions = local.get(request.key);
+    const slotFor = targets.hints.get(this.nodeId);
+    const slotVersions = this.#slot(slotFor).get(request.key);
+    const localVersions = this.#everyCopy(request.key, slotFor, slotVersions);
     let created: { session: PutSession; effects: PutEffect[] };
     try {
       created = createPutSession({
@@ -342,7 +343,28 @@ export class NodeCore {
     const replicas = request.quorumGroups?.[0]?.length ?? request.preferenceList.length;
     const action = request.value === null ? "delete" : "put";
     this.#track(request.requestId, { kind: "put", session: created.session, action, replicas, hints: targets.hints }, request.timeoutMs);
-    this.#runPutEffects(created.session, created.effects, localVersions);
+    this.#runPutEffects(created.session, created.effects, slotVersions);
+  }
+
+  /**
+   * What this node holds of `key` in all its copies (its own store and the hints it keeps for
+   * each target), merged, given the copy the write goes to (`slotFor`, and its versions). A
+   * context names each actor's events of a key up to a counter, so every version this node's actor
+   * stamped for the key must travel with its next one: a write stamped against one copy alone
+   * would let a reader of that copy's versions supersede another copy's versions it never saw.
+   */
+  #everyCopy(key: Uint8Array, slotFor: number | undefined, slotVersions: readonly Version[]): readonly Version[] {
+    const hints = this.#hints;
+    if (!hints) return slotVersions;
+    let merged = slotVersions;
+    const absorb = (incoming: readonly Version[]) => {
+      if (incoming.length === 0) return;
+      const applied = applyReplicated({ key, localVersions: merged, incoming, limits: streamSiblingLimits });
+      if (applied.ok) merged = applied.versions;
+    };
+    if (slotFor !== undefined) absorb(this.#store.get(key));
+    for (const target of hints.targets()) if (target !== slotFor) absorb(hints.get(target, key));
+    return merged;
   }
 
   #startGet(request: GetRequest): void {
@@ -403,8 +425,8 @@ export class NodeCore {
     this.#sessions.delete(requestId);
   }
 
-  /** `localVersions`: what the session merged into, read in this same synchronous block. */
-  #runPutEffects(session: PutSession, effects: readonly PutEffect[], localVersions?: readonly Version[]): void {
+  /** `slotVersions`: what the written copy held, read in this same synchronous block. */
+  #runPutEffects(session: PutSession, effects: readonly PutEffect[], slotVersions?: readonly Version[]): void {
     const hints = this.#sessions.get(session.requestId)?.session.hints;
     for (const effect of effects) {
       switch (effect.kind) {
@@ -415,7 +437,7 @@ export class NodeCore {
           const hintFor = hints?.get(this.nodeId);
           const stored =
             hintFor === undefined && !this.#store.writeWouldWait
-              ? this.#store.put(effect.key, effect.versions, localVersions).then(() => true)
+              ? this.#store.put(effect.key, effect.versions, slotVersions).then(() => true)
               : this.#slot(hintFor).merge(effect.key, effect.versions);
           stored.then(
             (ok) => this.#onPutReply(session.requestId, this.nodeId, ok),

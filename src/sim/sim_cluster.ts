@@ -173,7 +173,9 @@ export class SimCluster {
       if (timerMs !== undefined && timerMs <= nextMs) {
         // The network's clock follows: a message sent by the timer leaves at the timer's time.
         this.network.deliverUntil(Math.max(this.network.nowMs(), timerMs));
-        this.clock.runNext();
+        // The messages just delivered may have cleared that timer: then look again, or the clock
+        // would jump to a later timer past messages still due before it.
+        if (this.clock.nextDeadlineMs() === timerMs) this.clock.runNext();
       } else {
         this.clock.advance(nextMs - this.clock.nowMs());
         this.network.deliverUntil(nextMs);
