@@ -320,14 +320,17 @@ test(`${SET_SEEDS} seeds of the set workload under partitions, crashes, pauses, 
   assert.ok(totals.acknowledged > SET_SEEDS * 50 && totals.unknown > 0 && totals.notApplied > 0, JSON.stringify(totals));
 });
 
-test("set seeds that once found a bug stay clean: a fallback coordinator's copies, and a timer cleared by a delivery", async () => {
+test("set seeds that once found a bug stay clean: a fallback coordinator's copies and actor, and a timer cleared by a delivery", async () => {
   // 455: a fallback that coordinated writes into its hints for one primary, then (its view of the
   // primaries changed) into its hints for another, stamped the second lineage against that copy
   // alone; a reader of it got a context naming the actor's events up to the newest, which covered
   // the first lineage's adds it never saw, and the next write superseded them (8 adds lost). A
-  // coordinator now stamps against every copy it holds of the key. 629: a delivery cleared the
-  // next timer and the simulator ran a later one, its clock past messages still due (it threw).
-  for (const seed of [455, 629]) {
+  // coordinator now stamps against every copy it holds of the key. 2683: a fallback handed a hint
+  // it had stamped back, dropped it, then stamped the key again with the same actor: a reader of
+  // the new version superseded the handed-back add (1 lost); fallback writes now take a fallback
+  // actor, retired once a hint it stamped leaves. 629: a delivery cleared the next timer and the
+  // simulator ran a later one, its clock past messages still due (it threw).
+  for (const seed of [455, 629, 2683]) {
     const report = await runSetSeed({ seed });
     assert.equal([...report.lost, ...report.replicaGaps], [], `seed ${seed}`);
     assert.ok(report.convergenceRounds !== null, `seed ${seed} converged`);

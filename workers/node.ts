@@ -76,6 +76,7 @@ transport.setFaults(data.linkFaults);
 const node = new NodeCore({ nodeId: data.nodeId, store, transport, clock, signer: createContextSigner(data.contextSecret),
   lease,
   actor: actor.actor,
+  fallbackActors: data.fallbackActors,
   prng: createPrng(randomBytes(4).readUInt32LE(0)),
   generation: data.start.generation,
   settings: data.start,

@@ -601,10 +601,16 @@ export class ClusterCore {
    * node starting after an unclean end stamps with one (node_actor.ts).
    */
   allocateActor(): number {
-    if (this.#nextActor > limits.actorMax) throw new LoomRangeError(`allocate actor failed: every actor up to ${limits.actorMax} was used`);
-    const actor = this.#nextActor++;
+    return this.allocateActors(1)[0]!;
+  }
+
+  /** `count` fresh actors at once (one save of the cluster file). */
+  allocateActors(count: number): number[] {
+    if (this.#nextActor + count - 1 > limits.actorMax) throw new LoomRangeError(`allocate actor failed: every actor up to ${limits.actorMax} was used`);
+    const actors = Array.from({ length: count }, (_, index) => this.#nextActor + index);
+    this.#nextActor += count;
     this.#persist();
-    return actor;
+    return actors;
   }
 
   // ---- closing -------------------------------------------------------------------------------

@@ -72,6 +72,7 @@ export class HintStore {
   /** Oldest version timestamp stored since the store last held nothing (Infinity: none). */
   #floorMs = Number.POSITIVE_INFINITY;
   refusedBytes = 0;
+  #onDrop: ((versions: readonly Version[]) => void) | undefined;
 
   /** `store` holds nothing but hints. Counts what it holds (a scan). */
   constructor(store: Store) {
@@ -151,6 +152,11 @@ export class HintStore {
     }
   }
 
+  /** Called with the versions of each hint about to be dropped, before the drop is written. */
+  onDrop(listener: (versions: readonly Version[]) => void): void {
+    this.#onDrop = listener;
+  }
+
   /**
    * Drops the hint of `target` for `key` if it still holds exactly `handed` (what was handed back);
    * a hint that changed since (a newer write arrived) stays, to be handed back next time.
@@ -162,6 +168,7 @@ export class HintStore {
     const local = store.get(stored);
     if (local.length === 0 || !sameVersions(local, handed)) return false;
     this.#account(target, -versionsBytes(stored, local), -1);
+    this.#onDrop?.(local);
     await store.put(stored, []);
     return true;
   }
@@ -179,6 +186,7 @@ export class HintStore {
       const local = store.get(stored);
       if (local.length === 0 || !sameVersions(local, versions)) continue;
       this.#account(target, -versionsBytes(stored, local), -1);
+      this.#onDrop?.(local);
       operations.push({ key: stored, kind: "put", versions: [] });
     }
     if (operations.length > 0) await store.write(operations);

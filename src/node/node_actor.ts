@@ -17,6 +17,14 @@ import { crc32c, maskCrc, unmaskCrc } from "../util/crc32c.ts";
 import { CorruptionError } from "../util/errors.ts";
 
 export const NODE_ACTOR_FILE = "ACTOR";
+
+/**
+ * Fresh actors each life of a node gets for the writes it coordinates as a fallback (into the
+ * hints it keeps for a primary that is down). Hints leave the node once handed back, so an actor
+ * that stamped one cannot keep every version it stamped, as the node's own actor does: it is
+ * retired the moment such a hint is dropped, and the next fallback write takes the next one.
+ */
+export const FALLBACK_ACTORS_PER_LIFE = 16;
 const MAGIC = new TextEncoder().encode("LOOMACT1");
 const FILE_BYTES = 8 + 4 + 1 + 4;
 

@@ -32,10 +32,10 @@ import type { Version } from "../storage/version_set_format.ts";
 import { MessageType, type Message } from "../transport/message_types.ts";
 import type { Transport } from "../transport/transport.ts";
 import { encodeError } from "../util/error_codec.ts";
-import { IoError } from "../util/errors.ts";
+import { BusyError, IoError } from "../util/errors.ts";
 import type { ContextSigner } from "../version/context_signer.ts";
 import { emptyContext } from "../version/dotted_version_vector.ts";
-import { decodeContext } from "../version/version_codec.ts";
+import { decodeContext, decodeVersion } from "../version/version_codec.ts";
 import type { Prng } from "../io/prng.ts";
 import { GossipState, HINT_FLOOR_NONE, type MemberView } from "../membership/gossip.ts";
 import { HintDelivery } from "../handoff/hint_delivery.ts";
@@ -59,6 +59,11 @@ export interface NodeCoreOptions {
   readonly nodeId: number;
   /** The actor this life stamps with (node_actor.ts). */
   readonly actor: number;
+  /**
+   * Fresh actors for the writes this life coordinates as a fallback, into its hints for a primary
+   * that is down (node_actor.ts). Without any, it refuses such writes. @default []
+   */
+  readonly fallbackActors?: readonly number[];
   readonly store: Store;
   readonly transport: Transport;
   readonly clock: Clock;
@@ -120,6 +125,8 @@ export class NodeCore {
   #settings: NodeSettings;
   #placement: Placement;
   readonly #hints: HintStore | undefined;
+  /** The fallback actors left, the one in use first (retired ones are removed). */
+  readonly #fallbackActors: number[];
   #delivery: HintDelivery | undefined;
   /** Hints not written because their primary had been down longer than handoff.windowMs. */
   #hintsSkippedWindow = 0;
@@ -127,6 +134,13 @@ export class NodeCore {
   constructor(options: NodeCoreOptions) {
     this.#store = new TrackedStore(options.store);
     this.actor = options.actor;
+    this.#fallbackActors = [...(options.fallbackActors ?? [])];
+    options.hints?.onDrop((versions) => {
+      // A hint stamped by the fallback actor leaves the node: that actor can no longer hold every
+      // version it stamped, so it stamps nothing more.
+      const current = this.#fallbackActors[0];
+      if (current !== undefined && versions.some((version) => decodeVersion(version.version).dot.actor === current)) this.#fallbackActors.shift();
+    });
     this.#prng = options.prng;
     this.#gossip = new GossipState({
       self: options.nodeId,
@@ -310,6 +324,15 @@ export class NodeCore {
     }
     const targets = this.#targets(request.preferenceList, request.fallbacks ?? [], request.quorumGroups !== undefined);
     const slotFor = targets.hints.get(this.nodeId);
+    // The node's own actor stamps only what its own store keeps; a write into its hints for a down
+    // primary is stamped by the fallback actor in use.
+    const actor = slotFor === undefined ? this.actor : this.#fallbackActors[0];
+    if (actor === undefined) {
+      return this.#refuse(
+        request.requestId,
+        new BusyError(`${request.value === null ? "delete" : "put"} failed: node ${this.nodeId} has no fresh actor left to stamp a write for a primary that is down (it gets new ones when it restarts); retry once a primary is back`, { outcome: "not-applied" }),
+      );
+    }
     const slotVersions = this.#slot(slotFor).get(request.key);
     const localVersions = this.#everyCopy(request.key, slotFor, slotVersions);
     let created: { session: PutSession; effects: PutEffect[] };
@@ -322,7 +345,7 @@ export class NodeCore {
         context: request.context === "" ? emptyContext : decodeContext(request.context, { key: request.key, signer: this.#signer }),
         preferenceList: targets.list,
         self: this.nodeId,
-        actor: this.actor,
+        actor,
         w: Math.min(request.w, targets.list.length),
         ...(request.pw ? { primaryQuorum: { nodes: targets.primaries, needed: request.pw } } : {}),
         timeoutMs: request.timeoutMs,

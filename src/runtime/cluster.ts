@@ -20,6 +20,7 @@ import {
   type WriteOptions,
   type WriteResult,
 } from "../cluster/cluster_core.ts";
+import { FALLBACK_ACTORS_PER_LIFE } from "../node/node_actor.ts";
 import { diskFaults, type DiskFault } from "../io/faulty_file_system.ts";
 import { RealClock } from "../io/real_clock.ts";
 import { joinPath } from "../io/file_system.ts";
@@ -142,7 +143,7 @@ export class Cluster {
       jobs,
       transport,
       onExit: (node) => core?.nodeDown(node, "crashed"),
-      freshActor: () => core!.allocateActor(),
+      freshActors: () => core!.allocateActors(1 + FALLBACK_ACTORS_PER_LIFE),
     });
     core = new ClusterCore({
       state: stored,

@@ -19,6 +19,8 @@ export interface NodeWorkerData {
   readonly start: NodeStart;
   /** A fresh actor, used only if the node's last life did not end cleanly (node_actor.ts). */
   readonly freshActor: number;
+  /** Fresh actors for the writes this life coordinates as a fallback (node_actor.ts). */
+  readonly fallbackActors: readonly number[];
   /** The cluster's link faults in force when the node starts. */
   readonly linkFaults: LinkFaults;
   /** The data-plane port to the main thread. */

@@ -31,8 +31,11 @@ export interface WorkerNodeHostOptions {
   readonly jobs: StorageJobs;
   /** The main thread's data-plane endpoint: each node is connected to it. */
   readonly transport: PortTransport;
-  /** A fresh actor for each start (the cluster core's allocateActor); used after an unclean end. */
-  readonly freshActor: () => number;
+  /**
+   * Fresh actors for each start (the cluster core's allocateActors): the first for the node's own
+   * writes after an unclean end, the rest for its writes as a fallback.
+   */
+  readonly freshActors: () => number[];
   /** Called when a node's thread ends without `stopNode` (crashed, terminated or failed). */
   readonly onExit: (node: number) => void;
 }
@@ -76,7 +79,7 @@ export class WorkerNodeHost implements NodeHost {
       fsync: this.#options.fsync,
       memtableBytes: this.#options.memtableBytes,
       contextSecret: this.#options.contextSecret,
-      freshActor: this.#options.freshActor(),
+      ...freshActorsOf(this.#options.freshActors()),
       start,
       linkFaults: this.#linkFaults,
       mainPort: nodeMainPort,
@@ -205,4 +208,9 @@ function readyOrFailed(worker: Worker, node: number): Promise<void> {
     worker.once("error", onError);
     worker.once("exit", onExit);
   });
+}
+
+/** Splits a start's fresh actors: the life's own (used after an unclean end) and its fallback ones. */
+function freshActorsOf(actors: readonly number[]): { freshActor: number; fallbackActors: readonly number[] } {
+  return { freshActor: actors[0]!, fallbackActors: actors.slice(1) };
 }

@@ -9,6 +9,7 @@
  */
 import type { ClusterConfigChange } from "../cluster/cluster_config.ts";
 import { ClusterCore, MAIN_PEER } from "../cluster/cluster_core.ts";
+import { FALLBACK_ACTORS_PER_LIFE } from "../node/node_actor.ts";
 import { resolveClusterConfig } from "../cluster/cluster_config.ts";
 import { firstFreshActor, readClusterFile, writeClusterFile } from "../cluster/cluster_file.ts";
 import { nextTurn } from "../io/event_loop_turn.ts";
@@ -102,7 +103,7 @@ export class SimCluster {
       fsync: options.fsync ?? "always",
       memtableBytes: options.memtableBytes ?? 64 * 1024,
       onExit: (node) => core?.nodeDown(node, "crashed"),
-      freshActor: () => core!.allocateActor(),
+      freshActors: () => core!.allocateActors(1 + FALLBACK_ACTORS_PER_LIFE),
       observe: (node, from, message) => trace.record(clock.nowMs(), from, node, message.type),
       ...(options.disks ? { disks: options.disks.nodes } : {}),
     });

@@ -47,8 +47,11 @@ export interface SimNodeHostOptions {
   readonly prng: Prng;
   readonly fsync: FsyncPolicy;
   readonly memtableBytes: number;
-  /** A fresh actor, for a node starting after an unclean end (the cluster core's allocateActor). */
-  readonly freshActor: () => number;
+  /**
+   * Fresh actors for each start (the cluster core's allocateActors): the first for the node's own
+   * writes after an unclean end, the rest for its writes as a fallback.
+   */
+  readonly freshActors: () => number[];
   /** A node's life ended without `stopNode` (a crash): the core marks it down. */
   readonly onExit: (node: number) => void;
   /** Sees each message a node handles (the run's trace). */
@@ -105,10 +108,12 @@ export class SimNodeHost implements NodeHost {
     const observe = this.#options.observe;
     const transport = incarnation.transport(this.#options.network.restart(node), observe && ((from, message) => observe(node, from, message)));
     const lease = CounterLease.open(fs, SIM_NODE_DIRECTORY);
-    const actor = NodeActor.start(fs, SIM_NODE_DIRECTORY, this.#options.freshActor);
+    const fresh = this.#options.freshActors();
+    const actor = NodeActor.start(fs, SIM_NODE_DIRECTORY, () => fresh[0]!);
     const core = new NodeCore({
       nodeId: node,
       actor: actor.actor,
+      fallbackActors: fresh.slice(1),
       store,
       transport,
       clock,
