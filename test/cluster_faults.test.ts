@@ -88,4 +88,24 @@ test("with 2 of 5 nodes down, fallbacks take the writes (sloppy quorum), and pw=
   }
 });
 
+
+test("close finishes while a node's disk is full, and the data directory opens again with what was acknowledged", async () => {
+  const cluster = await createCluster({ nodes: 3, vnodesPerNode: 16 });
+  try {
+    for (let index = 0; index < 50; index++) await cluster.put(`kept-${index}`, "v");
+    await cluster.faults.diskFault(1, "full");
+    await cluster.put("after-fault", "w").catch(() => {}); // the node's store fails on it
+    await cluster.close(); // used to wait forever for node 1's thread
+    const again = await createCluster({ dataDir: cluster.dataDir });
+    try {
+      for (let index = 0; index < 50; index += 7) assert.equal(text((await again.get(`kept-${index}`)).values), ["v"]);
+    } finally {
+      await again.close();
+    }
+  } finally {
+    await cluster.close();
+    rmSync(cluster.dataDir, { recursive: true, force: true });
+  }
+});
+
 test.run();

@@ -107,11 +107,16 @@ const control: NodeWorkerControl = {
   },
   close: async () => {
     node.stop();
-    await hintStore.close().catch(() => {});
-    await store.close();
-    if (!store.failure) actor.markClean(); // a clean end: the next life keeps the actor
-    ports.close();
-    setImmediate(() => process.exit(0));
+    try {
+      await hintStore.close().catch(() => {});
+      // A store that cannot close cleanly (a disk fault) ends the life unclean: no markClean.
+      const closed = await store.close().then(() => true, () => false);
+      if (closed && !store.failure) actor.markClean(); // a clean end: the next life keeps the actor
+    } finally {
+      ports.close();
+      // The thread exits whatever happened above: the cluster waits for that exit.
+      setImmediate(() => process.exit(0));
+    }
   },
 };
 serve(control, data.controlPort);
