@@ -177,6 +177,34 @@ test("a replica down through the grace holds the purge back; when it returns the
   }
 });
 
+test("a replica whose disk filled up under a delete holds the purge back; after its restart the delete wins and nothing comes back", async () => {
+  // The delete that failed on node 2 sits in its memtable (readable, in its trees) but never
+  // reached its log: had node 2 agreed on it, its peers would purge, and its restart would bring
+  // the old value back. A node whose store failed takes no part in anti-entropy.
+  const sim = await SimCluster.create({ seed: 19, settings: { nodes: 3, n: 3, w: 2, r: 2, vnodesPerNode: 8, antiEntropy: { intervalMs: 200, tombstoneGraceMs: 2000 } } });
+  const keys = 20;
+  const written = await sim.run(Promise.all(Array.from({ length: keys }, (_, index) => sim.core.put(`key-${index}`, "old"))));
+  await sim.runFor(500);
+  sim.faults.diskFault(2, "full");
+  // A delete node 2 coordinates is refused (its store failed); the others are acknowledged by 0 and 1.
+  const deleted: number[] = [];
+  for (let index = 0; index < keys; index++) {
+    const acknowledged = await sim.run(sim.core.delete(`key-${index}`, { context: written[index]!.context }).then(() => true, () => false));
+    if (acknowledged) deleted.push(index);
+  }
+  assert.ok(deleted.length >= keys / 2, `${deleted.length} deletes acknowledged`);
+  await sim.runFor(4000); // past the grace
+  for (const node of [0, 1]) assert.is((await sim.run(sim.host.control(node).stats(false))).antiEntropy.tombstonesPurged, 0, `node ${node} waits for node 2`);
+  sim.faults.diskFault(2, null);
+  sim.faults.crash(2);
+  await sim.run(sim.faults.restart(2));
+  await sim.runFor(4000);
+  for (const index of deleted) {
+    assert.equal((await sim.run(sim.core.get(`key-${index}`))).values, [], `key-${index} stays deleted`);
+    for (const replica of await sim.run(sim.core.replicaValues(`key-${index}`))) assert.equal(replica.values, [], `key-${index} on node ${replica.node}`);
+  }
+});
+
 test("a replica wiped while down through the grace does not take back the expired tombstones; the others purge on its word and all converge", async () => {
   const sim = await SimCluster.create({ seed: 17, settings: { nodes: 3, n: 3, w: 2, vnodesPerNode: 8, antiEntropy: { intervalMs: 200, tombstoneGraceMs: 2000 } } });
   const keys = 30;

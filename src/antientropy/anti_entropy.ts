@@ -175,6 +175,13 @@ export interface AntiEntropyOptions {
   /** Drops `key` if it still holds exactly `versions` (a purge); resolves with whether it did. */
   readonly purge: (key: Uint8Array, versions: readonly Version[]) => Promise<boolean>;
   readonly isUp: (node: number) => boolean;
+  /**
+   * Whether this node's store still holds what it reports. False once it failed (a disk fault):
+   * the write that failed may sit in its memtable, readable and in the trees, though it never
+   * reached the log; agreeing on it would let peers purge a tombstone this node has not kept.
+   * While false, the node takes no part in exchanges and purges nothing. @default always true
+   */
+  readonly trusted?: () => boolean;
   /** The peer's current generation as gossip knows it. */
   readonly generationOf: (node: number) => number;
   /** Whether no hint anywhere may hold a version older than a delete at `deletedAtMs`. */
@@ -370,7 +377,7 @@ export class AntiEntropy {
 
   /** One round: purge what may go, then compare trees with the next replica peer that is up. */
   #round(): void {
-    if (this.#stopped || !this.#enabled) return;
+    if (this.#stopped || !this.#enabled || !this.#trusted()) return;
     this.#dropIdle();
     if (this.#building) return;
     this.#purgeTombstones().catch(ignoreStoreFailure);
@@ -424,11 +431,15 @@ export class AntiEntropy {
     else for (const segment of segments) times[segment] = Math.max(times[segment]!, atMs);
   }
 
+  #trusted(): boolean {
+    return this.#options.trusted?.() ?? true;
+  }
+
   /** Dispatches an anti-entropy message; returns false for a type it does not handle. */
   receive(from: number, message: Message): boolean {
     if (this.#stopped) return true;
-    if (!this.#enabled) {
-      // Switched off here: turn exchanges away; entries and the rest are dropped.
+    if (!this.#enabled || !this.#trusted()) {
+      // Switched off here, or the store failed: turn exchanges away; entries and the rest are dropped.
       if (message.type === MessageType.merkleRequest) this.#options.transport.send(from, { type: MessageType.merkleReply, exchange: message.exchange, busy: true });
       return true;
     }

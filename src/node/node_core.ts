@@ -180,6 +180,7 @@ export class NodeCore {
       merge: (entries) => this.#mergeManyIfChanged(entries),
       purge: (key, versions) => this.#dropIfUnchanged(key, versions),
       isUp: (node) => this.#gossip.isUp(node),
+      trusted: () => this.#store.failure === undefined,
     });
     this.#store.observe(
       (key, before, after) => this.antiEntropy.onWrite(key, before, after),
