@@ -108,4 +108,30 @@ test("close finishes while a node's disk is full, and the data directory opens a
   }
 });
 
+test("a configure issued while a node restarts or is wiped reaches that node too", async () => {
+  const cluster = await createCluster({ nodes: 3, vnodesPerNode: 16 });
+  try {
+    await cluster.faults.crash(1);
+    const restarting = cluster.faults.restart(1);
+    await sleep(5); // the thread is starting
+    await cluster.configure({ antiEntropy: { enabled: false, buckets: 64 } });
+    await restarting;
+    const wiping = cluster.faults.wipe(2);
+    await sleep(5);
+    await cluster.configure({ antiEntropy: { enabled: true } });
+    await wiping;
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const nodes = (await cluster.stats()).nodes;
+      // Nodes apply a change within a round of receiving it.
+      if (nodes.every((node) => node.antiEntropy.enabled)) break;
+      if (Date.now() > deadline) assert.unreachable(`nodes disagree with the cluster: ${JSON.stringify(nodes.map((node) => [node.nodeId, node.antiEntropy.enabled]))}`);
+      await sleep(20);
+    }
+  } finally {
+    await cluster.close();
+    rmSync(cluster.dataDir, { recursive: true, force: true });
+  }
+});
+
 test.run();

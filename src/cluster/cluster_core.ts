@@ -448,10 +448,14 @@ export class ClusterCore {
   async startNode(node: number): Promise<void> {
     const generation = Math.max((this.#generations.get(node) ?? 0) + 1, Math.floor(this.#clock.wallMs()));
     this.#generations.set(node, generation);
-    const start: NodeStart = { generation, ...this.#nodeSettings(node) };
+    const settings = this.#nodeSettings(node);
+    const start: NodeStart = { generation, ...settings };
     await this.#host.startNode(node, start);
     this.#down.delete(node);
     this.#gossipDown.delete(node);
+    // A change committed while the node was starting skipped it (it was down): send it now.
+    const now = this.#nodeSettings(node);
+    if (JSON.stringify(now) !== JSON.stringify(settings)) this.#host.control(node).configure(now).catch(() => {});
     this.#gossip.noteStart(node, generation, this.#clock.nowMs());
     this.#emit({ node, status: "up", generation, atMs: this.#clock.nowMs(), source: "start" });
   }
