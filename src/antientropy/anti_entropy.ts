@@ -67,16 +67,17 @@ export interface AntiEntropyStats {
   /** Keys holding only tombstones, waiting for their grace and their replicas' agreement. */
   readonly tombstonesPending: number;
   readonly tombstonesPurged: number;
-  /** Each peer's tree root (equal roots on both sides: converged). */
+  /** Each peer's tree root (equal roots on both sides: converged); empty while anti-entropy is off. */
   readonly roots: Readonly<Record<number, string>>;
 }
 
 /**
  * Whether replicas agree: every node's root for each peer equals that peer's root for it, and no
- * node is rebuilding. `nodes` maps each running node to its anti-entropy stats.
+ * node is rebuilding or has anti-entropy off (it keeps no trees to compare). `nodes` maps each
+ * running node to its anti-entropy stats.
  */
-export function rootsAgree(nodes: ReadonlyMap<number, Pick<AntiEntropyStats, "rebuilding" | "roots">>): boolean {
-  for (const stats of nodes.values()) if (stats.rebuilding) return false;
+export function rootsAgree(nodes: ReadonlyMap<number, Pick<AntiEntropyStats, "enabled" | "rebuilding" | "roots">>): boolean {
+  for (const stats of nodes.values()) if (stats.rebuilding || !stats.enabled) return false;
   for (const [node, stats] of nodes) {
     for (const [peer, root] of Object.entries(stats.roots)) if (nodes.get(Number(peer))?.roots[node] !== root) return false;
   }
@@ -875,9 +876,10 @@ export class AntiEntropy {
     return new Promise((resolve) => this.#options.clock.setTimer(Math.max(0, ms), resolve));
   }
 
-  /** Each peer's tree root as this node holds it. */
+  /** Each peer's tree root as this node holds it; none while anti-entropy is off (no trees kept). */
   roots(): Record<number, string> {
     const roots: Record<number, string> = {};
+    if (!this.#enabled) return roots;
     for (const peer of this.#replicaPeers) roots[peer] = this.#tree(peer).root();
     return roots;
   }

@@ -121,7 +121,7 @@ function integerIn(action: string, field: string, value: unknown, min: number, m
 
 function checkFields(action: string, value: unknown, known: Set<string>, prefix: string): void {
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new LoomTypeError(`${action} failed: ${prefix || "configuration"} must be an object, got ${describe(value)}`);
+    throw new LoomTypeError(`${action} failed: ${prefix ? prefix.replace(/\.$/, "") : "configuration"} must be an object, got ${describe(value)}`);
   }
   for (const key of Object.keys(value)) {
     if (!known.has(key)) throw new LoomTypeError(`${action} failed: unknown setting ${prefix}${key}`);

@@ -253,6 +253,8 @@ export class Cluster {
    * Paused nodes are left out until they answer again.
    */
   async stats(options: { keys?: boolean } = {}): Promise<ClusterStats & { faults: FaultState }> {
+    if (typeof options !== "object" || options === null) throw new LoomTypeError(`stats failed: options must be an object, got ${describe(options)}`);
+    if (options.keys !== undefined && typeof options.keys !== "boolean") throw new LoomTypeError(`stats failed: keys must be true or false, got ${describe(options.keys)}`);
     const stats = await this.#core.stats(options);
     return { ...stats, faults: this.#faultState() };
   }
@@ -348,7 +350,7 @@ export class Cluster {
     },
     pause: async (node: number, ms: number): Promise<void> => {
       this.#core.checkNode("pause", node);
-      checkDelay("pause", "ms", ms);
+      if (typeof ms !== "number" || !Number.isInteger(ms)) throw new LoomTypeError(`pause failed: ms must be an integer, got ${describe(ms)}`);
       if (ms < 1 || ms > PAUSE_MS_MAX) throw new LoomRangeError(`pause failed: ms is ${ms}, must be between 1 and ${PAUSE_MS_MAX}`);
       if (!this.#host.isRunning(node)) return;
       this.#paused.set(node, this.#clock.nowMs() + ms);
