@@ -16,8 +16,6 @@
  *   arms on fresh clusters; one more arm runs under --cpu-prof (bench/antientropy_profile.ts) to
  *   say where the cost goes on the node threads, and AntiEntropy.onWrite is timed alone here.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { Bench } from "tinybench";
@@ -30,6 +28,7 @@ import { profileArm, type ProfileShares } from "./antientropy_profile.ts";
 import { openLoomClusterPeer } from "./peers/loomkv_cluster.ts";
 import { REPLICATION, REQUEST_TIMEOUT_MS, throughputTask } from "./ycsb.bench.ts";
 import { recordKey, VALUE_BYTES, type YcsbData } from "./ycsb_workload.ts";
+import { temporaryDirectory } from "./temp_directories.ts";
 
 export interface AntiEntropySuiteOptions {
   /** Keys loaded into the wipe and divergence cluster (every node holds each one). */
@@ -145,25 +144,6 @@ const UPKEEP_CALLS_PER_ITERATION = 256;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Temp directories in use; `removeAntiEntropyDirectories` cleans up after a signal. */
-const liveDirectories = new Set<string>();
-
-export function removeAntiEntropyDirectories(): void {
-  for (const directory of liveDirectories) rmSync(directory, { recursive: true, force: true });
-  liveDirectories.clear();
-}
-
-function temporaryDirectory(name: string): { directory: string; cleanup: () => void } {
-  const directory = mkdtempSync(join(tmpdir(), `loomkv-bench-${name}-`));
-  liveDirectories.add(directory);
-  return {
-    directory,
-    cleanup: () => {
-      rmSync(directory, { recursive: true, force: true });
-      liveDirectories.delete(directory);
-    },
-  };
-}
 
 // ---- observing the cluster ---------------------------------------------------------------------
 

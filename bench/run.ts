@@ -50,10 +50,11 @@ import type { BenchPeer } from "./peers/peer.ts";
 import { renderResults, writeReport, type MachineInfo, type MemoryBudget } from "./report.ts";
 import { createWorkload, removeLiveDirectories, runSystem, type SystemResult, type SystemSpec } from "./storage.bench.ts";
 import { killLiveRedisServers } from "./peers/redis_server.ts";
-import { removeYcsbDirectories, runYcsbSuite, YCSB_SYSTEMS, type YcsbRunResult, type YcsbSystemId } from "./ycsb.bench.ts";
+import { runYcsbSuite, YCSB_SYSTEMS, type YcsbRunResult, type YcsbSystemId } from "./ycsb.bench.ts";
 import { renderChart } from "./ycsb_chart.ts";
 import { failureSection, renderFailureResults, runFailureSuite } from "./failure.bench.ts";
-import { antiEntropySection, removeAntiEntropyDirectories, renderAntiEntropyResults, runAntiEntropySuite } from "./antientropy.bench.ts";
+import { antiEntropySection, renderAntiEntropyResults, runAntiEntropySuite } from "./antientropy.bench.ts";
+import { removeBenchDirectories } from "./temp_directories.ts";
 import { renderYcsbResults, ycsbSection } from "./ycsb_report.ts";
 import { createYcsbData, hottestRecordShare, WORKLOADS } from "./ycsb_workload.ts";
 
@@ -365,8 +366,7 @@ async function main(): Promise<void> {
 function abort(reason: string, code: number): void {
   console.error(reason);
   removeLiveDirectories();
-  removeYcsbDirectories();
-  removeAntiEntropyDirectories();
+  removeBenchDirectories();
   killLiveRedisServers();
   process.exit(code);
 }

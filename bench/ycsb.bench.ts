@@ -10,13 +10,11 @@
  * cost), and Redis through ioredis, pipelined (skipped, with the reason, when redis-server is not
  * installed or ioredis cannot load).
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { Bench, type Task } from "tinybench";
 import type { YcsbPeer } from "./peers/ycsb_peer.ts";
 import { profilePhase, type ProfileResult } from "./storage.bench.ts";
 import { STREAM_OPERATIONS, WORKLOADS, type OperationStream, type WorkloadId, type YcsbData } from "./ycsb_workload.ts";
+import { temporaryDirectory } from "./temp_directories.ts";
 
 export const YCSB_SYSTEMS = ["loomkv-3", "loomkv-5", "store-alone", "redis"] as const;
 export type YcsbSystemId = (typeof YCSB_SYSTEMS)[number];
@@ -86,25 +84,6 @@ interface Opened {
   readonly cleanup: () => void;
 }
 
-/** Temp directories of systems being measured; `removeYcsbDirectories` cleans up after a signal. */
-const liveDirectories = new Set<string>();
-
-export function removeYcsbDirectories(): void {
-  for (const directory of liveDirectories) rmSync(directory, { recursive: true, force: true });
-  liveDirectories.clear();
-}
-
-function temporaryDirectory(id: string): { directory: string; cleanup: () => void } {
-  const directory = mkdtempSync(join(tmpdir(), `loomkv-bench-${id}-`));
-  liveDirectories.add(directory);
-  return {
-    directory,
-    cleanup: () => {
-      rmSync(directory, { recursive: true, force: true });
-      liveDirectories.delete(directory);
-    },
-  };
-}
 
 /**
  * Opens one system, or says why it cannot run here. Peers are imported only when they run, so a
