@@ -48,4 +48,25 @@ test("a fallback stamps with a fallback actor, and retires it once a hint it sta
   assert.equal(read.values.map((value) => decoder.decode(value)), ["two"], "the second write superseded the first it was given the context of");
 });
 
+test("a node that drops keys its actor stamped after a ring change stamps with a fresh actor from then on", async () => {
+  const sim = await createSeedCluster({ seed: 9, settings: { nodes: 4, n: 2, w: 2, r: 1, vnodesPerNode: 8 } });
+  const keys = 200;
+  for (let index = 0; index < keys; index++) await sim.run(sim.core.put(`moved-${index}`, "v"));
+  const before = new Map(sim.core.members.map((node) => [node, sim.host.lifeOf(node)!.core.actor] as const));
+  await sim.run(sim.core.configure({ vnodesPerNode: 32 })); // moves keys, then each node drops what it lost
+  const changed = sim.core.members.filter((node) => sim.host.lifeOf(node)!.core.actor !== before.get(node));
+  assert.ok(changed.length > 0, "some node dropped keys it had stamped");
+  const actors = new Set([...before.values(), ...sim.core.members.map((node) => sim.host.lifeOf(node)!.core.actor)]);
+  assert.is(actors.size, before.size + changed.length, "every replacement actor is new");
+  // A write the node coordinates now carries its new actor.
+  const node = changed[0]!;
+  let index = 0;
+  while (sim.core.preferenceList(`after-${index}`)[0] !== node) index++;
+  const key = `after-${index}`;
+  await sim.run(sim.core.put(key, "w"));
+  const stored = sim.host.lifeOf(node)!.store.get(encoder.encode(key));
+  assert.equal(stored.map((version) => decodeVersion(version.version).dot.actor), [sim.host.lifeOf(node)!.core.actor]);
+  for (let index = 0; index < keys; index += 17) assert.equal((await sim.run(sim.core.get(`moved-${index}`))).values.map((value) => decoder.decode(value)), ["v"]);
+});
+
 test.run();

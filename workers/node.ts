@@ -77,6 +77,7 @@ const node = new NodeCore({ nodeId: data.nodeId, store, transport, clock, signer
   lease,
   actor: actor.actor,
   fallbackActors: data.fallbackActors,
+  recordActor: (replacement: number) => actor.replace(replacement),
   prng: createPrng(randomBytes(4).readUInt32LE(0)),
   generation: data.start.generation,
   settings: data.start,
@@ -89,7 +90,7 @@ const node = new NodeCore({ nodeId: data.nodeId, store, transport, clock, signer
 const control: NodeWorkerControl = {
   stats: async (scan: boolean) => node.stats({ scan }),
   stream: (plan: StreamPlan) => node.streams.streamKeys(plan),
-  cleanup: (ring: RingSpec, keysPerSecond: number) => node.streams.cleanup(ring, keysPerSecond),
+  cleanup: (ring: RingSpec, keysPerSecond: number, freshActor: number) => node.cleanup(ring, keysPerSecond, freshActor),
   abortStream: async (streamId: number) => node.streams.abortStream(streamId),
   configure: async (settings: NodeSettings) => node.configure(settings),
   peerExited: async (peer: number, generation: number) => node.peerExited(peer, generation),

@@ -172,6 +172,7 @@ export class ClusterCore {
     this.#scheduleGossipCheck();
     this.#mover = new RingMover({
       host: options.host,
+      freshActor: () => this.allocateActor(),
       clock: options.clock,
       requests: this.#requests,
       isDown: (node) => this.#unavailable.has(node),

@@ -12,7 +12,8 @@ export interface NodeControl {
   /** Streams this node's share of the keys whose replicas change (key_stream.ts). */
   stream(plan: StreamPlan): Promise<StreamReport>;
   /** Drops the keys this node no longer replicates under `ring`. */
-  cleanup(ring: RingSpec, keysPerSecond: number): Promise<CleanupReport>;
+  /** `freshActor`: the node's actor from now on if it drops a key its actor stamped (NodeCore.cleanup). */
+  cleanup(ring: RingSpec, keysPerSecond: number, freshActor: number): Promise<CleanupReport>;
   /** Stops the scan of an abandoned stream at its next chunk. */
   abortStream(streamId: number): Promise<void>;
   /** `peer`'s thread ended (its exit was observed): the node stops sending it work at once. */

@@ -62,6 +62,8 @@ const RING_CHANGES_KEPT = 16;
 
 export class RingMover {
   readonly #host: NodeHost;
+  /** A fresh actor for a node's cleanup (ClusterCore.allocateActor). */
+  readonly #freshActor: () => number;
   readonly #clock: Clock;
   readonly #requests: RequestTable;
   readonly #isDown: (node: number) => boolean;
@@ -74,6 +76,7 @@ export class RingMover {
   readonly #reports: RingChangeReport[] = [];
 
   constructor(options: {
+    freshActor: () => number;
     host: NodeHost;
     clock: Clock;
     requests: RequestTable;
@@ -83,6 +86,7 @@ export class RingMover {
     current: () => { config: ClusterConfig; members: readonly number[]; ring: HashRing };
   }) {
     this.#host = options.host;
+    this.#freshActor = options.freshActor;
     this.#clock = options.clock;
     this.#requests = options.requests;
     this.#isDown = options.isDown;
@@ -208,7 +212,7 @@ export class RingMover {
       live.map((node) =>
         this.#host
           .control(node)
-          .cleanup(ring, keysPerSecond)
+          .cleanup(ring, keysPerSecond, this.#freshActor())
           .then((report) => report.keysDropped, () => 0),
       ),
     );

@@ -169,7 +169,7 @@ export class KeyStreams {
    * flight and requests routed under the old ring have finished, so no write for a key this node
    * replicates can be undone by it.
    */
-  async cleanup(ring: RingSpec, keysPerSecond: number): Promise<CleanupReport> {
+  async cleanup(ring: RingSpec, keysPerSecond: number, onDrop?: (versions: readonly Version[]) => void): Promise<CleanupReport> {
     const placement = placementOf(ring);
     const report = { keysScanned: 0, keysDropped: 0 };
     const startedMs = this.#clock.nowMs();
@@ -186,6 +186,7 @@ export class KeyStreams {
     for (const entry of this.#store.entries()) {
       if (++report.keysScanned % STREAM_SCAN_YIELD_KEYS === 0) await this.#pause(0);
       if (placement.ring.preferenceListAt(keyPosition(entry.key), placement.n).includes(this.#nodeId)) continue;
+      onDrop?.(entry.versions);
       batch.push({ key: entry.key, kind: "put", versions: [] });
       if (batch.length >= STREAM_CHUNK_KEYS) await drop();
     }

@@ -31,16 +31,29 @@ const FILE_BYTES = 8 + 4 + 1 + 4;
 export class NodeActor {
   readonly #fs: FileSystem;
   readonly #directory: string;
-  /** The actor of this life's dots. */
-  readonly actor: number;
+  #actor: number;
   /** True when the last life ended cleanly and this one kept its actor. */
   readonly resumed: boolean;
 
   private constructor(fs: FileSystem, directory: string, actor: number, resumed: boolean) {
     this.#fs = fs;
     this.#directory = directory;
-    this.actor = actor;
+    this.#actor = actor;
     this.resumed = resumed;
+  }
+
+  /** The actor of this life's dots. */
+  get actor(): number {
+    return this.#actor;
+  }
+
+  /**
+   * Stamps with `actor` from now on (a fresh one: the node dropped keys the old one stamped);
+   * recorded durably before it returns, the life still marked running. Throws what the write throws.
+   */
+  replace(actor: number): void {
+    write(this.#fs, this.#directory, actor, false);
+    this.#actor = actor;
   }
 
   /**

@@ -42,7 +42,7 @@ import { HintDelivery } from "../handoff/hint_delivery.ts";
 import type { HintStore } from "../handoff/hint_store.ts";
 import type { Placement } from "../ring/ring_change.ts";
 import { mergeEntries, streamSiblingLimits, type StreamEntry } from "./key_stream.ts";
-import { placementOf } from "../ring/ring_spec.ts";
+import { placementOf, type RingSpec } from "../ring/ring_spec.ts";
 import { keyPosition } from "../ring/hash_ring.ts";
 import { TrackedStore } from "./tracked_store.ts";
 import { limits } from "../util/limits.ts";
@@ -52,7 +52,7 @@ import { buildTrees, type TreeBuild, type TreeBuildParams } from "../antientropy
 import { sameVersions } from "../handoff/hint_store.ts";
 import type { CounterLease } from "./counter_lease.ts";
 import { KeyStreams } from "./key_stream.ts";
-import { MAIN_PEER, type GetRequest, type NodeSettings, type PutRequest } from "./node_messages.ts";
+import { MAIN_PEER, type CleanupReport, type GetRequest, type NodeSettings, type PutRequest } from "./node_messages.ts";
 import { LatencySamples, type KeyCounts, type NodeStats } from "./node_stats.ts";
 
 export interface NodeCoreOptions {
@@ -64,6 +64,8 @@ export interface NodeCoreOptions {
    * that is down (node_actor.ts). Without any, it refuses such writes. @default []
    */
   readonly fallbackActors?: readonly number[];
+  /** Durably records a replacement actor (node_actor.ts) before the node stamps with it. */
+  readonly recordActor?: (actor: number) => void;
   readonly store: Store;
   readonly transport: Transport;
   readonly clock: Clock;
@@ -114,7 +116,9 @@ export class NodeCore {
   #counterFloor: number;
   readonly #lease: CounterLease;
   /** The actor this life of the node stamps its dots with (node_actor.ts). */
-  readonly actor: number;
+  #actor: number;
+  /** Set when a replacement actor could not be recorded: the node stamps nothing more this life. */
+  #actorRetired = false;
   siblingWarnings = 0;
   /** Read repairs this node could not apply (store refusing writes, sibling limit). */
   #repairsFailed = 0;
@@ -125,6 +129,7 @@ export class NodeCore {
   #settings: NodeSettings;
   #placement: Placement;
   readonly #hints: HintStore | undefined;
+  readonly #recordActor: ((actor: number) => void) | undefined;
   /** The fallback actors left, the one in use first (retired ones are removed). */
   readonly #fallbackActors: number[];
   #delivery: HintDelivery | undefined;
@@ -133,7 +138,8 @@ export class NodeCore {
 
   constructor(options: NodeCoreOptions) {
     this.#store = new TrackedStore(options.store);
-    this.actor = options.actor;
+    this.#actor = options.actor;
+    this.#recordActor = options.recordActor;
     this.#fallbackActors = [...(options.fallbackActors ?? [])];
     options.hints?.onDrop((versions) => {
       // A hint stamped by the fallback actor leaves the node: that actor can no longer hold every
@@ -215,6 +221,32 @@ export class NodeCore {
   /** `peer`'s thread is known to have ended: down in this node's view until its next life beats. */
   peerExited(peer: number, generation: number): void {
     this.#gossip.markExited(peer, generation, this.#clock.nowMs());
+  }
+
+  /** The actor this life of the node stamps its own writes with (node_actor.ts). */
+  get actor(): number {
+    return this.#actor;
+  }
+
+  /**
+   * After a ring change: drops the keys this node no longer replicates (KeyStreams.cleanup). If
+   * one of them holds a version this node's actor stamped, the node takes `freshActor` first (the
+   * cluster hands one out with every cleanup): its store no longer holds every version that actor
+   * stamped, and should the key move back, a write stamped before its versions stream back would
+   * let a reader supersede them.
+   */
+  cleanup(ring: RingSpec, keysPerSecond: number, freshActor: number): Promise<CleanupReport> {
+    const retired = this.#actor;
+    return this.streams.cleanup(ring, keysPerSecond, (versions) => {
+      if (this.#actor !== retired || this.#actorRetired) return;
+      if (!versions.some((version) => decodeVersion(version.version).dot.actor === retired)) return;
+      try {
+        this.#recordActor?.(freshActor);
+        this.#actor = freshActor;
+      } catch {
+        this.#actorRetired = true;
+      }
+    });
   }
 
   /** Members, ring, gossip or handoff settings changed. */
@@ -327,11 +359,16 @@ export class NodeCore {
     const slotFor = targets.hints.get(this.nodeId);
     // The node's own actor stamps only what its own store keeps; a write into its hints for a down
     // primary is stamped by the fallback actor in use.
-    const actor = slotFor === undefined ? this.actor : this.#fallbackActors[0];
+    const actor = slotFor === undefined ? (this.#actorRetired ? undefined : this.#actor) : this.#fallbackActors[0];
     if (actor === undefined) {
       return this.#refuse(
         request.requestId,
-        new BusyError(`${request.value === null ? "delete" : "put"} failed: node ${this.nodeId} has no fresh actor left to stamp a write for a primary that is down (it gets new ones when it restarts); retry once a primary is back`, { outcome: "not-applied" }),
+        new BusyError(
+          slotFor === undefined
+            ? `${request.value === null ? "delete" : "put"} failed: node ${this.nodeId} could not record a fresh actor after a ring change; it stamps nothing until it restarts`
+            : `${request.value === null ? "delete" : "put"} failed: node ${this.nodeId} has no fresh actor left to stamp a write for a primary that is down (it gets new ones when it restarts); retry once a primary is back`,
+          { outcome: "not-applied" },
+        ),
       );
     }
     const slotVersions = this.#slot(slotFor).get(request.key);

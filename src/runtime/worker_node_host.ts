@@ -146,7 +146,7 @@ export class WorkerNodeHost implements NodeHost {
     return {
       stats: (scan) => untilExit(running, node, control.stats(scan)),
       stream: (plan) => untilExit(running, node, control.stream(plan)),
-      cleanup: (ring, keysPerSecond) => untilExit(running, node, control.cleanup(ring, keysPerSecond)),
+      cleanup: (ring, keysPerSecond, freshActor) => untilExit(running, node, control.cleanup(ring, keysPerSecond, freshActor)),
       abortStream: (streamId) => untilExit(running, node, control.abortStream(streamId)),
       configure: (settings) => untilExit(running, node, control.configure(settings)),
       peerExited: (peer, generation) => untilExit(running, node, control.peerExited(peer, generation)),

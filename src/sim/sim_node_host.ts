@@ -114,6 +114,7 @@ export class SimNodeHost implements NodeHost {
       nodeId: node,
       actor: actor.actor,
       fallbackActors: fresh.slice(1),
+      recordActor: (replacement) => actor.replace(replacement),
       store,
       transport,
       clock,
@@ -215,7 +216,7 @@ export class SimNodeHost implements NodeHost {
     return {
       stats: (scan) => call(() => life.core.stats({ scan })),
       stream: (plan) => call(() => life.core.streams.streamKeys(plan)),
-      cleanup: (ring, keysPerSecond) => call(() => life.core.streams.cleanup(ring, keysPerSecond)),
+      cleanup: (ring, keysPerSecond, freshActor) => call(() => life.core.cleanup(ring, keysPerSecond, freshActor)),
       abortStream: (streamId) => call(() => life.core.streams.abortStream(streamId)),
       configure: (settings) => call(() => life.core.configure(settings)),
       peerExited: (peer, generation) => call(() => life.core.peerExited(peer, generation)),
