@@ -348,7 +348,7 @@ test(`${SET_SEEDS} seeds of the set workload under partitions, crashes, pauses, 
   assert.ok(totals.acknowledged > SET_SEEDS * 50 && totals.unknown > 0 && totals.notApplied > 0, JSON.stringify(totals));
 });
 
-test("set seeds that once found a bug stay clean: a fallback coordinator's copies and actor, and a timer cleared by a delivery", async () => {
+test("set seeds that once found a bug stay clean: a fallback coordinator's copies and actor, one replica counted twice, a timer cleared by a delivery", async () => {
   // 455: a fallback that coordinated writes into its hints for one primary, then (its view of the
   // primaries changed) into its hints for another, stamped the second lineage against that copy
   // alone; a reader of it got a context naming the actor's events up to the newest, which covered
@@ -357,8 +357,10 @@ test("set seeds that once found a bug stay clean: a fallback coordinator's copie
   // it had stamped back, dropped it, then stamped the key again with the same actor: a reader of
   // the new version superseded the handed-back add (1 lost); fallback writes now take a fallback
   // actor, retired once a hint it stamped leaves. 629: a delivery cleared the next timer and the
-  // simulator ran a later one, its clock past messages still due (it threw).
-  for (const seed of [455, 629, 2683]) {
+  // simulator ran a later one, its clock past messages still due (it threw). 7547: a node asked to
+  // coordinate that saw every primary up kept a hint for the first and asked it too, counting one
+  // replica twice toward W; once the hint was handed back, a wipe of that primary lost the add.
+  for (const seed of [455, 629, 2683, 7547]) {
     const report = await runSetSeed({ seed });
     assert.equal([...report.lost, ...report.replicaGaps], [], `seed ${seed}`);
     assert.ok(report.convergenceRounds !== null, `seed ${seed} converged`);

@@ -758,7 +758,14 @@ export class NodeCore {
       else list.push(standIn);
       hints.set(standIn, primary);
     }
-    if (!selfPlaced) hints.set(this.nodeId, primaries[0]!); // every primary up after all: a hint it gets back soon
+    if (!selfPlaced) {
+      // Every primary is up in this node's view, though it was asked to coordinate (the main thread
+      // saw them down): it stands in for the first one it would have asked, whose copy it keeps as
+      // a hint handed back soon, instead of asking that primary too. Counting both toward W would
+      // count one replica twice: once the hint was handed back, one disk would hold the write.
+      const standFor = list.length > 1 ? list.splice(1, 1)[0]! : primaries[0]!;
+      hints.set(this.nodeId, standFor);
+    }
     return { list, hints, primaries: list.filter((node) => primaries.includes(node) && !hints.has(node)) };
   }
 
