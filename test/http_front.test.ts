@@ -166,7 +166,7 @@ test("POST /nodes adds a node and DELETE /nodes/:id removes one", async () => {
   assert.match(assertError(await call("DELETE", "/nodes/zero"), 400, "LOOM_INVALID_ARGUMENT").message, /node must be an integer id/);
 });
 
-test("POST /compact compacts every node that is up and names them; other methods answer 405", async () => {
+test("POST /compact compacts every node that is up and names them; a body answers 413, other methods 405", async () => {
   await call("PUT", "/items/compact-me", { body: "v" });
   const compacted = await call("POST", "/compact");
   assert.is(compacted.status, 200);
@@ -176,6 +176,7 @@ test("POST /compact compacts every node that is up and names them; other methods
   assert.is(refused.status, 405);
   assert.is(refused.headers.allow, "POST");
   assertError(await call("POST", "/compact?now=1"), 400, "LOOM_INVALID_ARGUMENT");
+  assert.is((await call("POST", "/compact", { body: "please" })).status, 413, "it takes no body");
 });
 
 test("writes with the same context become siblings, answered 300 with JSON", async () => {

@@ -152,10 +152,12 @@ async function handle(cluster: Cluster, exchange: Exchange): Promise<void> {
       return serveConfigure(cluster, exchange, query);
     case "compact": {
       refuseUnknownParameters("compact", parseQuery("compact", query), []);
+      await readBody(request, exchange.response, { action: "compact", bytesMax: 0 }); // takes no body
       return sendJson(exchange, 200, { compacted: await cluster.compact() });
     }
     case "nodes": {
       refuseUnknownParameters("add node", parseQuery("add node", query), []);
+      await readBody(request, exchange.response, { action: "add node", bytesMax: 0 }); // takes no body
       const node = await cluster.addNode();
       return sendJson(exchange, 201, { node, ring: cluster.ring() });
     }
