@@ -103,6 +103,11 @@ export class HintStore {
     if (this.#held.size === 0) this.#floorMs = Number.POSITIVE_INFINITY;
   }
 
+  /** Whether no hint is held for any target (cheap: every write asks). */
+  get empty(): boolean {
+    return this.#held.size === 0;
+  }
+
   /** The versions held for `key` on behalf of `target` ([] when none). */
   get(target: number, key: Uint8Array): Version[] {
     return this.store.get(hintKey(target, key));

@@ -416,7 +416,8 @@ export class NodeCore {
    */
   #everyCopy(key: Uint8Array, slotFor: number | undefined, slotVersions: readonly Version[]): readonly Version[] {
     const hints = this.#hints;
-    if (!hints) return slotVersions;
+    // The common case, a primary holding no hints: its store is its only copy (no allocation).
+    if (!hints || (slotFor === undefined && hints.empty)) return slotVersions;
     let merged = slotVersions;
     const absorb = (incoming: readonly Version[]) => {
       if (incoming.length === 0) return;
