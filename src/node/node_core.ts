@@ -596,6 +596,7 @@ export class NodeCore {
         tableBytes: store.tableBytes,
         records: store.memtable.entries + store.tables.reduce((sum, table) => sum + table.records, 0),
         flushes: store.flushes,
+        backgroundJobs: store.backgroundJobs,
         compactions: store.compactions,
       },
     };

@@ -78,6 +78,8 @@ export interface NodeStats {
     /** Records in memtable and tables: an upper bound on keys (a key may have several records). */
     readonly records: number;
     readonly flushes: number;
+    /** Flushes and compactions running or due now (0: the store is idle). */
+    readonly backgroundJobs: number;
     readonly compactions: number;
   };
 }

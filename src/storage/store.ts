@@ -76,6 +76,8 @@ export interface StoreStats {
   readonly sequence: number;
   readonly memtable: { readonly entries: number; readonly usedBytes: number; readonly arenaBytes: number };
   readonly frozenMemtables: number;
+  /** Background jobs running now or due (a flush and a compaction at most): 0 when the store is idle. */
+  readonly backgroundJobs: number;
   readonly tables: readonly { readonly fileNumber: number; readonly fileBytes: number; readonly records: number }[];
   readonly tableBytes: number;
   readonly flushes: number;
@@ -672,6 +674,7 @@ export class Store {
       sequence: this.#nextSequence - 1,
       memtable: { entries: memtable.entryCount, usedBytes: memtable.usedBytes, arenaBytes: memtable.arenaBytes },
       frozenMemtables: this.#frozen.length,
+      backgroundJobs: (this.#flushing || this.#frozen.length > 0 ? 1 : 0) + (this.#compacting ? 1 : 0),
       tables: this.#tables.map((t) => ({ fileNumber: t.meta.fileNumber, fileBytes: t.meta.fileBytes, records: t.meta.recordCount })),
       tableBytes: this.#tables.reduce((sum, t) => sum + t.meta.fileBytes, 0),
       flushes: this.#flushes,
