@@ -10,7 +10,7 @@ import {
   ringLimits,
   type TokenRange,
 } from "../src/ring/hash_ring.ts";
-import { keyMoves, planTransfer, streamTargets, type Transfer } from "../src/ring/ring_change.ts";
+import { keyMoves, planTransfer, streamTargets, type Transfer } from "../src/ringchange/transfer_plan.ts";
 import { utf8Encode } from "../src/util/bytes.ts";
 import { LoomRangeError, LoomTypeError } from "../src/util/errors.ts";
 

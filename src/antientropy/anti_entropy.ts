@@ -29,9 +29,9 @@
 import type { AntiEntropyConfig } from "../cluster/cluster_config.ts";
 import type { Clock, TimerHandle } from "../io/clock.ts";
 import { keyPosition } from "../ring/hash_ring.ts";
-import type { Placement } from "../ring/ring_change.ts";
+import type { Placement } from "../ring/ring_spec.ts";
 import type { RingSpec } from "../ring/ring_spec.ts";
-import type { NodeStore } from "../node/tracked_store.ts";
+import type { NodeStore } from "../storage/tracked_store.ts";
 import type { Version } from "../storage/version_set_format.ts";
 import { MessageType, type Message } from "../transport/message_types.ts";
 import type { Transport } from "../transport/transport.ts";

@@ -1,7 +1,7 @@
 /**
  * The cluster's main-thread logic, independent of how nodes run: request validation and routing
  * (router.ts), the table of requests in flight, membership and liveness as the router sees them,
- * configuration changes, and the ring-change protocol (ring_mover.ts). The public `Cluster`
+ * configuration changes, and the ring-change protocol (src/ringchange/ring_mover.ts). The public `Cluster`
  * (src/runtime/cluster.ts) drives it with worker threads; the simulator drives the same code with
  * every node in one thread. IO reaches it only through its injected NodeHost, Transport, Clock and
  * `save` (the cluster file).
@@ -29,10 +29,10 @@ import { GossipState, type MemberStatus, type MemberView } from "../membership/g
 import type { TimerHandle } from "../io/clock.ts";
 import { resolveRequestOptions } from "./request_options.ts";
 import { RequestTable, type RequestAction } from "./request_table.ts";
-import { RingMover, type RingChangeReport } from "./ring_mover.ts";
+import { RingMover, type RingChangeReport } from "../ringchange/ring_mover.ts";
 import { routeRequest } from "./router.ts";
 
-export type { RingChangeReport } from "./ring_mover.ts";
+export type { RingChangeReport } from "../ringchange/ring_mover.ts";
 
 /** Options of one read. Unknown names, wrong types and values out of range are refused. */
 export interface RequestOptions {
@@ -130,7 +130,7 @@ export class ClusterCore {
   readonly #signer: ContextSigner;
   readonly #save: (state: ClusterState) => void;
   readonly #requests: RequestTable;
-  readonly #mover: RingMover;
+  readonly #mover: RingMover<ClusterConfig>;
   /** replicaValues() reads waiting for one replica's answer. */
   readonly #inspections = new Map<number, (reply: ReadReply | null) => void>();
   #nextInspection = 1;
@@ -181,6 +181,7 @@ export class ClusterCore {
         this.#commit(config, members);
       },
       current: () => ({ config: this.#config, members: this.#members, ring: this.#ring }),
+      applyChange: (config, change) => applyConfigChange("configure", config, change),
     });
     options.transport.onMessage((_from, message) => this.#onMessage(message));
   }

@@ -3,19 +3,13 @@
  * simulator (src/sim/). The core decides; the host starts and stops nodes and carries control
  * calls to them. Data-plane requests travel on the core's Transport instead.
  */
-import type { CleanupReport, NodeSettings, RingSpec, StreamPlan, StreamReport } from "../node/node_messages.ts";
+import type { NodeSettings } from "../node/node_messages.ts";
 import type { NodeStats } from "../node/node_stats.ts";
+import type { RingChangeControl } from "../ringchange/ring_mover.ts";
 
 /** Control calls to one running node. Each rejects if the node stops before answering. */
-export interface NodeControl {
+export interface NodeControl extends RingChangeControl {
   stats(scan: boolean): Promise<NodeStats>;
-  /** Streams this node's share of the keys whose replicas change (key_stream.ts). */
-  stream(plan: StreamPlan): Promise<StreamReport>;
-  /** Drops the keys this node no longer replicates under `ring`. */
-  /** `freshActor`: the node's actor from now on if it drops a key its actor stamped (NodeCore.cleanup). */
-  cleanup(ring: RingSpec, keysPerSecond: number, freshActor: number): Promise<CleanupReport>;
-  /** Stops the scan of an abandoned stream at its next chunk. */
-  abortStream(streamId: number): Promise<void>;
   /** `peer`'s thread ended (its exit was observed): the node stops sending it work at once. */
   peerExited(peer: number, generation: number): Promise<void>;
   /** Members, ring, gossip or handoff settings changed: each applies within a round. */

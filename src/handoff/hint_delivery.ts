@@ -7,7 +7,7 @@
  * to the key's current first replica. Pure over its injected HintStore, Transport and Clock.
  */
 import type { Clock, TimerHandle } from "../io/clock.ts";
-import type { Placement } from "../ring/ring_change.ts";
+import type { Placement } from "../ring/ring_spec.ts";
 import { keyPosition } from "../ring/hash_ring.ts";
 import { MessageType, type Message } from "../transport/message_types.ts";
 import type { Transport } from "../transport/transport.ts";

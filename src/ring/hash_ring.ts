@@ -4,7 +4,7 @@
  * preference list is the first N distinct physical nodes met on that walk (Dynamo section 4.3).
  *
  * A HashRing is an immutable value: build a new one per membership or vnode change, and plan the
- * data movement between two rings with `planTransfer` (ring_change.ts). Pure: no IO, no clock, no
+ * data movement between two rings with `planTransfer` (src/ringchange/transfer_plan.ts). Pure: no IO, no clock, no
  * randomness; the same nodes and vnode count give the same ring on every runtime.
  *
  * Token ranges: a range covers the positions p with `startExclusive < p <= endInclusive`; when

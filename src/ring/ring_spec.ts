@@ -4,7 +4,12 @@
  * these three), so a placement never travels as anything bigger.
  */
 import { HashRing } from "./hash_ring.ts";
-import type { Placement } from "./ring_change.ts";
+
+/** One side of a ring change, or the ring in force: the ring and the replication factor N used with it. */
+export interface Placement {
+  readonly ring: HashRing;
+  readonly n: number;
+}
 
 export interface RingSpec {
   readonly nodes: readonly number[];

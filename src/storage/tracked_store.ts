@@ -6,10 +6,10 @@
  * REQUIRES: callers write only when `writeWouldWait` is false (every node path awaits
  * `whenWritable` first), and only whole version sets (`kind: "put"`).
  */
-import type { Store, StoreEntry, StoreStats, WriteOperation } from "../storage/store.ts";
-import type { StoreConfig } from "../storage/store_config.ts";
-import type { Version } from "../storage/version_set_format.ts";
-import type { KeyInput } from "../storage/store_input.ts";
+import type { Store, StoreEntry, StoreStats, WriteOperation } from "./store.ts";
+import type { StoreConfig } from "./store_config.ts";
+import type { Version } from "./version_set_format.ts";
+import type { KeyInput } from "./store_input.ts";
 import { assert } from "../util/assert.ts";
 
 /** What a node's code uses of its store. */

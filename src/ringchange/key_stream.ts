@@ -8,17 +8,17 @@
  * Pure over its injected Store, Transport and Clock: the simulator runs it as the worker does.
  */
 import type { Clock, TimerHandle } from "../io/clock.ts";
-import { applyReplicated, siblingLimits } from "../coordinator/replica_apply.ts";
+import { mergeEntries, type StreamEntry } from "../coordinator/merge_entries.ts";
 import { keyPosition } from "../ring/hash_ring.ts";
-import { streamTargets } from "../ring/ring_change.ts";
+import { streamTargets } from "./transfer_plan.ts";
 import type { WriteOperation } from "../storage/store.ts";
-import type { NodeStore } from "./tracked_store.ts";
+import type { NodeStore } from "../storage/tracked_store.ts";
 import type { Version } from "../storage/version_set_format.ts";
 import { MessageType, type Message } from "../transport/message_types.ts";
 import type { Transport } from "../transport/transport.ts";
 import { RingChangeError } from "../util/errors.ts";
 import { limits } from "../util/limits.ts";
-import type { CleanupReport, StreamPlan, StreamReport } from "./node_messages.ts";
+import type { CleanupReport, StreamPlan, StreamReport } from "./ring_change_messages.ts";
 import { placementOf, type RingSpec } from "../ring/ring_spec.ts";
 
 /** Stream chunks: at most this many keys, and about this many bytes of versions, per chunk. */
@@ -30,42 +30,6 @@ const STREAM_SCAN_YIELD_KEYS = 1024;
 const STREAM_WINDOW = 4;
 /** A target that has not acknowledged a chunk by then failed: the ring change is abandoned. */
 const STREAM_ACK_TIMEOUT_MS = 30_000;
-/**
- * Streamed copies are merged with a larger sibling bound than client writes: refusing one would
- * abandon the whole ring change, and the union of two replicas' sets can exceed siblingsMax only
- * after writers ignored the limit's warnings.
- */
-export const streamSiblingLimits = { siblingsWarn: siblingLimits.siblingsMax, siblingsMax: limits.versionsPerRecordMax };
-
-export interface StreamEntry {
-  readonly key: Uint8Array;
-  readonly versions: readonly Version[];
-}
-
-/** A session with what its error would need to say: the action and the replicas it addressed (N). */
-
-/**
- * Merges whole version sets of several keys (a stream chunk, a batch of hints handed back) into
- * `store` as one atomic batch, durable once it resolves; returns the keys the store did not hold.
- * Throws RingChangeError when a key would pass the stream sibling bound (nothing is written).
- */
-export async function mergeEntries(store: NodeStore, entries: readonly StreamEntry[]): Promise<number> {
-  if (store.writeWouldWait) await store.whenWritable();
-  let keysNew = 0;
-  const operations: WriteOperation[] = [];
-  const befores: Version[][] = [];
-  for (const entry of entries) {
-    const local = store.get(entry.key);
-    if (local.length === 0) keysNew++;
-    const applied = applyReplicated({ key: entry.key, localVersions: local, incoming: entry.versions, limits: streamSiblingLimits });
-    if (!applied.ok) throw new RingChangeError(`key would hold ${applied.error.siblings} versions`);
-    operations.push({ key: entry.key, kind: "put", versions: applied.versions });
-    befores.push(local);
-  }
-  if (operations.length > 0) await store.write(operations, befores);
-  return keysNew;
-}
-
 export class KeyStreams {
   readonly #nodeId: number;
   readonly #store: NodeStore;

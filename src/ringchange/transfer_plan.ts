@@ -11,8 +11,9 @@ import {
   type HashRing,
   keyPosition,
   type TokenRange,
-} from "./hash_ring.ts";
+} from "../ring/hash_ring.ts";
 import { describe, LoomRangeError, LoomTypeError } from "../util/errors.ts";
+import type { Placement } from "../ring/ring_spec.ts";
 
 export interface Transfer {
   /** The positions whose replica set changes (see hash_ring.ts for the range rule). */
@@ -142,12 +143,6 @@ export function keyMoves(before: HashRing, after: HashRing, n: number, keys: Ite
     if (listBefore[0] !== listAfter[0]) ownerChanged++;
   }
   return { keys: count, replicaSetChanged, ownerChanged };
-}
-
-/** One side of a ring change: the ring and the replication factor N used with it. */
-export interface Placement {
-  readonly ring: HashRing;
-  readonly n: number;
 }
 
 /**

@@ -14,16 +14,48 @@
  * the change (RingChangeError) and leaves the old ring in force. Changes run one at a time, in
  * call order. See docs/reconfiguration.md.
  *
- * Pure apart from its injected NodeHost and Clock.
+ * Pure apart from what it is handed: the nodes' control calls, the requests in flight, the Clock.
  */
 import type { Clock } from "../io/clock.ts";
-import type { RingSpec, StreamReport } from "../node/node_messages.ts";
 import { HashRing } from "../ring/hash_ring.ts";
-import { planTransfer } from "../ring/ring_change.ts";
+import type { RingSpec } from "../ring/ring_spec.ts";
 import { RingChangeError } from "../util/errors.ts";
-import { applyConfigChange, type ClusterConfig } from "./cluster_config.ts";
-import type { NodeHost } from "./node_host.ts";
-import type { RequestTable } from "./request_table.ts";
+import type { CleanupReport, StreamPlan, StreamReport } from "./ring_change_messages.ts";
+import { planTransfer } from "./transfer_plan.ts";
+
+/** The control calls of one node a move makes. Each rejects if the node stops before answering. */
+export interface RingChangeControl {
+  /** Streams the node's share of the keys whose replicas change (key_stream.ts). */
+  stream(plan: StreamPlan): Promise<StreamReport>;
+  /**
+   * Drops the keys the node no longer replicates under `ring`. `freshActor`: the node's actor from
+   * now on if it drops a key its actor stamped (NodeCore.cleanup).
+   */
+  cleanup(ring: RingSpec, keysPerSecond: number, freshActor: number): Promise<CleanupReport>;
+  /** Stops the scan of an abandoned stream at its next chunk. */
+  abortStream(streamId: number): Promise<void>;
+}
+
+/** What the mover asks of the nodes (the cluster's NodeHost gives it). */
+export interface RingChangeNodes {
+  control(node: number): RingChangeControl;
+}
+
+/** The requests in flight, as far as a move waits for them (the cluster's RequestTable). */
+export interface RequestsInFlight {
+  /** The id the next request will get. */
+  readonly nextId: number;
+  /** Resolves once every request numbered below `mark` has finished. */
+  drain(mark: number): Promise<void>;
+}
+
+/** The settings a move reads of the cluster's configuration. */
+export interface MovingConfig {
+  readonly nodes: number;
+  readonly n: number;
+  readonly vnodesPerNode: number;
+  readonly streamKeysPerSecond: number;
+}
 
 /** What one ring change did: reported by `configure()`, `addNode()`, `removeNode()` and in stats. */
 export interface RingChangeReport {
@@ -45,13 +77,13 @@ export interface RingChangeReport {
 }
 
 /** The ring being moved to, while keys stream: writes go to both rings' replicas. */
-export interface Transition {
+export interface Transition<C extends MovingConfig = MovingConfig> {
   readonly ring: HashRing;
   /**
    * The configuration the move switches to. Settings changed while it runs are applied to it as
    * well as to the current configuration, so the switch keeps them.
    */
-  config: ClusterConfig;
+  config: C;
   /** Nodes of the old and the new ring: if one goes down, the move is abandoned. */
   readonly involved: ReadonlySet<number>;
   abort(node: number): void;
@@ -60,16 +92,17 @@ export interface Transition {
 /** Ring change reports kept for stats(). */
 const RING_CHANGES_KEPT = 16;
 
-export class RingMover {
-  readonly #host: NodeHost;
+export class RingMover<C extends MovingConfig> {
+  readonly #host: RingChangeNodes;
   /** A fresh actor for a node's cleanup (ClusterCore.allocateActor). */
   readonly #freshActor: () => number;
   readonly #clock: Clock;
-  readonly #requests: RequestTable;
+  readonly #requests: RequestsInFlight;
   readonly #isDown: (node: number) => boolean;
-  readonly #switchTo: (config: ClusterConfig, members: readonly number[], ring: HashRing) => void;
-  readonly #current: () => { config: ClusterConfig; members: readonly number[]; ring: HashRing };
-  #transition: Transition | null = null;
+  readonly #switchTo: (config: C, members: readonly number[], ring: HashRing) => void;
+  readonly #current: () => { config: C; members: readonly number[]; ring: HashRing };
+  readonly #applyChange: (config: C, change: unknown) => C;
+  #transition: Transition<C> | null = null;
   /** Ring changes and membership changes run one at a time, in call order. */
   #changes: Promise<unknown> = Promise.resolve();
   #nextStreamId = 1;
@@ -77,13 +110,15 @@ export class RingMover {
 
   constructor(options: {
     freshActor: () => number;
-    host: NodeHost;
+    host: RingChangeNodes;
     clock: Clock;
-    requests: RequestTable;
+    requests: RequestsInFlight;
     isDown: (node: number) => boolean;
     /** Makes the new ring current and saves the cluster file. */
-    switchTo: (config: ClusterConfig, members: readonly number[], ring: HashRing) => void;
-    current: () => { config: ClusterConfig; members: readonly number[]; ring: HashRing };
+    switchTo: (config: C, members: readonly number[], ring: HashRing) => void;
+    current: () => { config: C; members: readonly number[]; ring: HashRing };
+    /** The configuration after a change of settings that move no keys (validated; throws if refused). */
+    applyChange: (config: C, change: unknown) => C;
   }) {
     this.#host = options.host;
     this.#freshActor = options.freshActor;
@@ -92,9 +127,10 @@ export class RingMover {
     this.#isDown = options.isDown;
     this.#switchTo = options.switchTo;
     this.#current = options.current;
+    this.#applyChange = options.applyChange;
   }
 
-  get transition(): Transition | null {
+  get transition(): Transition<C> | null {
     return this.#transition;
   }
 
@@ -114,7 +150,7 @@ export class RingMover {
   /** A change of settings that move no keys, made while keys move: the move's target takes it too. */
   applyToTransition(change: unknown): void {
     const transition = this.#transition;
-    if (transition) transition.config = applyConfigChange("configure", transition.config, change);
+    if (transition) transition.config = this.#applyChange(transition.config, change);
   }
 
   /** Runs `work` after every change queued before it. */
@@ -134,7 +170,7 @@ export class RingMover {
   }
 
   /** Moves the cluster to `next` on `members` (the module comment has the phases). */
-  async changeRing(action: string, next: ClusterConfig, members: number[]): Promise<RingChangeReport> {
+  async changeRing(action: string, next: C, members: number[]): Promise<RingChangeReport> {
     const startedMs = this.#clock.nowMs();
     const current = this.#current();
     const before: RingSpec = { nodes: [...current.members], vnodesPerNode: current.config.vnodesPerNode, n: current.config.n };
@@ -158,7 +194,7 @@ export class RingMover {
       abort = (node) => reject(new RingChangeError(`${action} failed: node ${node} went down while keys moved; the old ring stays in force`));
     });
     aborted.catch(() => {});
-    const transition: Transition = { ring, config: { ...next, nodes: members.length }, involved: new Set([...sources, ...after.nodes]), abort };
+    const transition: Transition<C> = { ring, config: { ...next, nodes: members.length }, involved: new Set([...sources, ...after.nodes]), abort };
     this.#transition = transition;
     const plan = { streamId: this.#nextStreamId++, before, after, keysPerSecond: next.streamKeysPerSecond };
     let reports: StreamReport[] = [];
