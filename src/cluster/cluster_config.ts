@@ -8,15 +8,11 @@
  */
 import { LoomRangeError, LoomTypeError, describe } from "../util/errors.ts";
 import { limits } from "../util/limits.ts";
+import type { GossipConfig } from "../membership/gossip.ts";
+import type { HandoffConfig } from "../handoff/handoff_config.ts";
 
-export interface GossipConfig {
-  /** How often each node gossips its heartbeat table to a random peer. @default 100 */
-  readonly intervalMs: number;
-  /** A node whose heartbeat has not risen for this long is marked down. @default 1000 */
-  readonly failAfterMs: number;
-  /** A down node is forgotten (its hints kept) after this long. @default 30000 */
-  readonly cleanupAfterMs: number;
-}
+export type { GossipConfig } from "../membership/gossip.ts";
+export type { HandoffConfig } from "../handoff/handoff_config.ts";
 
 export interface AntiEntropyConfig {
   /**
@@ -40,22 +36,6 @@ export interface AntiEntropyConfig {
    * (Cassandra's gc_grace_seconds). At least twice gossip.failAfterMs. @default 86400000 (1 day)
    */
   readonly tombstoneGraceMs: number;
-}
-
-export interface HandoffConfig {
-  /**
-   * A primary down for longer than this gets no more hints (Cassandra's max_hint_window): its
-   * writes go to the primaries that are up only, and it catches up by read repair and
-   * anti-entropy. Longer windows mean more hints to hold and replay. @default 10800000 (3 hours)
-   */
-  readonly windowMs: number;
-  /**
-   * Most hint bytes (keys and values) one node holds for one down target; a hint past it is
-   * refused (Cassandra's max_hints_size_per_host). @default 67108864 (64 MiB)
-   */
-  readonly bytesPerTargetMax: number;
-  /** Most hinted keys a node hands back per second to a target that came back. @default 5000 */
-  readonly keysPerSecond: number;
 }
 
 export interface ClusterConfig {

@@ -27,8 +27,11 @@ import type { Prng } from "../io/prng.ts";
 import { assert } from "../util/assert.ts";
 
 export interface GossipConfig {
+  /** How often each node gossips its heartbeat table to a random peer. @default 100 */
   readonly intervalMs: number;
+  /** A node whose heartbeat has not risen for this long is marked down. @default 1000 */
   readonly failAfterMs: number;
+  /** A down node is forgotten (its hints kept) after this long. @default 30000 */
   readonly cleanupAfterMs: number;
 }
 

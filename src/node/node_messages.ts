@@ -3,6 +3,8 @@
  * orders of a ring change (the rings described as plain data, so a node rebuilds them exactly).
  * Plain, structured-cloneable types; the message numbers are in src/transport/message_types.ts.
  */
+import type { HandoffConfig } from "../handoff/handoff_config.ts";
+import type { GossipConfig } from "../membership/gossip.ts";
 import type { MessageType } from "../transport/message_types.ts";
 
 /** The main thread's peer number on every node's transport. */
@@ -53,8 +55,8 @@ export interface NodeSettings {
   readonly members: readonly number[];
   /** The current ring (where hints belong). */
   readonly ring: RingSpec;
-  readonly gossip: { readonly intervalMs: number; readonly failAfterMs: number; readonly cleanupAfterMs: number };
-  readonly handoff: { readonly windowMs: number; readonly bytesPerTargetMax: number; readonly keysPerSecond: number };
+  readonly gossip: GossipConfig;
+  readonly handoff: HandoffConfig;
   readonly antiEntropy: { readonly enabled: boolean; readonly buckets: number; readonly intervalMs: number; readonly keysPerSecond: number; readonly tombstoneGraceMs: number };
 }
 
