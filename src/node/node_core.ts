@@ -40,6 +40,7 @@ import type { Prng } from "../io/prng.ts";
 import { GossipState, HINT_FLOOR_NONE, type MemberView } from "../membership/gossip.ts";
 import { HintDelivery } from "../handoff/hint_delivery.ts";
 import type { HintStore } from "../handoff/hint_store.ts";
+import { chooseTargets, type Targets } from "../handoff/stand_ins.ts";
 import type { Placement } from "../ring/ring_spec.ts";
 import { mergeEntries, streamSiblingLimits, type StreamEntry } from "../coordinator/merge_entries.ts";
 import { placementOf, type RingSpec } from "../ring/ring_spec.ts";
@@ -722,53 +723,20 @@ export class NodeCore {
 
   // ---- sloppy quorum -------------------------------------------------------------------------
 
-  /**
-   * Where a request goes: `primaries` (the key's N replicas) with each one that gossip shows down
-   * replaced by the next healthy node of `fallbacks`, which keeps the write as a hint for it
-   * (`hints`: fallback → the primary it stands in for). This node comes first; when it is not a
-   * primary itself (every primary was down when the main thread routed), it stands in for one.
-   * `strict` (while keys move, or without a hint store): primaries only.
-   */
-  #targets(primaries: readonly number[], fallbacks: readonly number[], strict: boolean): { list: number[]; hints: Map<number, number>; primaries: number[] } {
-    const hints = new Map<number, number>();
-    const list = [this.nodeId];
-    const isPrimary = primaries.includes(this.nodeId);
-    if (strict || !this.#hints) {
-      for (const node of primaries) if (node !== this.nodeId) list.push(node);
-      return { list, hints, primaries: [...primaries] };
-    }
+  /** Where a request goes (stand_ins.ts); `strict` (while keys move) or without a hint store: primaries only. */
+  #targets(primaries: readonly number[], fallbacks: readonly number[], strict: boolean): Targets {
     const nowMs = this.#clock.nowMs();
-    const pool = fallbacks.filter((node) => node !== this.nodeId && !primaries.includes(node) && this.#gossip.isUp(node));
-    let selfPlaced = isPrimary;
-    for (const primary of primaries) {
-      if (primary === this.nodeId) continue;
-      if (this.#gossip.isUp(primary)) {
-        list.push(primary);
-        continue;
-      }
-      if (this.#gossip.downForMs(primary, nowMs) > this.#settings.handoff.windowMs) {
-        this.#hintsSkippedWindow++; // down too long: no hint, it catches up by repair
-        list.push(primary);
-        continue;
-      }
-      const standIn = selfPlaced ? pool.shift() : this.nodeId;
-      if (standIn === undefined) {
-        list.push(primary); // no healthy node left to stand in: ask the primary anyway
-        continue;
-      }
-      if (standIn === this.nodeId) selfPlaced = true;
-      else list.push(standIn);
-      hints.set(standIn, primary);
-    }
-    if (!selfPlaced) {
-      // Every primary is up in this node's view, though it was asked to coordinate (the main thread
-      // saw them down): it stands in for the first one it would have asked, whose copy it keeps as
-      // a hint handed back soon, instead of asking that primary too. Counting both toward W would
-      // count one replica twice: once the hint was handed back, one disk would hold the write.
-      const standFor = list.length > 1 ? list.splice(1, 1)[0]! : primaries[0]!;
-      hints.set(this.nodeId, standFor);
-    }
-    return { list, hints, primaries: list.filter((node) => primaries.includes(node) && !hints.has(node)) };
+    const targets = chooseTargets({
+      self: this.nodeId,
+      primaries,
+      fallbacks,
+      strict: strict || !this.#hints,
+      isUp: (node) => this.#gossip.isUp(node),
+      downForMs: (node) => this.#gossip.downForMs(node, nowMs),
+      windowMs: this.#settings.handoff.windowMs,
+    });
+    this.#hintsSkippedWindow += targets.skippedWindow;
+    return targets;
   }
 
   /** The copy a replica-side operation addresses: this node's own store, or its hints for `hintFor`. */
