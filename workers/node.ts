@@ -1,5 +1,5 @@
 /**
- * Node worker entry point, a thin shell around the node core (src/node/node_core.ts): it opens
+ * Node worker entry point, a thin shell around one node life (src/node/node_life.ts): it opens
  * the node's store on the real disk (through a fault-injecting wrapper that passes everything
  * through until `setDiskFault`), connects the data-plane transport to the main thread and, as the
  * main thread hands them over, to every peer (through a wrapper that applies the cluster's link
@@ -18,74 +18,54 @@ import { FaultyFileSystem, type DiskFault } from "../src/io/faulty_file_system.t
 import { createPrng } from "../src/io/prng.ts";
 import { RealClock } from "../src/io/real_clock.ts";
 import { RealFileSystem } from "../src/io/real_file_system.ts";
-import { HINTS_DIRECTORY, hintMemtableBytes, HintStore } from "../src/handoff/hint_store.ts";
-import { joinPath } from "../src/io/file_system.ts";
-import { CounterLease } from "../src/node/counter_lease.ts";
-import { NodeActor } from "../src/node/node_actor.ts";
-import { NodeCore } from "../src/node/node_core.ts";
+import { NodeLife } from "../src/node/node_life.ts";
 import { MAIN_PEER, type NodeSettings, type RingSpec, type StreamPlan } from "../src/node/node_messages.ts";
-import { buildTrees, treeBuildFolderReference, type TreeBuild } from "../src/antientropy/tree_build.ts";
 import { RemoteStorageJobs } from "../src/runtime/remote_storage_jobs.ts";
 import type { NodeWorkerControl, NodeWorkerData } from "../src/runtime/node_worker_api.ts";
 import { serve } from "../src/runtime/typed_rpc.ts";
-import { Store } from "../src/storage/store.ts";
 import { FaultyTransport } from "../src/transport/faulty_transport.ts";
 import type { LinkFaults } from "../src/transport/link_faults.ts";
 import { PortTransport } from "../src/transport/port_transport.ts";
 import { encodeError } from "../src/util/error_codec.ts";
 import { createContextSigner } from "../src/version/context_signer.ts";
-import { dominanceMergeRuleReference } from "../src/version/sibling_merge_rule.ts";
 
 const data = workerData as NodeWorkerData;
 const port = parentPort!;
 const jobs = new RemoteStorageJobs(data.jobsPort);
 const disk = new FaultyFileSystem(new RealFileSystem());
 const clock = new RealClock();
-/** Opens the node's store, its hint store beside it, its counter lease and its actor. */
-async function openNode(): Promise<{ store: Store; hintStore: Store; lease: CounterLease; actor: NodeActor }> {
-  const options = { fs: disk, clock, fsync: data.fsync, mergeRule: dominanceMergeRuleReference };
-  const store = await Store.open({ ...options, directory: data.directory, jobs, ownsJobs: true, memtableBytes: data.memtableBytes });
-  try {
-    const hintsDirectory = joinPath(data.directory, HINTS_DIRECTORY);
-    disk.makeDirectory(hintsDirectory);
-    // Hints are few and short-lived: a quarter of the node's memtable is plenty.
-    const hintStore = await Store.open({ ...options, directory: hintsDirectory, jobs, ownsJobs: false, memtableBytes: hintMemtableBytes(data.memtableBytes) });
-    return { store, hintStore, lease: CounterLease.open(disk, data.directory), actor: NodeActor.start(disk, data.directory, () => data.freshActor) };
-  } catch (error) {
-    await store.close().catch(() => {});
-    throw error;
-  }
-}
+const ports = new PortTransport({ self: data.nodeId, flush: "adaptive" });
+// Link faults draw from their own generator: real threads need no replay, only independence.
+const transport = new FaultyTransport({ inner: ports, clock, prng: createPrng(randomBytes(4).readUInt32LE(0)), client: MAIN_PEER });
+transport.setFaults(data.linkFaults);
 
-let opened: Awaited<ReturnType<typeof openNode>>;
+let life: NodeLife;
 try {
-  opened = await openNode();
+  life = await NodeLife.open({
+    nodeId: data.nodeId,
+    directory: data.directory,
+    fs: disk,
+    clock,
+    jobs,
+    fsync: data.fsync,
+    memtableBytes: data.memtableBytes,
+    transport,
+    signer: createContextSigner(data.contextSecret),
+    prng: createPrng(randomBytes(4).readUInt32LE(0)),
+    generation: data.start.generation,
+    settings: data.start,
+    freshActor: data.freshActor,
+    fallbackActors: data.fallbackActors,
+    treeScansInPool: true,
+  });
 } catch (error) {
   // The main thread rebuilds the typed error (CorruptionError, IoError, LockedError, ...) from this.
   port.postMessage({ kind: "failed", error: encodeError(error) });
   await jobs.close();
   process.exit(1);
 }
-const { store, hintStore, lease, actor } = opened;
-const ports = new PortTransport({ self: data.nodeId, flush: "adaptive" });
 ports.connect(MAIN_PEER, data.mainPort);
-// Link faults draw from their own generator: real threads need no replay, only independence.
-const seed = randomBytes(4).readUInt32LE(0);
-const transport = new FaultyTransport({ inner: ports, clock, prng: createPrng(seed), client: MAIN_PEER });
-transport.setFaults(data.linkFaults);
-const node = new NodeCore({ nodeId: data.nodeId, store, transport, clock, signer: createContextSigner(data.contextSecret),
-  lease,
-  actor: actor.actor,
-  fallbackActors: data.fallbackActors,
-  recordActor: (replacement: number) => actor.replace(replacement),
-  prng: createPrng(randomBytes(4).readUInt32LE(0)),
-  generation: data.start.generation,
-  settings: data.start,
-  hints: new HintStore(hintStore),
-  // Tree rebuilds read a pinned snapshot in the cluster's pool; a failed store (read-only, so
-  // unchanging) is folded here instead, as it can no longer freeze its memtable.
-  scanTrees: (params) => (store.failure ? Promise.resolve(buildTrees(params, store.entries())) : (store.scan(treeBuildFolderReference, params) as Promise<TreeBuild>)),
-});
+const node = life.core;
 
 const control: NodeWorkerControl = {
   stats: async (scan: boolean) => node.stats({ scan }),
@@ -107,12 +87,8 @@ const control: NodeWorkerControl = {
     setImmediate(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms));
   },
   close: async () => {
-    node.stop();
     try {
-      await hintStore.close().catch(() => {});
-      // A store that cannot close cleanly (a disk fault) ends the life unclean: no markClean.
-      const closed = await store.close().then(() => true, () => false);
-      if (closed && !store.failure) actor.markClean(); // a clean end: the next life keeps the actor
+      await life.close();
     } finally {
       ports.close();
       // The thread exits whatever happened above: the cluster waits for that exit.

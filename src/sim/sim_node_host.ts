@@ -1,7 +1,7 @@
 /**
  * Nodes in the simulator: every node's core runs in this thread, on its own simulated disk, its
  * endpoint of the simulated network and the shared virtual clock, each seen through the gates of
- * its current life (node_incarnation.ts). The same NodeCore and Store code the worker threads run.
+ * its current life (node_incarnation.ts). Each life is the NodeLife the worker threads run (src/node/node_life.ts).
  *
  * Faults, with the meaning the worker threads give them: `crash` ends a life (the disk loses what
  * was not synced, the network drops what was in flight), `restart` starts a new one on the same
@@ -13,19 +13,13 @@ import type { Clock } from "../io/clock.ts";
 import { FaultyFileSystem, type DiskFault } from "../io/faulty_file_system.ts";
 import type { Prng } from "../io/prng.ts";
 import { SimFileSystem } from "../io/sim_file_system.ts";
-import { HINTS_DIRECTORY, hintMemtableBytes, HintStore } from "../handoff/hint_store.ts";
-import { joinPath } from "../io/file_system.ts";
-import { CounterLease } from "../node/counter_lease.ts";
-import { NodeActor } from "../node/node_actor.ts";
-import { NodeCore } from "../node/node_core.ts";
+import { NodeLife } from "../node/node_life.ts";
 import { InlineStorageJobs } from "../storage/storage_jobs.ts";
-import { Store } from "../storage/store.ts";
 import type { FsyncPolicy } from "../storage/store_config.ts";
 import type { Message } from "../transport/message_types.ts";
 import type { SimNetwork } from "../transport/sim_transport.ts";
 import { ClosedError } from "../util/errors.ts";
 import type { ContextSigner } from "../version/context_signer.ts";
-import { dominanceMergeRuleReference } from "../version/sibling_merge_rule.ts";
 import { NodeIncarnation } from "./node_incarnation.ts";
 
 /** Where every simulated node keeps its store, on its own disk. */
@@ -33,10 +27,7 @@ export const SIM_NODE_DIRECTORY = "/node";
 
 interface Life {
   readonly incarnation: NodeIncarnation;
-  readonly core: NodeCore;
-  readonly store: Store;
-  readonly hintStore: Store;
-  readonly actor: NodeActor;
+  readonly life: NodeLife;
 }
 
 export interface SimNodeHostOptions {
@@ -79,8 +70,8 @@ export class SimNodeHost implements NodeHost {
   }
 
   /** The store and the core of running node `node` (for checks that read a replica's own state). */
-  lifeOf(node: number): { readonly store: Store; readonly hintStore: Store; readonly core: NodeCore } | undefined {
-    return this.#lives.get(node);
+  lifeOf(node: number): NodeLife | undefined {
+    return this.#lives.get(node)?.life;
   }
 
   #disk(node: number): { disk: SimFileSystem; faulty: FaultyFileSystem } {
@@ -100,32 +91,27 @@ export class SimNodeHost implements NodeHost {
     const fs = incarnation.fileSystem(faulty);
     const clock = incarnation.clock(this.#options.clock);
     fs.makeDirectory(SIM_NODE_DIRECTORY);
-    const common = { fs, clock, jobs: new InlineStorageJobs(fs), ownsJobs: true, fsync: this.#options.fsync, mergeRule: dominanceMergeRuleReference };
-    const store = await Store.open({ ...common, directory: SIM_NODE_DIRECTORY, memtableBytes: this.#options.memtableBytes });
-    const hintsDirectory = joinPath(SIM_NODE_DIRECTORY, HINTS_DIRECTORY);
-    fs.makeDirectory(hintsDirectory);
-    const hintStore = await Store.open({ ...common, directory: hintsDirectory, memtableBytes: hintMemtableBytes(this.#options.memtableBytes) });
     const observe = this.#options.observe;
     const transport = incarnation.transport(this.#options.network.restart(node), observe && ((from, message) => observe(node, from, message)));
-    const lease = CounterLease.open(fs, SIM_NODE_DIRECTORY);
     const fresh = this.#options.freshActors();
-    const actor = NodeActor.start(fs, SIM_NODE_DIRECTORY, () => fresh[0]!);
-    const core = new NodeCore({
+    const life = await NodeLife.open({
       nodeId: node,
-      actor: actor.actor,
-      fallbackActors: fresh.slice(1),
-      recordActor: (replacement) => actor.replace(replacement),
-      store,
-      transport,
+      directory: SIM_NODE_DIRECTORY,
+      fs,
       clock,
+      jobs: new InlineStorageJobs(fs),
+      fsync: this.#options.fsync,
+      memtableBytes: this.#options.memtableBytes,
+      transport,
       signer: this.#options.signer,
-      lease,
       prng: this.#options.prng.fork(),
       generation: start.generation,
       settings: start,
-      hints: new HintStore(hintStore),
+      freshActor: fresh[0]!,
+      fallbackActors: fresh.slice(1),
+      treeScansInPool: false,
     });
-    this.#lives.set(node, { incarnation, core, store, hintStore, actor });
+    this.#lives.set(node, { incarnation, life });
   }
 
   async stopNode(node: number): Promise<void> {
@@ -133,14 +119,7 @@ export class SimNodeHost implements NodeHost {
     if (!life) return;
     this.#lives.delete(node);
     await life.incarnation.awake();
-    life.core.stop();
-    try {
-      await life.hintStore.close();
-      await life.store.close();
-      if (!life.store.failure) life.actor.markClean();
-    } catch {
-      // an unclean end: the next life takes a fresh actor
-    }
+    await life.life.close();
     life.incarnation.kill();
     this.#options.network.crash(node);
   }
@@ -214,13 +193,13 @@ export class SimNodeHost implements NodeHost {
         life.incarnation.died().then(() => Promise.reject(new ClosedError(`node ${node} stopped before answering`))),
       ]);
     return {
-      stats: (scan) => call(() => life.core.stats({ scan })),
-      stream: (plan) => call(() => life.core.streams.streamKeys(plan)),
-      cleanup: (ring, keysPerSecond, freshActor) => call(() => life.core.cleanup(ring, keysPerSecond, freshActor)),
-      abortStream: (streamId) => call(() => life.core.streams.abortStream(streamId)),
-      configure: (settings) => call(() => life.core.configure(settings)),
-      peerExited: (peer, generation) => call(() => life.core.peerExited(peer, generation)),
-      compact: () => call(() => life.core.compact()),
+      stats: (scan) => call(() => life.life.core.stats({ scan })),
+      stream: (plan) => call(() => life.life.core.streams.streamKeys(plan)),
+      cleanup: (ring, keysPerSecond, freshActor) => call(() => life.life.core.cleanup(ring, keysPerSecond, freshActor)),
+      abortStream: (streamId) => call(() => life.life.core.streams.abortStream(streamId)),
+      configure: (settings) => call(() => life.life.core.configure(settings)),
+      peerExited: (peer, generation) => call(() => life.life.core.peerExited(peer, generation)),
+      compact: () => call(() => life.life.core.compact()),
     };
   }
 }
