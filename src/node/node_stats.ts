@@ -3,6 +3,7 @@
  * from a scan, the transport's and the store's figures, keys streamed by ring changes. Pure.
  */
 import type { AntiEntropyStats } from "../antientropy/anti_entropy.ts";
+import type { StoreEntry } from "../storage/store.ts";
 import type { TransportStats } from "../transport/transport.ts";
 
 /** The last LATENCY_SAMPLES request latencies of one kind, for percentiles. */
@@ -82,4 +83,17 @@ export interface NodeStats {
     readonly backgroundJobs: number;
     readonly compactions: number;
   };
+}
+
+/** Counts live keys, deleted keys and keys holding siblings over a whole scan of a store. */
+export function countKeys(entries: Iterable<StoreEntry>): KeyCounts {
+  const counts = { live: 0, deleted: 0, withSiblings: 0, siblingsMax: 0 };
+  for (const { versions } of entries) {
+    const values = versions.filter((version) => version.value !== null).length;
+    if (values === 0) counts.deleted++;
+    else counts.live++;
+    if (values > 1) counts.withSiblings++;
+    counts.siblingsMax = Math.max(counts.siblingsMax, values);
+  }
+  return counts;
 }

@@ -1,0 +1,332 @@
+/**
+ * A node as coordinator: the requests the main thread hands it. It stamps a write against every
+ * copy it holds of the key, drives the pure quorum sessions (src/coordinator/) with their effects
+ * (local store, messages to the other replicas, the answer to the main thread), keeps each session
+ * until its deadline for read repair, and counts requests and latencies.
+ *
+ * Thread contract: the thread that owns the node's store. Pure over the injected store, Clock,
+ * Transport and signer.
+ */
+import type { Clock, TimerHandle } from "../io/clock.ts";
+import {
+  createGetSession,
+  onReply as onGetReply,
+  onTick as onGetTick,
+  type GetEffect,
+  type GetResult,
+  type GetSession,
+  type ReadReply,
+} from "../coordinator/get_session.ts";
+import { streamSiblingLimits } from "../coordinator/merge_entries.ts";
+import {
+  createPutSession,
+  onReply as onPutReply,
+  onTick as onPutTick,
+  type PutEffect,
+  type PutResult,
+  type PutSession,
+} from "../coordinator/put_session.ts";
+import { toQuorumError, type QuorumFailure } from "../coordinator/quorum_error.ts";
+import { applyReplicated, TooManySiblingsError, type TooManySiblingsFailure } from "../coordinator/replica_apply.ts";
+import type { HintStore } from "../handoff/hint_store.ts";
+import type { Targets } from "../handoff/stand_ins.ts";
+import type { TrackedStore } from "../storage/tracked_store.ts";
+import type { Version } from "../storage/version_set_format.ts";
+import { MessageType } from "../transport/message_types.ts";
+import type { Transport } from "../transport/transport.ts";
+import { encodeError } from "../util/error_codec.ts";
+import { IoError } from "../util/errors.ts";
+import type { ContextSigner } from "../version/context_signer.ts";
+import { emptyContext } from "../version/dotted_version_vector.ts";
+import { decodeContext } from "../version/version_codec.ts";
+import { MAIN_PEER, type GetRequest, type PutRequest } from "./node_messages.ts";
+import { LatencySamples } from "./node_stats.ts";
+import type { ReplicaSide } from "./replica_side.ts";
+import type { StampingActors } from "./stamping_actors.ts";
+
+/** A session with what its error would need to say: the action and the replicas it addressed (N). */
+type Session = (
+  | { readonly kind: "put"; readonly session: PutSession; readonly action: "put" | "delete" }
+  | { readonly kind: "get"; readonly session: GetSession; readonly action: "get" }
+) & {
+  readonly replicas: number;
+  /** Stand-ins of this request: fallback → the primary it holds a hint for. */
+  readonly hints: ReadonlyMap<number, number>;
+};
+
+export interface CoordinationOptions {
+  readonly nodeId: number;
+  readonly store: TrackedStore;
+  readonly hints: HintStore | undefined;
+  readonly replica: ReplicaSide;
+  readonly actors: StampingActors;
+  readonly transport: Transport;
+  readonly clock: Clock;
+  readonly signer: ContextSigner;
+  /** Where a request goes: its replicas and stand-ins (src/handoff/stand_ins.ts). */
+  readonly targets: (primaries: readonly number[], fallbacks: readonly number[], strict: boolean) => Targets;
+}
+
+export class Coordination {
+  readonly #nodeId: number;
+  readonly #store: TrackedStore;
+  readonly #hints: HintStore | undefined;
+  readonly #replica: ReplicaSide;
+  readonly #actors: StampingActors;
+  readonly #transport: Transport;
+  readonly #clock: Clock;
+  readonly #signer: ContextSigner;
+  readonly #targets: CoordinationOptions["targets"];
+  readonly #sessions = new Map<number, { session: Session; timer: TimerHandle; startedMs: number }>();
+  readonly latency = { put: new LatencySamples(), get: new LatencySamples() };
+  readonly #requests = { put: 0, get: 0, failed: 0 };
+  siblingWarnings = 0;
+
+  constructor(options: CoordinationOptions) {
+    this.#nodeId = options.nodeId;
+    this.#store = options.store;
+    this.#hints = options.hints;
+    this.#replica = options.replica;
+    this.#actors = options.actors;
+    this.#transport = options.transport;
+    this.#clock = options.clock;
+    this.#signer = options.signer;
+    this.#targets = options.targets;
+  }
+
+  /** Requests coordinated (put counts deletes) and failed. */
+  get requests(): { readonly put: number; readonly get: number; readonly failed: number } {
+    return { ...this.#requests };
+  }
+
+  /** Whole milliseconds, as the sessions take them. */
+  #now(): number {
+    return Math.floor(this.#clock.nowMs());
+  }
+
+  startPut(request: PutRequest): void {
+    // A store that failed (a disk fault) lost what this node stamped since: the node must not
+    // stamp again, or its next context would cover dots it no longer holds. Nothing was sent.
+    const failure = this.#store.failure;
+    if (failure) {
+      return this.#refuse(request.requestId, new IoError(`${request.value === null ? "delete" : "put"} failed: node ${this.#nodeId} cannot write: ${failure.message}`, "", { outcome: "not-applied" }));
+    }
+    // Stamping reads the key's local versions and writes the new set in one synchronous block; a
+    // store that would first wait for a flush makes the request wait instead.
+    if (this.#store.writeWouldWait) {
+      this.#store.whenWritable().then(
+        () => this.startPut(request),
+        (error: unknown) => this.#refuse(request.requestId, error),
+      );
+      return;
+    }
+    const targets = this.#targets(request.preferenceList, request.fallbacks ?? [], request.quorumGroups !== undefined);
+    const slotFor = targets.hints.get(this.#nodeId);
+    // The node's own actor stamps only what its own store keeps; a write into its hints for a down
+    // primary is stamped by the fallback actor in use.
+    const actor = this.#actors.actorFor(slotFor);
+    if (actor === undefined) return this.#refuse(request.requestId, this.#actors.refusal(slotFor, request.value === null ? "delete" : "put"));
+    const slotVersions = this.#replica.slot(slotFor).get(request.key);
+    const localVersions = this.#everyCopy(request.key, slotFor, slotVersions);
+    let created: { session: PutSession; effects: PutEffect[] };
+    try {
+      created = createPutSession({
+        requestId: request.requestId,
+        key: request.key,
+        value: request.value,
+        // The main thread checked the context too; a node trusts no request it did not verify.
+        context: request.context === "" ? emptyContext : decodeContext(request.context, { key: request.key, signer: this.#signer }),
+        preferenceList: targets.list,
+        self: this.#nodeId,
+        actor,
+        w: Math.min(request.w, targets.list.length),
+        ...(request.pw ? { primaryQuorum: { nodes: targets.primaries, needed: request.pw } } : {}),
+        timeoutMs: request.timeoutMs,
+        nowMs: this.#now(),
+        signer: this.#signer,
+        localVersions,
+        pruneThreshold: request.pruneThreshold,
+        ...(request.quorumGroups === undefined ? {} : { quorumGroups: request.quorumGroups }),
+        timestampMs: this.#clock.wallMs(),
+        counterFloor: this.#actors.counterFloor,
+      });
+      // The counter is durably leased before the version leaves this node (counter_lease.ts).
+      this.#actors.cover(created.session.dotCounter);
+    } catch (error) {
+      return this.#refuse(request.requestId, error);
+    }
+    this.#actors.stamped(created.session.dotCounter);
+    const replicas = request.quorumGroups?.[0]?.length ?? request.preferenceList.length;
+    const action = request.value === null ? "delete" : "put";
+    this.#track(request.requestId, { kind: "put", session: created.session, action, replicas, hints: targets.hints }, request.timeoutMs);
+    this.#runPutEffects(created.session, created.effects, slotVersions);
+  }
+
+  /**
+   * What this node holds of `key` in all its copies (its own store and the hints it keeps for
+   * each target), merged, given the copy the write goes to (`slotFor`, and its versions). A
+   * context names each actor's events of a key up to a counter, so every version this node's actor
+   * stamped for the key must travel with its next one: a write stamped against one copy alone
+   * would let a reader of that copy's versions supersede another copy's versions it never saw.
+   */
+  #everyCopy(key: Uint8Array, slotFor: number | undefined, slotVersions: readonly Version[]): readonly Version[] {
+    const hints = this.#hints;
+    // The common case, a primary holding no hints: its store is its only copy (no allocation).
+    if (!hints || (slotFor === undefined && hints.empty)) return slotVersions;
+    let merged = slotVersions;
+    const absorb = (incoming: readonly Version[]) => {
+      if (incoming.length === 0) return;
+      const applied = applyReplicated({ key, localVersions: merged, incoming, limits: streamSiblingLimits });
+      if (applied.ok) merged = applied.versions;
+    };
+    if (slotFor !== undefined) absorb(this.#store.get(key));
+    for (const target of hints.targets()) if (target !== slotFor) absorb(hints.get(target, key));
+    return merged;
+  }
+
+  startGet(request: GetRequest): void {
+    const targets = this.#targets(request.preferenceList, request.fallbacks ?? [], false);
+    let created: { session: GetSession; effects: GetEffect[] };
+    try {
+      created = createGetSession({
+        requestId: request.requestId,
+        key: request.key,
+        preferenceList: targets.list,
+        self: this.#nodeId,
+        r: Math.min(request.r, targets.list.length),
+        ...(request.pr ? { primaryQuorum: { nodes: targets.primaries, needed: request.pr } } : {}),
+        timeoutMs: request.timeoutMs,
+        nowMs: this.#now(),
+        signer: this.#signer,
+      });
+    } catch (error) {
+      return this.#refuse(request.requestId, error);
+    }
+    this.#track(request.requestId, { kind: "get", session: created.session, action: "get", replicas: request.preferenceList.length, hints: targets.hints }, request.timeoutMs);
+    this.#runGetEffects(created.session, created.effects);
+  }
+
+  /** Keeps a session until its deadline (read repair may continue after the response). */
+  #track(requestId: number, session: Session, timeoutMs: number): void {
+    const timer = this.#clock.setTimer(timeoutMs, () => {
+      const tracked = this.#sessions.get(requestId);
+      if (!tracked) return;
+      const nowMs = this.#now(); // the clock never fires a timer before its deadline
+      if (tracked.session.kind === "put") this.#runPutEffects(tracked.session.session, onPutTick(tracked.session.session, nowMs));
+      else this.#runGetEffects(tracked.session.session, onGetTick(tracked.session.session, nowMs));
+      this.#sessions.delete(requestId);
+    });
+    this.#sessions.set(requestId, { session, timer, startedMs: this.#clock.nowMs() });
+    this.#requests[session.kind]++;
+  }
+
+  onPutReply(requestId: number, from: number, ok: boolean): void {
+    const tracked = this.#sessions.get(requestId);
+    if (tracked?.session.kind !== "put") return;
+    this.#runPutEffects(tracked.session.session, onPutReply(tracked.session.session, from, ok, this.#now()));
+  }
+
+  onGetReply(requestId: number, from: number, reply: ReadReply): void {
+    const tracked = this.#sessions.get(requestId);
+    if (tracked?.session.kind !== "get") return;
+    this.#runGetEffects(tracked.session.session, onGetReply(tracked.session.session, from, reply, this.#now()));
+    // Every replica answered and read repair was sent: nothing more can happen to the session.
+    if (tracked.session.session.finished) this.#retire(requestId);
+  }
+
+  /** Forgets a session that can take no more input, and its deadline timer. */
+  #retire(requestId: number): void {
+    const tracked = this.#sessions.get(requestId);
+    if (!tracked) return;
+    this.#clock.clearTimer(tracked.timer);
+    this.#sessions.delete(requestId);
+  }
+
+  /** `slotVersions`: what the written copy held, read in this same synchronous block. */
+  #runPutEffects(session: PutSession, effects: readonly PutEffect[], slotVersions?: readonly Version[]): void {
+    const hints = this.#sessions.get(session.requestId)?.session.hints;
+    for (const effect of effects) {
+      switch (effect.kind) {
+        case "store-local": {
+          // Only createPutSession emits this, and startPut runs it in the same synchronous block
+          // as the read the session merged into: unless the store would stall first, the merged
+          // set can be written as it is, without reading and merging the key a second time.
+          const hintFor = hints?.get(this.#nodeId);
+          const stored =
+            hintFor === undefined && !this.#store.writeWouldWait
+              ? this.#store.put(effect.key, effect.versions, slotVersions).then(() => true)
+              : this.#replica.slot(hintFor).merge(effect.key, effect.versions);
+          stored.then(
+            (ok) => this.onPutReply(session.requestId, this.#nodeId, ok),
+            () => this.onPutReply(session.requestId, this.#nodeId, false),
+          );
+          break;
+        }
+        case "send": {
+          const hintFor = hints?.get(effect.to);
+          this.#transport.send(effect.to, { ...effect.message, type: MessageType.replicate, ...(hintFor === undefined ? {} : { hintFor }) });
+          break;
+        }
+        case "respond":
+          this.#respond("put", effect.requestId, effect.result);
+          break;
+        default:
+          this.siblingWarnings++;
+      }
+    }
+  }
+
+  #runGetEffects(session: GetSession, effects: readonly GetEffect[]): void {
+    const hints = this.#sessions.get(session.requestId)?.session.hints;
+    for (const effect of effects) {
+      switch (effect.kind) {
+        case "read-local":
+          this.onGetReply(session.requestId, this.#nodeId, this.#replica.readLocal(effect.key, hints?.get(this.#nodeId)));
+          break;
+        case "store-local":
+          this.#replica.repair(effect.key, effect.versions, hints?.get(this.#nodeId));
+          break;
+        case "send": {
+          const type = effect.message.type === "read" ? MessageType.read : MessageType.repair;
+          const hintFor = hints?.get(effect.to);
+          this.#transport.send(effect.to, { ...effect.message, type, ...(hintFor === undefined ? {} : { hintFor }) });
+          break;
+        }
+        case "respond":
+          this.#respond("get", effect.requestId, effect.result);
+          break;
+      }
+    }
+  }
+
+  #respond(kind: "put" | "get", requestId: number, result: PutResult | GetResult): void {
+    const tracked = this.#sessions.get(requestId);
+    if (tracked) this.latency[kind].add(this.#clock.nowMs() - tracked.startedMs);
+    if (!result.ok) this.#requests.failed++;
+    const answer = result.ok ? result : { ok: false, error: encodeError(this.#failure(tracked?.session, result.error)) };
+    this.#transport.send(MAIN_PEER, { type: MessageType.response, requestId, node: this.#nodeId, result: answer });
+    // A put session ignores every input after its response; a get session may still repair.
+    if (kind === "put") this.#retire(requestId);
+  }
+
+  /** The typed error for a session's failure. Sibling refusals come before anything is written. */
+  #failure(session: Session | undefined, failure: QuorumFailure | TooManySiblingsFailure): Error {
+    const action = session?.action ?? "put";
+    if (failure.code === "LOOM_TOO_MANY_SIBLINGS") return new TooManySiblingsError(action, failure, { outcome: "not-applied" });
+    const replicas = session?.replicas ?? 0;
+    // A read changes nothing; a write that asked its replicas may have reached some of them.
+    return toQuorumError(action, failure, replicas, action === "get" ? "not-applied" : "unknown");
+  }
+
+  /** Answers a request refused before anything was written or sent. */
+  #refuse(requestId: number, error: unknown): void {
+    this.#requests.failed++;
+    this.#transport.send(MAIN_PEER, { type: MessageType.response, requestId, node: this.#nodeId, result: { ok: false, error: encodeError(error) } });
+  }
+
+  /** Stops every session's timer. */
+  stop(): void {
+    for (const { timer } of this.#sessions.values()) this.#clock.clearTimer(timer);
+    this.#sessions.clear();
+  }
+}
