@@ -2,7 +2,7 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { createPrng } from "../src/io/prng.ts";
-import { GossipState, type MembershipEvent } from "../src/membership/gossip.ts";
+import { GossipState, gossipTableNodes, type MembershipEvent } from "../src/membership/gossip.ts";
 
 const config = { intervalMs: 100, failAfterMs: 1000, cleanupAfterMs: 5000 };
 const members = [0, 1, 2, 3, 4];
@@ -77,7 +77,7 @@ test("a node down past cleanupAfterMs is forgotten by the table, and stale relay
   const stale = run.nodes.get(0)!.table();
   run.silent.add(4);
   for (let index = 0; index < 70; index++) run.round();
-  assert.ok(!run.nodes.get(1)!.table().some((value, index) => index % 4 === 0 && value === 4), "forgotten: not gossiped");
+  assert.ok(!gossipTableNodes(run.nodes.get(1)!.table()).includes(4), "forgotten: not gossiped");
   assert.equal(run.nodes.get(1)!.receive(stale, run.now()), [], "an old entry does not resurrect it");
   assert.ok(!run.nodes.get(1)!.isUp(4));
   assert.equal(run.nodes.get(1)!.view().map((member) => member.node), members, "still a member of the ring");
