@@ -33,6 +33,7 @@ const data = workerData as NodeWorkerData;
 const port = parentPort!;
 const jobs = new RemoteStorageJobs(data.jobsPort);
 const disk = new FaultyFileSystem(new RealFileSystem());
+disk.setFault(data.diskFault);
 const clock = new RealClock();
 const ports = new PortTransport({ self: data.nodeId, flush: "adaptive" });
 // Link faults draw from their own generator: real threads need no replay, only independence.
@@ -49,7 +50,7 @@ try {
     jobs,
     fsync: data.fsync,
     memtableBytes: data.memtableBytes,
-    transport,
+    connect: () => transport,
     signer: createContextSigner(data.contextSecret),
     prng: createPrng(randomBytes(4).readUInt32LE(0)),
     generation: data.start.generation,

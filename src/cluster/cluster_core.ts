@@ -190,7 +190,8 @@ export class ClusterCore {
     const scan = options.keys === true;
     // Members, and a node being added while its keys stream to it.
     const nodes = [...new Set([...this.#members, ...(this.#mover.transition?.involved ?? [])])].sort((a, b) => a - b);
-    const asked = nodes.filter((node) => !this.#membership.unavailable.has(node) && !this.#membership.isSilent(node));
+    // A node whose store failed still answers: its stats say why it serves nothing.
+    const asked = nodes.filter((node) => this.#membership.answers(node));
     const answers = await Promise.all(asked.map((node) => this.#host.control(node).stats(scan)));
     const down = this.#membership.downList();
     return { config: this.#config, down, nodes: answers, ringChanges: this.#mover.reports(), membership: this.membership() };
@@ -235,6 +236,16 @@ export class ClusterCore {
     this.#mover.nodeDown(node);
     this.#requests.abandonCoordinatedBy(node, `coordinating node ${node} ${reason}`);
     return Promise.all(told).then(() => {});
+  }
+
+  /**
+   * Stops running node `node` on purpose, before it starts again (a restart): it is down first
+   * (its reads go on to other coordinators, its writes in flight fail "unknown", its peers stop
+   * sending it work), then its stores close. The clean-end rule decides its next actor.
+   */
+  async stopForRestart(node: number): Promise<void> {
+    await this.nodeDown(node, "was restarted");
+    await this.#host.stopNode(node);
   }
 
   /**

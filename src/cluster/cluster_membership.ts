@@ -7,7 +7,7 @@
  * Thread contract: one thread (the main thread, or the simulator's). Pure over the injected Clock.
  */
 import type { Clock, TimerHandle } from "../io/clock.ts";
-import { GossipState, type GossipConfig, type MemberStatus, type MemberView } from "../membership/gossip.ts";
+import { GossipState, type GossipConfig, type MembershipEvent, type MemberStatus, type MemberView } from "../membership/gossip.ts";
 
 /** A change of a node's status as the main thread sees it. */
 export interface MembershipChange {
@@ -16,8 +16,11 @@ export interface MembershipChange {
   readonly generation: number;
   /** The main thread's monotonic clock, ms. */
   readonly atMs: number;
-  /** "gossip": its heartbeat stopped (or rose again); "exit": its thread ended; "start": it was started. */
-  readonly source: "gossip" | "exit" | "start";
+  /**
+   * "gossip": its heartbeat stopped (or rose again); "store": its store failed (a disk fault: it
+   * serves nothing until it restarts on a healthy disk); "exit": its thread ended; "start": it was started.
+   */
+  readonly source: "gossip" | "store" | "exit" | "start";
 }
 
 export class ClusterMembership {
@@ -30,13 +33,15 @@ export class ClusterMembership {
   readonly #gossip: GossipState;
   /** Members whose heartbeat stopped in that view: the router sends them nothing. */
   readonly #gossipDown = new Set<number>();
+  /** Members whose heartbeat says their store failed: they still answer control calls. */
+  readonly #failed = new Set<number>();
   #gossipTimer: TimerHandle | undefined;
   #stopped = false;
   readonly #listeners = new Set<(change: MembershipChange) => void>();
   /** Nodes whose control calls would not answer for a while (paused on purpose): stats skips them. */
   readonly #silent = new Set<number>();
   /** What the router avoids: nodes whose thread ended, or whose heartbeat stopped. */
-  readonly unavailable = { has: (node: number) => this.#down.has(node) || this.#gossipDown.has(node) };
+  readonly unavailable = { has: (node: number) => this.#down.has(node) || this.#gossipDown.has(node) || this.#failed.has(node) };
 
   constructor(options: { clock: Clock; members: readonly number[]; gossip: GossipConfig }) {
     this.#clock = options.clock;
@@ -59,9 +64,14 @@ export class ClusterMembership {
     else this.#silent.delete(node);
   }
 
-  /** Members down for either reason, ascending. */
+  /** Members down for any reason (exited, silent, store failed), ascending. */
   downList(): number[] {
-    return [...new Set([...this.#down, ...this.#gossipDown])].sort((a, b) => a - b);
+    return [...new Set([...this.#down, ...this.#gossipDown, ...this.#failed])].sort((a, b) => a - b);
+  }
+
+  /** Whether `node`'s thread runs and answers (it may be down for data: its store failed). */
+  answers(node: number): boolean {
+    return !this.#down.has(node) && !this.#gossipDown.has(node) && !this.#silent.has(node);
   }
 
   generationOf(node: number): number {
@@ -82,13 +92,16 @@ export class ClusterMembership {
     });
   }
 
-  #events(events: readonly { node: number; status: MemberStatus; generation: number; atMs: number }[], source: MembershipChange["source"]): void {
-    for (const event of events) {
+  #events(events: readonly MembershipEvent[], source: MembershipChange["source"]): void {
+    for (const { storeFailed, ...event } of events) {
       if (source === "gossip") {
-        if (event.status === "down") this.#gossipDown.add(event.node);
-        else this.#gossipDown.delete(event.node);
+        if (event.status === "up") {
+          this.#gossipDown.delete(event.node);
+          this.#failed.delete(event.node);
+        } else if (storeFailed) this.#failed.add(event.node);
+        else this.#gossipDown.add(event.node);
       }
-      this.#emit({ ...event, source });
+      this.#emit({ ...event, source: storeFailed ? "store" : source });
     }
   }
 
@@ -133,6 +146,7 @@ export class ClusterMembership {
   started(node: number, generation: number): void {
     this.#down.delete(node);
     this.#gossipDown.delete(node);
+    this.#failed.delete(node);
     this.#gossip.noteStart(node, generation, this.#clock.nowMs());
     this.#emit({ node, status: "up", generation, atMs: this.#clock.nowMs(), source: "start" });
   }
@@ -147,6 +161,7 @@ export class ClusterMembership {
     this.#gossip.setConfig(gossip);
     this.#gossip.setMembers(members, this.#clock.nowMs());
     for (const node of [...this.#gossipDown]) if (!members.includes(node)) this.#gossipDown.delete(node);
+    for (const node of [...this.#failed]) if (!members.includes(node)) this.#failed.delete(node);
   }
 
   /** Stops the heartbeat checks. */

@@ -192,16 +192,18 @@ export class ClusterRequests {
       const { acknowledged, replicas, detail } = route;
       return Promise.reject(new QuorumError({ action, acknowledged, required, replicas, outcome: "not-applied", detail }));
     }
-    // The coordinator answers by its deadline; the guard covers a coordinator that died or hangs.
-    const { id, answer } = this.#requests.open({
+    // The coordinator answers by its deadline; the table retries reads and refusals on the next
+    // candidate and guards against a coordinator that died or hangs (request_table.ts).
+    const message = { ...body, ...route.fields };
+    return this.#requests.open({
       action,
       replicas: route.replicas,
       required,
-      coordinator: route.coordinator,
-      guardMs: timeoutMs * 2 + 1000,
+      candidates: route.candidates,
+      timeoutMs,
+      send: (coordinator, requestId, remainingMs) => this.#transport.send(coordinator, { ...message, requestId, timeoutMs: remainingMs }),
+      available: (node) => !this.#unavailable.has(node),
     });
-    this.#transport.send(route.coordinator, { ...body, ...route.fields, requestId: id });
-    return answer;
   }
 
   /** A message from a node to the main thread: a response, or an inspection's read reply. */
@@ -212,10 +214,11 @@ export class ClusterRequests {
       return waiting?.(message.reply as ReadReply);
     }
     if (message.type !== MessageType.response) return;
-    const result = message.result as { ok: true } | { ok: false; error: PlainError };
+    const result = message.result as { ok: true } | { ok: false; error: PlainError; retry?: boolean };
     this.#requests.settle(
       message.requestId as number,
-      result.ok ? { ok: true, value: { ...result, coordinator: message.node as number } } : { ok: false, error: decodeError(result.error) },
+      message.node as number,
+      result.ok ? { ok: true, value: { ...result, coordinator: message.node as number } } : { ok: false, error: decodeError(result.error), retry: result.retry === true },
     );
   }
 

@@ -15,6 +15,11 @@ export type Route =
   | {
       readonly ok: true;
       readonly coordinator: number;
+      /**
+       * Coordinators to try in order, the chosen one first: the live primaries, then (unless keys
+       * move) the live stand-ins. A retry goes to the next one that is still up.
+       */
+      readonly candidates: readonly number[];
       /** N: the replicas the request addresses in the current ring. */
       readonly replicas: number;
       /** Fields the request message carries: the ordered replica list, fallbacks, quorum groups while moving. */
@@ -53,10 +58,11 @@ export function routeRequest(request: {
   const coordinator = up[0] ?? standIns[0]!;
   const ordered = up.length > 0 ? [coordinator, ...preferenceList.filter((node) => node !== coordinator)] : [...preferenceList];
   const base = { preferenceList: ordered, fallbacks: [...fallbacks] };
-  if (!moving) return { ok: true, coordinator, replicas, fields: base };
+  const candidates = [...up, ...standIns];
+  if (!moving) return { ok: true, coordinator, candidates, replicas, fields: base };
   const pendingUp = pendingList.filter((node) => !down.has(node)).length;
   const pendingNeeded = Math.min(required, pendingList.length);
   if (pendingUp < pendingNeeded) return refuse(`only ${pendingUp} of replicas ${pendingList.join(", ")} ${pendingUp === 1 ? "is" : "are"} up, ${pendingNeeded} needed`);
   for (const node of pendingList) if (!ordered.includes(node)) ordered.push(node);
-  return { ok: true, coordinator, replicas, fields: { ...base, quorumGroups: [[...preferenceList], [...pendingList]] } };
+  return { ok: true, coordinator, candidates: up, replicas, fields: { ...base, quorumGroups: [[...preferenceList], [...pendingList]] } };
 }

@@ -73,6 +73,7 @@ export class HintStore {
   #floorMs = Number.POSITIVE_INFINITY;
   refusedBytes = 0;
   #onDrop: ((versions: readonly Version[]) => void) | undefined;
+  #onTargetAdded: (() => void) | undefined;
 
   /** `store` holds nothing but hints. Counts what it holds (a scan). */
   constructor(store: Store) {
@@ -96,10 +97,12 @@ export class HintStore {
 
   #account(target: number, bytes: number, keys: number): void {
     const held = this.#held.get(target) ?? { keys: 0, bytes: 0 };
+    const added = !this.#held.has(target);
     held.bytes += bytes;
     held.keys += keys;
     if (held.keys <= 0) this.#held.delete(target);
     else this.#held.set(target, held);
+    if (added && this.#held.has(target)) this.#onTargetAdded?.();
     if (this.#held.size === 0) this.#floorMs = Number.POSITIVE_INFINITY;
   }
 
@@ -155,6 +158,14 @@ export class HintStore {
       if (entry.versions.length === 0) continue;
       yield { target, key: entry.key.subarray(TARGET_BYTES), versions: entry.versions };
     }
+  }
+
+  /**
+   * Called when a target that had no hints here gets one, before the hint is written: readers
+   * must learn of it (gossip) before it can be acknowledged.
+   */
+  onTargetAdded(listener: () => void): void {
+    this.#onTargetAdded = listener;
   }
 
   /** Called with the versions of each hint about to be dropped, before the drop is written. */

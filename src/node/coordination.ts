@@ -35,7 +35,7 @@ import type { Version } from "../storage/version_set_format.ts";
 import { MessageType } from "../transport/message_types.ts";
 import type { Transport } from "../transport/transport.ts";
 import { encodeError } from "../util/error_codec.ts";
-import { IoError } from "../util/errors.ts";
+import { BusyError, ClosedError, IoError } from "../util/errors.ts";
 import type { ContextSigner } from "../version/context_signer.ts";
 import { emptyContext } from "../version/dotted_version_vector.ts";
 import { decodeContext } from "../version/version_codec.ts";
@@ -65,6 +65,8 @@ export interface CoordinationOptions {
   readonly signer: ContextSigner;
   /** Where a request goes: its replicas and stand-ins (src/handoff/stand_ins.ts). */
   readonly targets: (primaries: readonly number[], fallbacks: readonly number[], strict: boolean) => Targets;
+  /** The failure of the node's store or hint store, if one failed (the node then serves nothing). */
+  readonly failure: () => Error | undefined;
 }
 
 export class Coordination {
@@ -77,6 +79,7 @@ export class Coordination {
   readonly #clock: Clock;
   readonly #signer: ContextSigner;
   readonly #targets: CoordinationOptions["targets"];
+  readonly #storeFailure: () => Error | undefined;
   readonly #sessions = new Map<number, { session: Session; timer: TimerHandle; startedMs: number }>();
   readonly latency = { put: new LatencySamples(), get: new LatencySamples() };
   readonly #requests = { put: 0, get: 0, failed: 0 };
@@ -92,6 +95,7 @@ export class Coordination {
     this.#clock = options.clock;
     this.#signer = options.signer;
     this.#targets = options.targets;
+    this.#storeFailure = options.failure;
   }
 
   /** Requests coordinated (put counts deletes) and failed. */
@@ -107,7 +111,7 @@ export class Coordination {
   startPut(request: PutRequest): void {
     // A store that failed (a disk fault) lost what this node stamped since: the node must not
     // stamp again, or its next context would cover dots it no longer holds. Nothing was sent.
-    const failure = this.#store.failure;
+    const failure = this.#storeFailure();
     if (failure) {
       return this.#refuse(request.requestId, new IoError(`${request.value === null ? "delete" : "put"} failed: node ${this.#nodeId} cannot write: ${failure.message}`, "", { outcome: "not-applied" }));
     }
@@ -185,6 +189,9 @@ export class Coordination {
   }
 
   startGet(request: GetRequest): void {
+    // A store that failed may hold in its memtable what its log lost: it serves no reads.
+    const failure = this.#storeFailure();
+    if (failure) return this.#refuse(request.requestId, new IoError(`get failed: node ${this.#nodeId} serves no reads: its store failed: ${failure.message}`, "", { outcome: "not-applied" }));
     const targets = this.#targets(request.preferenceList, request.fallbacks ?? [], false);
     let created: { session: GetSession; effects: GetEffect[] };
     try {
@@ -318,10 +325,15 @@ export class Coordination {
     return toQuorumError(action, failure, replicas, action === "get" ? "not-applied" : "unknown");
   }
 
-  /** Answers a request refused before anything was written or sent. */
+  /**
+   * Answers a request refused before anything was written or sent. A refusal for a reason of this
+   * node's own (its store failed or is closing, it has no actor left) says `retry`: the main thread
+   * sends the request on to the next coordinator, which may well serve it.
+   */
   #refuse(requestId: number, error: unknown): void {
     this.#requests.failed++;
-    this.#transport.send(MAIN_PEER, { type: MessageType.response, requestId, node: this.#nodeId, result: { ok: false, error: encodeError(error) } });
+    const retry = error instanceof IoError || error instanceof BusyError || error instanceof ClosedError;
+    this.#transport.send(MAIN_PEER, { type: MessageType.response, requestId, node: this.#nodeId, result: { ok: false, error: encodeError(error), ...(retry ? { retry } : {}) } });
   }
 
   /** Stops every session's timer. */

@@ -101,6 +101,11 @@ export class NodeCore {
       storeSequence: options.store.stats().sequence,
     });
     options.hints?.onDrop((versions) => this.#actors.hintDropped(versions));
+    options.hints?.onTargetAdded(() => this.#noteHintTargets());
+    // A failed store is said at once; a listener call is synchronous, inside the failing write, so
+    // the announcement goes out on a later turn.
+    options.store.onFailure(() => this.#clock.setTimer(0, () => this.#noteHealth()));
+    options.hints?.store.onFailure(() => this.#clock.setTimer(0, () => this.#noteHealth()));
     this.#prng = options.prng;
     this.#gossip = new GossipState({
       self: options.nodeId,
@@ -122,6 +127,7 @@ export class NodeCore {
       transport: options.transport,
       placement: () => this.#placement,
       handoff: () => this.#settings.handoff,
+      failure: () => this.#storeFailure(),
     });
     this.#coordination = new Coordination({
       nodeId: options.nodeId,
@@ -133,6 +139,7 @@ export class NodeCore {
       clock: options.clock,
       signer: options.signer,
       targets: (primaries, fallbacks, strict) => this.#targets(primaries, fallbacks, strict),
+      failure: () => this.#storeFailure(),
     });
     if (options.hints) {
       const hints = options.hints;
@@ -179,6 +186,8 @@ export class NodeCore {
   #scheduleGossip(): void {
     this.#gossipTimer = this.#clock.setTimer(this.#gossip.config.intervalMs, () => {
       if (this.#stopped) return;
+      this.#noteHealth();
+      this.#gossip.setHintTargets(this.#hints?.targets() ?? []);
       this.#gossip.setHintFloor(this.#hints?.floorMs ?? HINT_FLOOR_NONE);
       const round = this.#gossip.tick(this.#clock.nowMs(), this.#prng);
       const message = { type: MessageType.gossip, table: round.table };
@@ -186,6 +195,33 @@ export class NodeCore {
       this.#transport.send(MAIN_PEER, message);
       this.#scheduleGossip();
     });
+  }
+
+  /** Sends this node's gossip table to every member and the main thread now, not at the next round. */
+  #announce(): void {
+    if (this.#stopped) return;
+    const message = { type: MessageType.gossip, table: this.#gossip.table() };
+    for (const member of this.#settings.members) if (member !== this.nodeId) this.#transport.send(member, message);
+    this.#transport.send(MAIN_PEER, message);
+  }
+
+  /** The failure of the node's store or of its hint store, if either failed (a disk fault). */
+  #storeFailure(): Error | undefined {
+    return this.#store.failure ?? this.#hints?.store.failure;
+  }
+
+  /**
+   * A store that failed is said at once, to every member and the main thread: from then on no
+   * coordinator sends this node writes or reads and the router does not choose it, until a later
+   * life (a restart) beats without the flag. Checked at every round and after every failed write.
+   */
+  #noteHealth(): void {
+    if (this.#storeFailure() && this.#gossip.setStoreFailed()) this.#announce();
+  }
+
+  /** A target got its first hint here: readers must ask this node for it (gossip), at once. */
+  #noteHintTargets(): void {
+    if (this.#hints && this.#gossip.setHintTargets(this.#hints.targets())) this.#announce();
   }
 
   /** `peer`'s thread is known to have ended: down in this node's view until its next life beats. */
@@ -328,6 +364,7 @@ export class NodeCore {
         flushes: store.flushes,
         backgroundJobs: store.backgroundJobs,
         compactions: store.compactions,
+        failure: this.#storeFailure()?.message ?? null,
       },
     };
   }

@@ -34,7 +34,8 @@ export interface NodeLifeOptions {
   readonly fsync: FsyncPolicy;
   /** The main store's memtable arena; the hint store takes a fraction of it. */
   readonly memtableBytes: number;
-  readonly transport: Transport;
+  /** Connects the node's data-plane endpoint: called once its stores are open, right before the core starts. */
+  readonly connect: () => Transport;
   readonly signer: ContextSigner;
   readonly prng: Prng;
   /** This life's gossip generation: higher than every earlier life's. */
@@ -101,7 +102,7 @@ export class NodeLife {
       fallbackActors: options.fallbackActors,
       recordActor: (replacement) => actor.replace(replacement),
       store,
-      transport: options.transport,
+      transport: options.connect(),
       clock,
       signer: options.signer,
       lease,

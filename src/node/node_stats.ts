@@ -81,6 +81,11 @@ export interface NodeStats {
     readonly flushes: number;
     /** Flushes and compactions running or due now (0: the store is idle). */
     readonly backgroundJobs: number;
+    /**
+     * Why the node serves nothing: its store (or hint store) failed, say on a full disk or a
+     * failed fsync; null while healthy. A restart on a healthy disk clears it.
+     */
+    readonly failure: string | null;
     readonly compactions: number;
   };
 }

@@ -38,6 +38,8 @@ export interface ReplicaSideOptions {
   /** The ring in force (read at each use: it changes with the cluster's settings). */
   readonly placement: () => Placement;
   readonly handoff: () => HandoffConfig;
+  /** The failure of the node's store or hint store, if one failed: it then answers no read. */
+  readonly failure: () => Error | undefined;
 }
 
 export class ReplicaSide {
@@ -47,6 +49,7 @@ export class ReplicaSide {
   readonly #transport: Transport;
   readonly #placement: () => Placement;
   readonly #handoff: () => HandoffConfig;
+  readonly #failure: () => Error | undefined;
   /** Read repairs this node could not apply (store refusing writes, sibling limit). */
   #repairsFailed = 0;
 
@@ -57,6 +60,7 @@ export class ReplicaSide {
     this.#transport = options.transport;
     this.#placement = options.placement;
     this.#handoff = options.handoff;
+    this.#failure = options.failure;
   }
 
   get repairsFailed(): number {
@@ -149,8 +153,12 @@ export class ReplicaSide {
     this.#transport.send(from, { type: MessageType.replicateAck, requestId: message.requestId, ok });
   }
 
-  /** The local versions of `key`, or a refusal when the store cannot read (closed, failed, corrupt). */
+  /**
+   * The local versions of `key`, or a refusal when the store cannot read (closed, corrupt) or
+   * failed: its memtable may hold what its log lost, which no reader may see.
+   */
   readLocal(key: Uint8Array, hintFor?: number): ReadReply {
+    if (this.#failure()) return { ok: false };
     try {
       return { ok: true, versions: this.slot(hintFor).get(key) };
     } catch {

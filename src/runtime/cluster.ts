@@ -315,7 +315,8 @@ export class Cluster {
    * of them only as it would in production (a thread's exit, a timeout), never from here.
    *
    * - `crash(node)`: terminates the node's thread at once; its memtable and unsynced log are lost,
-   *   its files stay. `restart(node)` starts it again on its directory (the store replays its log).
+   *   its files stay. `restart(node)` starts it again on its directory (the store replays its log);
+   *   a node still running is stopped first (its store closes), as an operator's restart would.
    * - `wipe(node)`: permanent loss: terminates the thread, deletes the node's directory, and starts
    *   the node again empty (a replaced disk). Only read repair fills it until anti-entropy exists.
    * - `pause(node, ms)`: the thread stops for `ms` (it answers nothing, fires no timer, keeps its
@@ -326,8 +327,10 @@ export class Cluster {
    * - `dropRate(p)`: each message between two nodes is lost with probability p.
    * - `delay(ms, jitterMs)`: each message between two nodes waits ms plus up to jitterMs.
    * - `diskFault(node, kind)`: `"fsync"` makes every fsync of the node's store fail, `"full"` every
-   *   append (a full disk); `null` clears it. A store that saw a failure refuses writes (IoError)
-   *   until the node restarts; it never acknowledges a write it could not make durable.
+   *   append (a full disk); `null` clears it. A store that saw a failure refuses writes and reads;
+   *   its node tells the cluster at once and serves nothing (the others take its place: sloppy
+   *   quorum) until it restarts on a healthy disk. The fault outlives restarts (it is the disk's):
+   *   a restart with it on fails and leaves the node down; a wipe (a new disk) clears it.
    */
   readonly faults = {
     crash: async (node: number): Promise<void> => {
@@ -389,19 +392,26 @@ export class Cluster {
   };
 
   /**
-   * Starts a node whose thread is not running, on its directory (emptied first when `wipe`). The
-   * thread that ran it has exited, so the store lock it left (as a killed process would) is the
-   * cluster's to break. One restart at a time per node: a second would break the lock the first
-   * one's store had just taken.
+   * Starts a node again on its directory (emptied first when `wipe`); a running node is stopped
+   * first. The thread that ran it has exited, so the store lock it left (as a killed process would)
+   * is the cluster's to break. The node's disk fault stays in force (it is the disk's, not the
+   * thread's): with one on, the start fails with the store's IoError and the node stays down. One
+   * restart at a time per node: a second would break the lock the first one's store had just taken.
    */
   #restart(node: number, wipe: boolean): Promise<void> {
     let restarting = this.#restarts.get(node);
     if (restarting) return wipe ? restarting.then(() => this.faults.wipe(node)) : restarting;
-    if (this.#host.isRunning(node)) return Promise.resolve();
     restarting = (async () => {
-      if (wipe) this.#directory.removeNodeDirectory(node);
-      else this.#directory.breakNodeLock(node);
-      this.#diskFaults.delete(node);
+      // A running node restarts as an operator would restart it: stopped, then started again.
+      if (this.#host.isRunning(node)) await this.#core.stopForRestart(node);
+      if (wipe) {
+        // A wiped node has a new, empty disk: whatever fault the old one had is gone with it.
+        this.#directory.removeNodeDirectory(node);
+        this.#diskFaults.delete(node);
+        await this.#host.setDiskFault(node, null);
+      } else {
+        this.#directory.breakNodeLock(node);
+      }
       await this.#core.startNode(node);
     })().finally(() => this.#restarts.delete(node));
     this.#restarts.set(node, restarting);

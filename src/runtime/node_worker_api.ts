@@ -23,6 +23,8 @@ export interface NodeWorkerData {
   readonly fallbackActors: readonly number[];
   /** The cluster's link faults in force when the node starts. */
   readonly linkFaults: LinkFaults;
+  /** The disk fault of the node's disk when it starts (a fault outlives the thread: it is the disk's). */
+  readonly diskFault: DiskFault | null;
   /** The data-plane port to the main thread. */
   readonly mainPort: MessagePort;
   /** Control calls from the main thread (NodeWorkerControl) arrive here. */

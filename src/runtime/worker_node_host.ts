@@ -53,6 +53,8 @@ export class WorkerNodeHost implements NodeHost {
   readonly #options: WorkerNodeHostOptions;
   readonly #running = new Map<number, Running>();
   #linkFaults: LinkFaults = noLinkFaults;
+  /** Disk faults by node: a node started (or restarted) while its disk has one starts with it. */
+  readonly #diskFaults = new Map<number, DiskFault>();
 
   constructor(options: WorkerNodeHostOptions) {
     this.#options = options;
@@ -82,6 +84,7 @@ export class WorkerNodeHost implements NodeHost {
       ...freshActorsOf(this.#options.freshActors()),
       start,
       linkFaults: this.#linkFaults,
+      diskFault: this.#diskFaults.get(node) ?? null,
       mainPort: nodeMainPort,
       controlPort: nodeControlPort,
       jobsPort: nodeJobsPort,
@@ -164,7 +167,10 @@ export class WorkerNodeHost implements NodeHost {
     return this.#linkFaults;
   }
 
+  /** Switches `node`'s disk fault on (off with null), now and for its later starts. */
   async setDiskFault(node: number, fault: DiskFault | null): Promise<void> {
+    if (fault === null) this.#diskFaults.delete(node);
+    else this.#diskFaults.set(node, fault);
     const running = this.#running.get(node);
     if (running) await untilExit(running, node, running.control.setDiskFault(fault));
   }

@@ -221,16 +221,22 @@ export class SimCluster {
     },
     restart: async (node: number): Promise<void> => {
       this.core.checkNode("restart", node);
-      if (this.host.isRunning(node)) return;
-      this.#diskFaults.delete(node);
-      this.#sawDiskFault.delete(node);
-      this.host.setDiskFault(node, null);
+      // As the worker threads do: a running node is stopped first; the disk fault stays (a start
+      // with one on fails with the store's IoError and leaves the node down).
+      if (this.host.isRunning(node)) {
+        this.#pausedUntil.delete(node);
+        await this.core.stopForRestart(node);
+      }
       await this.core.startNode(node);
+      if (!this.#diskFaults.has(node)) this.#sawDiskFault.delete(node);
     },
     wipe: async (node: number): Promise<void> => {
       this.core.checkNode("wipe", node);
       this.#pausedUntil.delete(node);
       this.host.wipe(node);
+      // A new, empty disk: the old one's fault is gone with it.
+      this.#diskFaults.delete(node);
+      this.host.setDiskFault(node, null);
       await this.faults.restart(node);
     },
     pause: (node: number, ms: number): void => {
@@ -314,6 +320,7 @@ export class SimCluster {
       this.core.setSilent(node, false);
       this.host.resume(node);
     }
+    for (const node of [...this.#diskFaults.keys()]) this.faults.diskFault(node, null);
     for (const node of this.#sawDiskFault) this.host.crash(node); // a store that saw a disk failure stays failed until restarted
     for (const node of this.core.members) if (!this.host.isRunning(node)) await this.run(this.faults.restart(node));
   }

@@ -92,7 +92,6 @@ export class SimNodeHost implements NodeHost {
     const clock = incarnation.clock(this.#options.clock);
     fs.makeDirectory(SIM_NODE_DIRECTORY);
     const observe = this.#options.observe;
-    const transport = incarnation.transport(this.#options.network.restart(node), observe && ((from, message) => observe(node, from, message)));
     const fresh = this.#options.freshActors();
     const life = await NodeLife.open({
       nodeId: node,
@@ -102,7 +101,8 @@ export class SimNodeHost implements NodeHost {
       jobs: new InlineStorageJobs(fs),
       fsync: this.#options.fsync,
       memtableBytes: this.#options.memtableBytes,
-      transport,
+      // The node's endpoint opens once its stores are: nothing can arrive before the core listens.
+      connect: () => incarnation.transport(this.#options.network.restart(node), observe && ((from, message) => observe(node, from, message))),
       signer: this.#options.signer,
       prng: this.#options.prng.fork(),
       generation: start.generation,

@@ -8,6 +8,7 @@
  * the SimCluster it drives.
  */
 import type { GetResult, WriteOptions, WriteResult } from "../cluster/cluster_core.ts";
+import { IoError } from "../util/errors.ts";
 import type { DiskFault } from "../io/faulty_file_system.ts";
 import type { Prng } from "../io/prng.ts";
 import type { RegisterChecker, WriteOutcome } from "./register_checker.ts";
@@ -178,7 +179,10 @@ async function drawFault(sim: WorkloadTarget, kind: FaultKind, random: Prng, wip
       if (running.length > 0) await sim.faults.crash(random.pick(running));
       return;
     case "restart":
-      if (stopped.length > 0) await sim.faults.restart(random.pick(stopped));
+      // A node whose disk still has its fault cannot start: the restart fails and it stays down.
+      if (stopped.length > 0) await Promise.resolve(sim.faults.restart(random.pick(stopped))).catch((error: unknown) => {
+        if (!(error instanceof IoError)) throw error;
+      });
       return;
     case "wipe":
       await sim.faults.wipe(wipeVictim ?? random.pick(members));

@@ -247,6 +247,14 @@ export class Store {
     return this.#store.failure;
   }
 
+  /**
+   * Calls `listener` once, synchronously, when the store first fails (an IO failure on the write
+   * path: it is read-only from then on). Not called for a store that has already failed.
+   */
+  onFailure(listener: (failure: Error) => void): void {
+    this.#store.failureListeners.push(listener);
+  }
+
   stats(): StoreStats {
     return storeStats(this.#store);
   }

@@ -126,9 +126,14 @@ export class StoreState {
 
   /** An IO failure on the write path leaves the store read-only: acknowledging later writes would be a lie. */
   fail(error: unknown): void {
+    const first = this.failure === undefined;
     this.failure ??= error instanceof Error ? error : new Error(String(error));
     for (const resolve of this.stallWaiters.splice(0)) resolve();
+    if (first) for (const listener of this.failureListeners) listener(this.failure);
   }
+
+  /** Called once, when the store first fails (see `fail`). */
+  readonly failureListeners: ((failure: Error) => void)[] = [];
 
   createLog(logNumber: number): OpenLog {
     const handle = this.fs.open(joinPath(this.directory, logFileName(logNumber)), "create");

@@ -1,8 +1,8 @@
 /**
  * A real cluster (worker threads) as the simulator's workloads drive it (src/sim/workload.ts):
  * every fault goes through the public `cluster.faults`, and `healAll` undoes them all, as the
- * simulator's does: the network heals, a node whose store saw a disk fault is restarted (its
- * store stays failed until then), and every node not running starts again.
+ * simulator's does: the network heals, disk faults are cleared and a node whose store saw one is
+ * restarted (its store stays failed until then), and every node not running starts again.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { DiskFault } from "../../src/io/faulty_file_system.ts";
@@ -49,8 +49,8 @@ export function clusterTarget(cluster: Cluster): { target: WorkloadTarget; healA
   };
   const healAll = async () => {
     await cluster.faults.heal();
-    for (const node of diskFaulted) if (!crashed.has(node)) await target.faults.crash(node);
-    for (const node of [...crashed]) await target.faults.restart(node);
+    for (const node of diskFaulted) await cluster.faults.diskFault(node, null);
+    for (const node of [...new Set([...diskFaulted, ...crashed])]) await target.faults.restart(node);
     await sleep(500); // pauses end, replication and repairs in flight land
   };
   return { target, healAll };
