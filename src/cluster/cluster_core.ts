@@ -48,8 +48,13 @@ export interface ClusterCoreOptions {
 
 export interface ClusterStats {
   readonly config: ClusterConfig;
-  /** Members the router sends nothing to (crashed, or found dead). */
+  /** Members the router sends nothing to (crashed, found dead, or their store failed). */
   readonly down: number[];
+  /**
+   * Client requests in flight now, and attempts sent on to another coordinator since the start (a
+   * read whose coordinator died or stalled; a request a coordinator refused for a reason of its own).
+   */
+  readonly requests: { readonly inFlight: number; readonly retried: number };
   readonly nodes: NodeStats[];
   readonly ringChanges: RingChangeReport[];
   /** Each member's status and generation in the main thread's gossip view. */
@@ -194,7 +199,8 @@ export class ClusterCore {
     const asked = nodes.filter((node) => this.#membership.answers(node));
     const answers = await Promise.all(asked.map((node) => this.#host.control(node).stats(scan)));
     const down = this.#membership.downList();
-    return { config: this.#config, down, nodes: answers, ringChanges: this.#mover.reports(), membership: this.membership() };
+    const requests = { inFlight: this.#requests.size, retried: this.#requests.retries };
+    return { config: this.#config, down, requests, nodes: answers, ringChanges: this.#mover.reports(), membership: this.membership() };
   }
 
   /**
