@@ -55,6 +55,7 @@ try {
     prng: createPrng(randomBytes(4).readUInt32LE(0)),
     generation: data.start.generation,
     settings: data.start,
+    gossipTable: data.start.gossipTable,
     freshActor: data.freshActor,
     fallbackActors: data.fallbackActors,
     treeScansInPool: true,

@@ -261,7 +261,7 @@ export class ClusterCore {
   async startNode(node: number): Promise<void> {
     const generation = this.#membership.nextGeneration(node);
     const settings = this.#nodeSettings(node);
-    const start: NodeStart = { generation, ...settings };
+    const start: NodeStart = { generation, gossipTable: this.#membership.table(), ...settings };
     await this.#host.startNode(node, start);
     // A change committed while the node was starting skipped it (it was down): send it now.
     const now = this.#nodeSettings(node);

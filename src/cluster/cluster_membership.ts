@@ -78,6 +78,11 @@ export class ClusterMembership {
     return this.#generations.get(node) ?? 0;
   }
 
+  /** The main thread's gossip table (every member it heard from), for a node that starts. */
+  table(): readonly number[] {
+    return this.#gossip.table();
+  }
+
   /** A node's gossip table arrived. */
   receiveGossip(table: number[]): void {
     this.#events(this.#gossip.receive(table, this.#clock.nowMs()), "gossip");

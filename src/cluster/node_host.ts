@@ -22,6 +22,11 @@ export interface NodeControl extends RingChangeControl {
 export interface NodeStart extends NodeSettings {
   /** Higher than every earlier start of this node (gossip generation). */
   readonly generation: number;
+  /**
+   * The main thread's gossip table at the start: the node begins knowing what the others last
+   * said (who holds hints for whom, whose store failed) instead of learning it over a few rounds.
+   */
+  readonly gossipTable: readonly number[];
 }
 
 export interface NodeHost {

@@ -39,10 +39,29 @@ import { BusyError, ClosedError, IoError } from "../util/errors.ts";
 import type { ContextSigner } from "../version/context_signer.ts";
 import { emptyContext } from "../version/dotted_version_vector.ts";
 import { decodeContext } from "../version/version_codec.ts";
+import { dominanceMergeRule } from "../version/sibling_merge_rule.ts";
 import { MAIN_PEER, type GetRequest, type PutRequest } from "./node_messages.ts";
 import { LatencySamples } from "./node_stats.ts";
 import type { ReplicaSide } from "./replica_side.ts";
 import type { StampingActors } from "./stamping_actors.ts";
+
+/**
+ * The hints other nodes hold for one primary, read beside the node answering for that primary in a
+ * get: its answer counts only once theirs are in, merged, so that a write acknowledged by a
+ * stand-in counts for that primary before its hint is handed back.
+ */
+interface Companions {
+  /** The primary the hints are held for. */
+  readonly target: number;
+  /** Holders not yet answered. */
+  readonly waiting: Set<number>;
+  /** Versions they answered with. */
+  readonly versions: Version[];
+  /** Set when a holder refused or cannot be asked: the primary's answer cannot count. */
+  failed: boolean;
+  /** The answer of the node answering for the primary, held until the holders answered. */
+  slotReply: ReadReply | undefined;
+}
 
 /** A session with what its error would need to say: the action and the replicas it addressed (N). */
 type Session = (
@@ -52,6 +71,8 @@ type Session = (
   readonly replicas: number;
   /** Stand-ins of this request: fallback → the primary it holds a hint for. */
   readonly hints: ReadonlyMap<number, number>;
+  /** A get's hint holders to read beside each answering node (by the node answering for the primary). */
+  readonly companions?: ReadonlyMap<number, Companions>;
 };
 
 export interface CoordinationOptions {
@@ -67,6 +88,8 @@ export interface CoordinationOptions {
   readonly targets: (primaries: readonly number[], fallbacks: readonly number[], strict: boolean) => Targets;
   /** The failure of the node's store or hint store, if one failed (the node then serves nothing). */
   readonly failure: () => Error | undefined;
+  /** The nodes holding hints for a target (this one included), and whether each is up. */
+  readonly hintHolders: (target: number) => readonly { readonly node: number; readonly up: boolean }[];
 }
 
 export class Coordination {
@@ -80,6 +103,7 @@ export class Coordination {
   readonly #signer: ContextSigner;
   readonly #targets: CoordinationOptions["targets"];
   readonly #storeFailure: () => Error | undefined;
+  readonly #hintHolders: CoordinationOptions["hintHolders"];
   readonly #sessions = new Map<number, { session: Session; timer: TimerHandle; startedMs: number }>();
   readonly latency = { put: new LatencySamples(), get: new LatencySamples() };
   readonly #requests = { put: 0, get: 0, failed: 0 };
@@ -96,6 +120,7 @@ export class Coordination {
     this.#signer = options.signer;
     this.#targets = options.targets;
     this.#storeFailure = options.failure;
+    this.#hintHolders = options.hintHolders;
   }
 
   /** Requests coordinated (put counts deletes) and failed. */
@@ -209,8 +234,42 @@ export class Coordination {
     } catch (error) {
       return this.#refuse(request.requestId, error);
     }
-    this.#track(request.requestId, { kind: "get", session: created.session, action: "get", replicas: request.preferenceList.length, hints: targets.hints }, request.timeoutMs);
+    const companions = this.#companionsOf(request.preferenceList, targets);
+    this.#track(request.requestId, { kind: "get", session: created.session, action: "get", replicas: request.preferenceList.length, hints: targets.hints, companions }, request.timeoutMs);
+    for (const group of companions.values()) {
+      for (const holder of [...group.waiting]) {
+        if (holder === this.#nodeId) this.onGetReply(request.requestId, holder, this.#replica.readLocal(request.key, group.target), group.target);
+        else this.#transport.send(holder, { type: MessageType.read, requestId: request.requestId, key: request.key, hintFor: group.target });
+      }
+    }
     this.#runGetEffects(created.session, created.effects);
+  }
+
+  /**
+   * For each primary of a read, the nodes other than the one answering for it that hold hints for
+   * it (gossip says who): the answer for that primary is complete only with theirs. A holder that
+   * is down makes it incomplete. Empty, and free, while nobody holds hints.
+   */
+  #companionsOf(primaries: readonly number[], targets: Targets): Map<number, Companions> {
+    const companions = new Map<number, Companions>();
+    for (const primary of primaries) {
+      const holders = this.#hintHolders(primary);
+      if (holders.length === 0) continue;
+      let answering: number | undefined;
+      for (const [standIn, standsFor] of targets.hints) if (standsFor === primary) answering = standIn;
+      if (answering === undefined && targets.list.includes(primary)) answering = primary;
+      if (answering === undefined) continue;
+      const group: Companions = { target: primary, waiting: new Set(), versions: [], failed: false, slotReply: undefined };
+      for (const holder of holders) {
+        // A stand-in for the primary reads its own hints for it already.
+        if (holder.node === answering && answering !== primary) continue;
+        if (holder.node === primary) continue;
+        if (holder.up) group.waiting.add(holder.node);
+        else group.failed = true;
+      }
+      if (group.waiting.size > 0 || group.failed) companions.set(answering, group);
+    }
+    return companions;
   }
 
   /** Keeps a session until its deadline (read repair may continue after the response). */
@@ -233,12 +292,37 @@ export class Coordination {
     this.#runPutEffects(tracked.session.session, onPutReply(tracked.session.session, from, ok, this.#now()));
   }
 
-  onGetReply(requestId: number, from: number, reply: ReadReply): void {
+  /** A read's answer; `hintFor` when it read the hints `from` holds for that target. */
+  onGetReply(requestId: number, from: number, reply: ReadReply, hintFor?: number): void {
     const tracked = this.#sessions.get(requestId);
     if (tracked?.session.kind !== "get") return;
-    this.#runGetEffects(tracked.session.session, onGetReply(tracked.session.session, from, reply, this.#now()));
+    const answer = this.#withCompanions(tracked.session.companions, from, reply, hintFor);
+    if (answer === undefined) return;
+    this.#runGetEffects(tracked.session.session, onGetReply(tracked.session.session, answer.from, answer.reply, this.#now()));
     // Every replica answered and read repair was sent: nothing more can happen to the session.
     if (tracked.session.session.finished) this.#retire(requestId);
+  }
+
+  /**
+   * Routes one read answer through the session's hint holders: a holder's answer is kept; the
+   * answer of a node answering for a primary with holders waits for them and is then merged with
+   * theirs (or refused, when one of them refused or could not be asked). Returns what the session
+   * should see now, if anything.
+   */
+  #withCompanions(companions: ReadonlyMap<number, Companions> | undefined, from: number, reply: ReadReply, hintFor: number | undefined): { from: number; reply: ReadReply } | undefined {
+    if (companions === undefined || companions.size === 0) return { from, reply };
+    if (hintFor !== undefined) {
+      for (const [answering, group] of companions) {
+        if (group.target !== hintFor || !group.waiting.delete(from)) continue;
+        if (reply.ok) group.versions.push(...reply.versions);
+        else group.failed = true;
+        return group.waiting.size === 0 && group.slotReply ? { from: answering, reply: completed(group, group.slotReply) } : undefined;
+      }
+    }
+    const group = companions.get(from);
+    if (group === undefined || group.slotReply !== undefined) return { from, reply };
+    group.slotReply = reply;
+    return group.waiting.size === 0 ? { from, reply: completed(group, reply) } : undefined;
   }
 
   /** Forgets a session that can take no more input, and its deadline timer. */
@@ -341,4 +425,11 @@ export class Coordination {
     for (const { timer } of this.#sessions.values()) this.#clock.clearTimer(timer);
     this.#sessions.clear();
   }
+}
+
+/** The answer for a primary, whole: its own merged with its hint holders', or a refusal. */
+function completed(group: Companions, reply: ReadReply): ReadReply {
+  if (!reply.ok || group.failed) return { ok: false };
+  if (group.versions.length === 0) return reply;
+  return { ok: true, versions: dominanceMergeRule.merge([...reply.versions, ...group.versions]) };
 }

@@ -57,6 +57,8 @@ export interface NodeCoreOptions {
   readonly generation: number;
   /** Members, ring, gossip and handoff settings (the cluster core sends changes with `configure`). */
   readonly settings: NodeSettings;
+  /** A gossip table to start from (what the main thread knew at the start). @default [] */
+  readonly gossipTable?: readonly number[];
   /** Where this node keeps hints for others; without one, the node neither stores nor writes hints (strict quorum). */
   readonly hints?: HintStore;
   /**
@@ -114,6 +116,7 @@ export class NodeCore {
       config: options.settings.gossip,
       nowMs: options.clock.nowMs(),
     });
+    if (options.gossipTable) this.#gossip.receive(options.gossipTable, options.clock.nowMs());
     this.#settings = options.settings;
     this.#placement = placementOf(options.settings.ring);
     this.#hints = options.hints;
@@ -140,6 +143,7 @@ export class NodeCore {
       signer: options.signer,
       targets: (primaries, fallbacks, strict) => this.#targets(primaries, fallbacks, strict),
       failure: () => this.#storeFailure(),
+      hintHolders: (target) => this.#hintHolders(target),
     });
     if (options.hints) {
       const hints = options.hints;
@@ -301,7 +305,7 @@ export class NodeCore {
       case MessageType.read:
         return this.#replica.onRead(from, message);
       case MessageType.readReply:
-        return this.#coordination.onGetReply(message.requestId as number, from, message.reply as ReadReply);
+        return this.#coordination.onGetReply(message.requestId as number, from, message.reply as ReadReply, message.hintFor as number | undefined);
       case MessageType.repair:
         return this.#replica.repair(message.key as Uint8Array, message.versions as Version[]);
       case MessageType.streamChunk:
@@ -370,6 +374,16 @@ export class NodeCore {
   }
 
   // ---- sloppy quorum -------------------------------------------------------------------------
+
+  /**
+   * The nodes that hold hints for `target` (this one included), with whether each is up in this
+   * node's view: a read of a key of `target` asks them too (coordination.ts).
+   */
+  #hintHolders(target: number): { node: number; up: boolean }[] {
+    const holders = this.#gossip.hintHoldersOf(target).map((node) => ({ node, up: this.#gossip.isUp(node) }));
+    if (this.#hints?.targets().includes(target)) holders.push({ node: this.nodeId, up: true });
+    return holders;
+  }
 
   /** Where a request goes (stand_ins.ts); `strict` (while keys move) or without a hint store: primaries only. */
   #targets(primaries: readonly number[], fallbacks: readonly number[], strict: boolean): Targets {

@@ -41,6 +41,8 @@ export interface NodeLifeOptions {
   /** This life's gossip generation: higher than every earlier life's. */
   readonly generation: number;
   readonly settings: NodeSettings;
+  /** What the others last gossiped, as the main thread knew it at the start. @default [] */
+  readonly gossipTable?: readonly number[];
   /** The actor this life takes if the last one did not end cleanly (never handed out before). */
   readonly freshActor: number;
   /** Fresh actors for the writes this life coordinates as a fallback. */
@@ -109,6 +111,7 @@ export class NodeLife {
       prng: options.prng,
       generation: options.generation,
       settings: options.settings,
+      ...(options.gossipTable ? { gossipTable: options.gossipTable } : {}),
       hints: new HintStore(hintStore),
       scanTrees,
     });

@@ -166,9 +166,11 @@ export class ReplicaSide {
     }
   }
 
+  /** Answers a read; a read of the hints held for a target says which target it read. */
   onRead(from: number, message: Message): void {
-    const reply = this.readLocal(message.key as Uint8Array, message.hintFor as number | undefined);
-    this.#transport.send(from, { type: MessageType.readReply, requestId: message.requestId, reply });
+    const hintFor = message.hintFor as number | undefined;
+    const reply = this.readLocal(message.key as Uint8Array, hintFor);
+    this.#transport.send(from, { type: MessageType.readReply, requestId: message.requestId, reply, ...(hintFor === undefined ? {} : { hintFor }) });
   }
 
   /** The copy a replica-side operation addresses: this node's own store, or its hints for `hintFor`. */

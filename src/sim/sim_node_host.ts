@@ -107,6 +107,7 @@ export class SimNodeHost implements NodeHost {
       prng: this.#options.prng.fork(),
       generation: start.generation,
       settings: start,
+      gossipTable: start.gossipTable,
       freshActor: fresh[0]!,
       fallbackActors: fresh.slice(1),
       treeScansInPool: false,
