@@ -5,20 +5,25 @@
  *                                     seed prints)
  *   npm run sim -- --seeds 10000      soak: seeds 1..10000 (or --from N), with a progress line and
  *                                     seeds per second; exits 1 if any seed has a finding
- *   --workload register|set           the register workload (reads, writes, deletes; default) or
- *                                     the set workload (unique adds merged by union, with wipes)
+ *   --workload register|set|ringback  the register workload (reads, writes, deletes; default), the
+ *                                     set workload (unique adds merged by union, with wipes), or
+ *                                     ring-back (keys move away and back; the node losing them
+ *                                     crashes or fails its disk during its cleanup; deletes purged
+ *                                     between: no deleted value may come back)
  *   --faults crash,pause,...          the fault kinds to draw (default: every kind the workload
  *                                     draws: all but wipe for register, all for set)
  *   --operations N                    operations (register) or adds (set) per seed (default 200)
  *   --negative                        the negative control: register: W=1 and two replicas wiped
- *                                     before the final reads; set: a merge that keeps one sibling.
- *                                     It must report lost writes.
+ *                                     before the final reads; set: a merge that keeps one sibling;
+ *                                     ringback: failed cleanups forgotten. It must report lost
+ *                                     writes (ringback: resurrections).
  *
  * Deno: npx deno run -A scripts/sim.ts --seeds 100
  */
 import process from "node:process";
 import { registerFaultKinds, replayCommand, runSeed } from "../src/sim/run_seed.ts";
 import { runSetSeed, setFaultKinds } from "../src/sim/run_set_seed.ts";
+import { runRingBackSeed } from "../src/sim/run_ring_back_seed.ts";
 import { faultKinds, type FaultKind } from "../src/sim/workload.ts";
 
 function flag(name: string): string | undefined {
@@ -35,7 +40,7 @@ function integer(name: string, fallback: number): number {
 }
 
 const workload = flag("--workload") ?? "register";
-if (workload !== "register" && workload !== "set") throw new RangeError(`sim failed: --workload must be register or set, got ${workload}`);
+if (workload !== "register" && workload !== "set" && workload !== "ringback") throw new RangeError(`sim failed: --workload must be register, set or ringback, got ${workload}`);
 const faults = (flag("--faults")?.split(",") ?? (workload === "set" ? setFaultKinds : registerFaultKinds)) as FaultKind[];
 for (const kind of faults) if (!faultKinds.includes(kind)) throw new RangeError(`sim failed: unknown fault ${kind}, expected some of ${faultKinds.join(",")}`);
 const negative = process.argv.includes("--negative");
@@ -56,6 +61,12 @@ interface Outcome {
 }
 
 async function runOne(seed: number): Promise<Outcome> {
+  if (workload === "ringback") {
+    const report = await runRingBackSeed({ seed, forgetCleanups: negative });
+    const findings = [...report.resurrected.map((detail) => `resurrected ${detail}`), ...report.lost];
+    // The verdict's "lost" column counts resurrections here: what the negative control must show.
+    return { report, operations: report.deleted, acknowledged: report.purged, unknown: 0, notApplied: 0, lost: report.resurrected.length + report.lost.length, findings, faults: {}, traceHash: report.traceHash, convergenceRounds: null };
+  }
   if (workload === "set") {
     const report = await runSetSeed({ seed, adds: operations, faults, ...(negative ? { merge: "first" as const } : {}) });
     const findings = [...report.lost, ...report.phantoms, ...report.notAppliedPresent, ...report.replicaGaps, ...report.unread.map((key) => `${key} never read back`)];
@@ -72,7 +83,7 @@ async function runOne(seed: number): Promise<Outcome> {
   return { report, operations: report.operations, acknowledged: report.acknowledged, unknown: report.unknown, notApplied: report.notApplied, lost: report.lost.length, findings, faults: report.faults, traceHash: report.traceHash, convergenceRounds: report.convergenceRounds };
 }
 
-const replay = (seed: number) => `${replayCommand(seed)}${workload === "set" ? " --workload set" : ""}`;
+const replay = (seed: number) => `${replayCommand(seed)}${workload === "register" ? "" : ` --workload ${workload}`}`;
 
 const single = flag("--seed");
 if (single !== undefined) {
@@ -114,7 +125,8 @@ for (let seed = from; seed < from + seeds; seed++) {
 const seconds = (performance.now() - started) / 1000;
 console.log(`\n${workload}: ${seeds} seeds (${from}..${from + seeds - 1}) in ${seconds.toFixed(1)} s: ${(seeds / seconds).toFixed(1)} seeds/s`);
 console.log(`operations ${totals.operations}; acknowledged ${totals.acknowledged}, unknown ${totals.unknown}, not applied ${totals.notApplied}; lost ${totals.lost}; seeds with a finding ${failures.length}; convergence at most ${roundsMax} anti-entropy rounds`);
-console.log(`faults drawn: ${JSON.stringify(drawn)}`);
+if (workload === "ringback") console.log(`ring-back: deletes acknowledged ${totals.operations}, purged before the move back ${totals.acknowledged}; resurrections (and lost keys) ${totals.lost}`);
+else console.log(`faults drawn: ${JSON.stringify(drawn)}`);
 if (negative) {
   console.log(totals.lost > 0 ? "negative control: loss seen, as it must be" : "negative control FAILED: the checker saw no loss");
   process.exit(totals.lost > 0 ? 0 : 1);

@@ -46,6 +46,7 @@ function storedCluster(nodes: number): StoredCluster {
     members: Array.from({ length: nodes }, (_, node) => node),
     nextNodeId: nodes,
     nextActor: firstFreshActor,
+    pendingCleanups: [],
   };
 }
 

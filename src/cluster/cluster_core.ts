@@ -44,6 +44,12 @@ export interface ClusterCoreOptions {
   readonly signer: ContextSigner;
   /** Writes the cluster file durably; the state it is given is in force once it returns. */
   readonly save: (state: ClusterState) => void;
+  /**
+   * The negative control of the simulator only: forget which nodes owe a ring change's cleanup,
+   * so that a node that missed one serves (and a purge goes ahead) with the stale copies it kept.
+   * @default false
+   */
+  readonly unsafeForgetCleanups?: boolean;
 }
 
 export interface ClusterStats {
@@ -74,6 +80,9 @@ export class ClusterCore {
   #members: number[];
   #nextNodeId: number;
   #nextActor: number;
+  /** Members that owe the last ring change's cleanup (saved in the cluster file). */
+  readonly #pendingCleanups: Set<number>;
+  readonly #rememberCleanups: boolean;
   #ring: HashRing;
   #closed = false;
 
@@ -85,6 +94,8 @@ export class ClusterCore {
     this.#members = [...options.state.members];
     this.#nextNodeId = options.state.nextNodeId;
     this.#nextActor = options.state.nextActor;
+    this.#rememberCleanups = options.unsafeForgetCleanups !== true;
+    this.#pendingCleanups = new Set(this.#rememberCleanups ? options.state.pendingCleanups : []);
     this.#ring = HashRing.build({ nodes: this.#members, vnodesPerNode: this.#config.vnodesPerNode });
     this.#requests = new RequestTable(options.clock);
     this.#membership = new ClusterMembership({ clock: options.clock, members: this.#members, gossip: this.#config.gossip });
@@ -96,10 +107,16 @@ export class ClusterCore {
       isDown: (node) => this.#membership.unavailable.has(node),
       switchTo: (config, members, ring) => {
         this.#ring = ring;
-        this.#commit(config, members);
+        // Every node of the new ring owes its cleanup, saved in the same write as the switch.
+        this.#commit(config, members, () => {
+          this.#pendingCleanups.clear();
+          if (this.#rememberCleanups) for (const node of members) this.#pendingCleanups.add(node);
+        });
       },
       current: () => ({ config: this.#config, members: this.#members, ring: this.#ring }),
       applyChange: (config, change) => applyConfigChange("configure", config, change),
+      pendingCleanups: () => [...this.#pendingCleanups],
+      cleaned: (node) => this.#cleaned(node),
     });
     this.#client = new ClusterRequests({
       transport: options.transport,
@@ -261,8 +278,13 @@ export class ClusterCore {
   async startNode(node: number): Promise<void> {
     const generation = this.#membership.nextGeneration(node);
     const settings = this.#nodeSettings(node);
-    const start: NodeStart = { generation, gossipTable: this.#membership.table(), ...settings };
+    // A node that owes the last ring change's cleanup finishes it before it serves.
+    const cleanup = this.#pendingCleanups.has(node)
+      ? { ring: settings.ring, keysPerSecond: this.#config.streamKeysPerSecond, freshActor: this.allocateActor() }
+      : undefined;
+    const start: NodeStart = { generation, gossipTable: this.#membership.table(), ...settings, ...(cleanup ? { cleanup } : {}) };
     await this.#host.startNode(node, start);
+    if (cleanup) this.#cleaned(node);
     // A change committed while the node was starting skipped it (it was down): send it now.
     const now = this.#nodeSettings(node);
     if (JSON.stringify(now) !== JSON.stringify(settings)) this.#host.control(node).configure(now).catch(() => {});
@@ -372,10 +394,26 @@ export class ClusterCore {
     await this.#host.stopNode(node);
   }
 
-  #commit(config: ClusterConfig, members: readonly number[]): void {
+  /** `node` no longer owes a cleanup (it finished one, or its disk was replaced empty). */
+  #cleaned(node: number): void {
+    if (this.#pendingCleanups.has(node)) this.#commit(this.#config, this.#members, () => this.#pendingCleanups.delete(node));
+  }
+
+  /** `node` starts again on an empty disk: it holds no stale copy, so it owes no cleanup. */
+  wiped(node: number): void {
+    this.#cleaned(node);
+  }
+
+  /**
+   * Makes `config` on `members` current (and whatever `change` changes: the cleanups owed), saves
+   * the cluster file, and tells the nodes what changed for them.
+   */
+  #commit(config: ClusterConfig, members: readonly number[], change?: () => void): void {
     const before = JSON.stringify(this.#nodeSettings());
+    change?.();
     this.#config = { ...config, nodes: members.length };
     this.#members = [...members];
+    for (const node of [...this.#pendingCleanups]) if (!members.includes(node)) this.#pendingCleanups.delete(node);
     this.#persist();
     this.#membership.reconfigure(this.#members, this.#config.gossip);
     // Nodes learn the new members, ring, gossip and handoff settings (each applies them within a round).
@@ -394,6 +432,7 @@ export class ClusterCore {
       gossip: this.#config.gossip,
       handoff: this.#config.handoff,
       antiEntropy: this.#config.antiEntropy,
+      cleanupsPending: [...this.#pendingCleanups].sort((a, b) => a - b),
     };
   }
 
@@ -403,7 +442,8 @@ export class ClusterCore {
   }
 
   #persist(): void {
-    this.#save({ config: this.#config, members: this.#members, nextNodeId: this.#nextNodeId, nextActor: this.#nextActor });
+    const pendingCleanups = [...this.#pendingCleanups].sort((a, b) => a - b);
+    this.#save({ config: this.#config, members: this.#members, nextNodeId: this.#nextNodeId, nextActor: this.#nextActor, pendingCleanups });
   }
 
   /**

@@ -40,13 +40,19 @@ export interface StoredCluster {
    * Files written before actors existed start at firstFreshActor.
    */
   readonly nextActor: number;
+  /**
+   * Members that have not yet dropped the keys they no longer replicate after the last ring
+   * change (their cleanup failed, or they were down): each finishes it before it serves again.
+   * Files written before cleanups were remembered have none.
+   */
+  readonly pendingCleanups: readonly number[];
 }
 
 /** Fresh actors come after every node id, so they never meet an actor a node id once was. */
 export const firstFreshActor = limits.nodeIdMax + 1;
 
 export function encodeClusterFile(stored: StoredCluster): Uint8Array {
-  const body = { format: CLUSTER_FILE_FORMAT, config: stored.config, members: stored.members, nextNodeId: stored.nextNodeId, nextActor: stored.nextActor };
+  const body = { format: CLUSTER_FILE_FORMAT, config: stored.config, members: stored.members, nextNodeId: stored.nextNodeId, nextActor: stored.nextActor, pendingCleanups: stored.pendingCleanups };
   return new TextEncoder().encode(`${JSON.stringify(body, null, 2)}\n`);
 }
 
@@ -77,7 +83,7 @@ export function decodeClusterFile(bytes: Uint8Array, path: string): StoredCluste
     fail(`not a complete JSON document (${detailOf(error)})`);
   }
   if (!isRecord(body)) return fail(`expected a JSON object, got ${describe(body)}`);
-  const { format, config: storedConfig, members: storedMembers, nextNodeId: storedNext, nextActor: storedActor, ...unknown } = body;
+  const { format, config: storedConfig, members: storedMembers, nextNodeId: storedNext, nextActor: storedActor, pendingCleanups: storedCleanups, ...unknown } = body;
   if (format !== 1 && format !== CLUSTER_FILE_FORMAT) fail(`format must be 1 or ${CLUSTER_FILE_FORMAT}, got ${describe(format)}`);
   const extra = Object.keys(unknown);
   if (extra.length > 0) fail(`unknown field ${extra[0]}`);
@@ -106,7 +112,11 @@ export function decodeClusterFile(bytes: Uint8Array, path: string): StoredCluste
   if (typeof nextActor !== "number" || !Number.isInteger(nextActor) || nextActor < firstFreshActor || nextActor > limits.actorMax) {
     fail(`nextActor must be an integer in ${firstFreshActor}..${limits.actorMax}, got ${describe(nextActor)}`);
   }
-  return { config, members: members as number[], nextNodeId: nextNodeId as number, nextActor: nextActor as number };
+  const pendingCleanups = storedCleanups ?? [];
+  if (!Array.isArray(pendingCleanups) || pendingCleanups.some((node: unknown) => typeof node !== "number" || !(members as number[]).includes(node))) {
+    fail(`pendingCleanups must be an array of members, got ${describe(pendingCleanups)}`);
+  }
+  return { config, members: members as number[], nextNodeId: nextNodeId as number, nextActor: nextActor as number, pendingCleanups: pendingCleanups as number[] };
 }
 
 /**
@@ -119,7 +129,7 @@ export function resolveStoredCluster(dataDir: string, stored: StoredCluster | un
   if (stored === undefined) {
     const config = resolveClusterConfig(settings);
     const members = Array.from({ length: config.nodes }, (_, node) => node);
-    return { config, members, nextNodeId: config.nodes, nextActor: firstFreshActor };
+    return { config, members, nextNodeId: config.nodes, nextActor: firstFreshActor, pendingCleanups: [] };
   }
   const config = applyConfigChange("create cluster", stored.config, settings);
   if (config.nodes !== stored.config.nodes) {
@@ -130,5 +140,5 @@ export function resolveStoredCluster(dataDir: string, stored: StoredCluster | un
       `create cluster failed: ${dataDir} holds a cluster with n = ${stored.config.n} and vnodesPerNode = ${stored.config.vnodesPerNode}; open it as it is, then configure()`,
     );
   }
-  return { config, members: stored.members, nextNodeId: stored.nextNodeId, nextActor: stored.nextActor };
+  return { config, members: stored.members, nextNodeId: stored.nextNodeId, nextActor: stored.nextActor, pendingCleanups: stored.pendingCleanups };
 }

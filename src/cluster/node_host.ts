@@ -3,7 +3,7 @@
  * simulator (src/sim/). The core decides; the host starts and stops nodes and carries control
  * calls to them. Data-plane requests travel on the core's Transport instead.
  */
-import type { NodeSettings } from "../node/node_messages.ts";
+import type { NodeSettings, RingSpec } from "../node/node_messages.ts";
 import type { NodeStats } from "../node/node_stats.ts";
 import type { RingChangeControl } from "../ringchange/ring_mover.ts";
 
@@ -27,6 +27,11 @@ export interface NodeStart extends NodeSettings {
    * said (who holds hints for whom, whose store failed) instead of learning it over a few rounds.
    */
   readonly gossipTable: readonly number[];
+  /**
+   * The cleanup of the last ring change the node still owes (it failed, or the node was down):
+   * it runs before the node serves; a start whose cleanup fails fails.
+   */
+  readonly cleanup?: { readonly ring: RingSpec; readonly keysPerSecond: number; readonly freshActor: number };
 }
 
 export interface NodeHost {

@@ -275,6 +275,9 @@ export class NodeCore {
    * gossip), so no hint anywhere can hand the deleted value back after the purge.
    */
   #purgeAllowed(deletedAtMs: number): boolean {
+    // A node that has not finished dropping the keys it lost in a ring change may hold an older
+    // copy of any of them, which a later ring change could bring back over a purge.
+    if (this.#settings.cleanupsPending.length > 0) return false;
     for (const member of this.#settings.members) {
       const floor = member === this.nodeId ? (this.#hints?.floorMs ?? HINT_FLOOR_NONE) : this.#gossip.hintFloorOf(member);
       if (floor < 0 || (floor !== HINT_FLOOR_NONE && floor <= deletedAtMs)) return false;

@@ -21,7 +21,7 @@ import { dominanceMergeRuleReference } from "../version/sibling_merge_rule.ts";
 import { CounterLease } from "./counter_lease.ts";
 import { NodeActor } from "./node_actor.ts";
 import { NodeCore } from "./node_core.ts";
-import type { NodeSettings } from "./node_messages.ts";
+import type { NodeSettings, RingSpec } from "./node_messages.ts";
 
 export interface NodeLifeOptions {
   readonly nodeId: number;
@@ -43,6 +43,8 @@ export interface NodeLifeOptions {
   readonly settings: NodeSettings;
   /** What the others last gossiped, as the main thread knew it at the start. @default [] */
   readonly gossipTable?: readonly number[];
+  /** A ring change's cleanup this node still owes: run before `open` resolves (before it serves). */
+  readonly cleanup?: { readonly ring: RingSpec; readonly keysPerSecond: number; readonly freshActor: number } | undefined;
   /** The actor this life takes if the last one did not end cleanly (never handed out before). */
   readonly freshActor: number;
   /** Fresh actors for the writes this life coordinates as a fallback. */
@@ -115,7 +117,17 @@ export class NodeLife {
       hints: new HintStore(hintStore),
       scanTrees,
     });
-    return new NodeLife({ core, store, hintStore, actor });
+    const life = new NodeLife({ core, store, hintStore, actor });
+    if (options.cleanup) {
+      const { ring, keysPerSecond, freshActor } = options.cleanup;
+      try {
+        await core.cleanup(ring, keysPerSecond, freshActor);
+      } catch (error) {
+        await life.close();
+        throw error;
+      }
+    }
+    return life;
   }
 
   /**

@@ -57,6 +57,11 @@ export interface NodeSettings {
   readonly ring: RingSpec;
   readonly gossip: GossipConfig;
   readonly handoff: HandoffConfig;
+  /**
+   * Members that still owe the cleanup of the last ring change (they may hold copies of keys they
+   * no longer replicate): no tombstone is purged while one does.
+   */
+  readonly cleanupsPending: readonly number[];
   readonly antiEntropy: { readonly enabled: boolean; readonly buckets: number; readonly intervalMs: number; readonly keysPerSecond: number; readonly tombstoneGraceMs: number };
 }
 

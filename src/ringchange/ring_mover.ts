@@ -102,6 +102,8 @@ export class RingMover<C extends MovingConfig> {
   readonly #switchTo: (config: C, members: readonly number[], ring: HashRing) => void;
   readonly #current: () => { config: C; members: readonly number[]; ring: HashRing };
   readonly #applyChange: (config: C, change: unknown) => C;
+  readonly #pendingCleanups: () => readonly number[];
+  readonly #cleaned: (node: number) => void;
   #transition: Transition<C> | null = null;
   /** Ring changes and membership changes run one at a time, in call order. */
   #changes: Promise<unknown> = Promise.resolve();
@@ -119,6 +121,10 @@ export class RingMover<C extends MovingConfig> {
     current: () => { config: C; members: readonly number[]; ring: HashRing };
     /** The configuration after a change of settings that move no keys (validated; throws if refused). */
     applyChange: (config: C, change: unknown) => C;
+    /** Members that still owe the cleanup of the last ring change (remembered durably by the cluster). */
+    pendingCleanups: () => readonly number[];
+    /** `node` finished its cleanup under the current ring: the cluster forgets that it owed one. */
+    cleaned: (node: number) => void;
   }) {
     this.#host = options.host;
     this.#freshActor = options.freshActor;
@@ -128,6 +134,8 @@ export class RingMover<C extends MovingConfig> {
     this.#switchTo = options.switchTo;
     this.#current = options.current;
     this.#applyChange = options.applyChange;
+    this.#pendingCleanups = options.pendingCleanups;
+    this.#cleaned = options.cleaned;
   }
 
   get transition(): Transition<C> | null {
@@ -185,6 +193,7 @@ export class RingMover<C extends MovingConfig> {
     if (blocking.length > 0) {
       throw new RingChangeError(`${action} failed: node ${blocking.join(", ")} is down; restart it first, or remove it with removeNode(${blocking[0]})`);
     }
+    await this.#finishCleanups(action, current, next.streamKeysPerSecond, removing);
     const sources = before.nodes.filter((node) => !down.includes(node));
     const ring = HashRing.build({ nodes: members, vnodesPerNode: next.vnodesPerNode });
     // A node of either ring going down abandons the move at once, rather than when the chunks
@@ -238,20 +247,45 @@ export class RingMover<C extends MovingConfig> {
   /**
    * After a switch: every live node of the new ring drops the keys it no longer replicates (lost
    * ranges, lower N). Runs once the requests routed under the old ring have answered, still inside
-   * the serialized change, so no move is in flight. Best effort: a node that fails keeps its extra
-   * copies (harmless: reads never ask it for them). Returns the keys dropped.
+   * the serialized change, so no move is in flight. The cluster remembered, in the same save as the
+   * switch, that every node owes this cleanup; a node that finishes it is told `cleaned`. One that
+   * fails or is down keeps owing it: it finishes it when it starts again, before it serves, and no
+   * tombstone is purged meanwhile (its extra copies could come back after a later move). Returns
+   * the keys dropped.
    */
   async #cleanup(ring: RingSpec, keysPerSecond: number): Promise<number> {
     await this.#requests.drain(this.#requests.nextId);
     const live = ring.nodes.filter((node) => !this.#isDown(node));
-    const dropped = await Promise.all(
-      live.map((node) =>
-        this.#host
-          .control(node)
-          .cleanup(ring, keysPerSecond, this.#freshActor())
-          .then((report) => report.keysDropped, () => 0),
-      ),
-    );
+    const dropped = await Promise.all(live.map((node) => this.#cleanupOne(node, ring, keysPerSecond)));
     return dropped.reduce((sum, count) => sum + count, 0);
+  }
+
+  /** Runs `node`'s cleanup under `ring`; the keys it dropped, or 0 when it failed (it still owes it). */
+  #cleanupOne(node: number, ring: RingSpec, keysPerSecond: number): Promise<number> {
+    return this.#host
+      .control(node)
+      .cleanup(ring, keysPerSecond, this.#freshActor())
+      .then(
+        (report) => {
+          this.#cleaned(node);
+          return report.keysDropped;
+        },
+        () => 0,
+      );
+  }
+
+  /**
+   * Before a move: the nodes still owing the last move's cleanup finish it now; a move that would
+   * bring keys back to a node still holding stale copies of them is refused.
+   */
+  async #finishCleanups(action: string, current: { config: C; members: readonly number[] }, keysPerSecond: number, leaving: readonly number[]): Promise<void> {
+    const owing = this.#pendingCleanups().filter((node) => !leaving.includes(node));
+    if (owing.length === 0) return;
+    const ring: RingSpec = { nodes: [...current.members], vnodesPerNode: current.config.vnodesPerNode, n: current.config.n };
+    await Promise.all(owing.filter((node) => !this.#isDown(node)).map((node) => this.#cleanupOne(node, ring, keysPerSecond)));
+    const still = this.#pendingCleanups().filter((node) => !leaving.includes(node));
+    if (still.length > 0) {
+      throw new RingChangeError(`${action} failed: node ${still.join(", ")} has not dropped the keys it lost in the last ring change; restart it on a healthy disk first`);
+    }
   }
 }

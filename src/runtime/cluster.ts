@@ -409,6 +409,7 @@ export class Cluster {
         this.#directory.removeNodeDirectory(node);
         this.#diskFaults.delete(node);
         await this.#host.setDiskFault(node, null);
+        this.#core.wiped(node);
       } else {
         this.#directory.breakNodeLock(node);
       }

@@ -22,6 +22,7 @@ import { checkDelay, checkDropRate, checkPartitionGroups, noLinkFaults, type Lin
 import { SimNetwork } from "../transport/sim_transport.ts";
 import { LoomRangeError } from "../util/errors.ts";
 import { createContextSigner } from "../version/context_signer.ts";
+import { HashRing } from "../ring/hash_ring.ts";
 import { SimNodeHost } from "./sim_node_host.ts";
 import { Trace } from "./trace.ts";
 import type { WorkloadTarget } from "./workload.ts";
@@ -39,6 +40,8 @@ export interface SimClusterOptions {
   readonly maxDelayMs?: number;
   /** Reopen on the disks a power loss left (`powerLoss()`): cluster.json and every node's store. */
   readonly disks?: SimDisks;
+  /** A negative control: the cluster forgets which nodes owe a ring change's cleanup. @default false */
+  readonly unsafeForgetCleanups?: boolean;
 }
 
 /** What survives a power loss: the main thread's disk and every node's. */
@@ -78,6 +81,11 @@ export class SimCluster {
     this.trace = parts.trace;
   }
 
+  /** The ring `members` with `vnodesPerNode` each would form (what a ring change moves to). */
+  static ringOf(members: readonly number[], vnodesPerNode: number): HashRing {
+    return HashRing.build({ nodes: members, vnodesPerNode });
+  }
+
   static async create(options: SimClusterOptions): Promise<SimCluster> {
     const root = createPrng(options.seed);
     const networkPrng = root.fork();
@@ -108,7 +116,7 @@ export class SimCluster {
       ...(options.disks ? { disks: options.disks.nodes } : {}),
     });
     const main = network.endpoint(MAIN_PEER);
-    const state = stored ?? { config, members, nextNodeId: config.nodes, nextActor: firstFreshActor };
+    const state = stored ?? { config, members, nextNodeId: config.nodes, nextActor: firstFreshActor, pendingCleanups: [] };
     core = new ClusterCore({
       state,
       host,
@@ -126,6 +134,7 @@ export class SimCluster {
       clock,
       signer,
       save: (saved) => writeClusterFile(mainDisk, SIM_CLUSTER_DIRECTORY, saved),
+      ...(options.unsafeForgetCleanups ? { unsafeForgetCleanups: true } : {}),
     });
     const cluster = new SimCluster({ seed: options.seed, clock, network, core, host, mainDisk, prng, trace });
     for (const node of members) await cluster.#settle(core.startNode(node));
@@ -237,6 +246,7 @@ export class SimCluster {
       // A new, empty disk: the old one's fault is gone with it.
       this.#diskFaults.delete(node);
       this.host.setDiskFault(node, null);
+      this.core.wiped(node);
       await this.faults.restart(node);
     },
     pause: (node: number, ms: number): void => {

@@ -55,6 +55,11 @@ export class SimNodeHost implements NodeHost {
   readonly #options: SimNodeHostOptions;
   readonly #disks = new Map<number, { readonly disk: SimFileSystem; readonly faulty: FaultyFileSystem }>();
   readonly #lives = new Map<number, Life>();
+  /**
+   * Called as the cluster asks a node for a ring change's cleanup, before the node starts it: a
+   * workload strikes the node there (the ring-back workload crashes it or fails its disk).
+   */
+  onCleanup: ((node: number) => void) | undefined;
 
   constructor(options: SimNodeHostOptions) {
     this.#options = options;
@@ -108,6 +113,7 @@ export class SimNodeHost implements NodeHost {
       generation: start.generation,
       settings: start,
       gossipTable: start.gossipTable,
+      cleanup: start.cleanup,
       freshActor: fresh[0]!,
       fallbackActors: fresh.slice(1),
       treeScansInPool: false,
@@ -196,7 +202,10 @@ export class SimNodeHost implements NodeHost {
     return {
       stats: (scan) => call(() => life.life.core.stats({ scan })),
       stream: (plan) => call(() => life.life.core.streams.streamKeys(plan)),
-      cleanup: (ring, keysPerSecond, freshActor) => call(() => life.life.core.cleanup(ring, keysPerSecond, freshActor)),
+      cleanup: (ring, keysPerSecond, freshActor) => {
+        this.onCleanup?.(node);
+        return call(() => life.life.core.cleanup(ring, keysPerSecond, freshActor));
+      },
       abortStream: (streamId) => call(() => life.life.core.streams.abortStream(streamId)),
       configure: (settings) => call(() => life.life.core.configure(settings)),
       peerExited: (peer, generation) => call(() => life.life.core.peerExited(peer, generation)),
