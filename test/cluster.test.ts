@@ -9,13 +9,14 @@ import { createCluster, type Cluster } from "../src/runtime/cluster.ts";
 import { limits } from "../src/util/limits.ts";
 import { rejectsWithCode } from "./support/assertions.ts";
 import { eventually } from "./support/eventually.ts";
+import { GENEROUS_REQUEST_TIMEOUT_MS } from "./support/deadlines.ts";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
 const shared = suite<{ cluster: Cluster }>("a running 3-node cluster", { cluster: undefined as unknown as Cluster });
 
 shared.before(async (context) => {
-  context.cluster = await createCluster({ nodes: 3, n: 3, w: 2, r: 2, vnodesPerNode: 16 });
+  context.cluster = await createCluster({ nodes: 3, n: 3, w: 2, r: 2, vnodesPerNode: 16, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS });
 });
 
 shared.after(async (context) => {
@@ -161,7 +162,7 @@ shared.run();
 const lifecycle = suite("cluster lifecycle");
 
 lifecycle("closing and re-opening on the same data directory restores the data and the configuration", async () => {
-  let cluster = await createCluster({ nodes: 3, n: 2, w: 1, r: 1, vnodesPerNode: 8 });
+  let cluster = await createCluster({ nodes: 3, n: 2, w: 1, r: 1, vnodesPerNode: 8, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS });
   const dataDir = cluster.dataDir;
   try {
     for (let i = 0; i < 50; i++) await cluster.put(`key-${i}`, `value-${i}`);
@@ -195,7 +196,7 @@ lifecycle("use after close is refused, and impossible settings open nothing", as
 });
 
 lifecycle("with one node crashed writes still reach W; with two they are refused at once, saying how many replicas are up; restarts bring every acknowledged value back", async () => {
-  const cluster = await createCluster({ nodes: 3, n: 3, w: 2, r: 2, vnodesPerNode: 8, requestTimeoutMs: 300 });
+  const cluster = await createCluster({ nodes: 3, n: 3, w: 2, r: 2, vnodesPerNode: 8, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS });
   try {
     for (let i = 0; i < 20; i++) await cluster.put(`before-${i}`, `value-${i}`);
     await cluster.faults.crash(1);

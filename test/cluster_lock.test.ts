@@ -15,8 +15,9 @@ import { createCluster } from "../src/runtime/cluster.ts";
 import { openStore } from "../src/runtime/open_store.ts";
 import { LockedError } from "../src/util/errors.ts";
 import { temporaryDirectory } from "./support/store_harness.ts";
+import { GENEROUS_REQUEST_TIMEOUT_MS } from "./support/deadlines.ts";
 
-const small = { nodes: 1, n: 1, w: 1, r: 1, vnodesPerNode: 8 } as const;
+const small = { nodes: 1, n: 1, w: 1, r: 1, vnodesPerNode: 8, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS } as const;
 const text = (bytes: Uint8Array | undefined) => (bytes === undefined ? undefined : new TextDecoder().decode(bytes));
 
 /** The LockedError `call` fails with, checked to name `path` and `pid`. */
@@ -134,7 +135,7 @@ test("a cluster held by another process (on the other runtime) is refused with i
 });
 
 test("a crashed node keeps its store lock as a killed process would; restart breaks it, and closing with a node down leaves no lock", async () => {
-  let cluster = await createCluster({ nodes: 2, n: 2, w: 2, r: 1, vnodesPerNode: 8 });
+  let cluster = await createCluster({ nodes: 2, n: 2, w: 2, r: 1, vnodesPerNode: 8, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS });
   const { dataDir } = cluster;
   const nodeDirectory = `${dataDir}/node-1`;
   try {

@@ -16,6 +16,7 @@ import { createCluster, type Cluster, type RingChangeReport } from "../src/runti
 import { HashRing } from "../src/ring/hash_ring.ts";
 import { rejectsWithCode } from "./support/assertions.ts";
 import { eventually } from "./support/eventually.ts";
+import { GENEROUS_REQUEST_TIMEOUT_MS } from "./support/deadlines.ts";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
@@ -237,7 +238,7 @@ reconfigure(
 );
 
 reconfigure("a ring change with a node down is refused and changes nothing", async () => {
-  const cluster = await createCluster({ nodes: 4, n: 3, w: 2, r: 2, vnodesPerNode: 8 });
+  const cluster = await createCluster({ nodes: 4, n: 3, w: 2, r: 2, vnodesPerNode: 8, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS });
   try {
     await cluster.put("k", "v");
     await cluster.faults.crash(3);
@@ -308,7 +309,7 @@ reconfigure("a node that crashes while keys move to it fails the move with LOOM_
 });
 
 reconfigure("an abandoned move stops its streams: the sources send nothing more", async () => {
-  const cluster = await createCluster({ nodes: 5, n: 3, vnodesPerNode: 8, streamKeysPerSecond: 300 });
+  const cluster = await createCluster({ nodes: 5, n: 3, vnodesPerNode: 8, streamKeysPerSecond: 300, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS });
   try {
     await Promise.all(Array.from({ length: 3000 }, (_, i) => cluster.put(`a-${i}`, "v")));
     const change = cluster.configure({ vnodesPerNode: 64 }); // ~10 s of streaming at 300 keys a second
@@ -338,7 +339,7 @@ reconfigure("an abandoned move stops its streams: the sources send nothing more"
 });
 
 reconfigure("settings that move no keys change at once while a slow move runs, checked against the ring being moved to", async () => {
-  const cluster = await createCluster({ nodes: 4, n: 3, w: 3, r: 1, vnodesPerNode: 8, streamKeysPerSecond: 200 });
+  const cluster = await createCluster({ nodes: 4, n: 3, w: 3, r: 1, vnodesPerNode: 8, streamKeysPerSecond: 200, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS });
   try {
     await Promise.all(Array.from({ length: 600 }, (_, i) => cluster.put(`slow-${i}`, "v")));
     // W must come down with N in the same change; streams at 200 keys a second: takes seconds.

@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { createCluster, type Cluster } from "../src/runtime/cluster.ts";
 import { eventually } from "./support/eventually.ts";
 import { ClosedError, CorruptionError, LoomRangeError, LoomTypeError, QuorumError, TooManySiblingsError } from "../src/util/errors.ts";
+import { GENEROUS_REQUEST_TIMEOUT_MS } from "./support/deadlines.ts";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
@@ -33,7 +34,7 @@ async function rejection(call: () => Promise<unknown>): Promise<Error & { code?:
 const shared = suite<{ cluster: Cluster }>("refusals on a running cluster", { cluster: undefined as unknown as Cluster });
 
 shared.before(async (context) => {
-  context.cluster = await createCluster({ nodes: 3, n: 3, w: 2, r: 2, vnodesPerNode: 16, memtableBytes: 1 << 20 });
+  context.cluster = await createCluster({ nodes: 3, n: 3, w: 2, r: 2, vnodesPerNode: 16, memtableBytes: 1 << 20, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS });
 });
 
 shared.after(async (context) => {
@@ -161,7 +162,7 @@ shared("with every replica down a write fails at once as not-applied, and it is 
 });
 
 test("close() lets the 200 puts in flight finish: every one resolves and is there after reopen", async () => {
-  const first = await createCluster({ nodes: 3, vnodesPerNode: 16, memtableBytes: 1 << 20 });
+  const first = await createCluster({ nodes: 3, vnodesPerNode: 16, memtableBytes: 1 << 20, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS });
   const dataDir = first.dataDir;
   try {
     const puts = Array.from({ length: 200 }, (_, i) => first.put(`inflight-${i}`, `value-${i}`));
@@ -186,7 +187,7 @@ test("close() lets the 200 puts in flight finish: every one resolves and is ther
 });
 
 test("a corrupt store file in a node directory fails createCluster with CorruptionError, typed across the thread", async () => {
-  const first = await createCluster({ nodes: 3, vnodesPerNode: 16, memtableBytes: 1 << 20 });
+  const first = await createCluster({ nodes: 3, vnodesPerNode: 16, memtableBytes: 1 << 20, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS });
   const dataDir = first.dataDir;
   await first.put("k", "v");
   await first.close();

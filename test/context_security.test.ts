@@ -25,6 +25,7 @@ import { createContextSigner } from "../src/version/context_signer.ts";
 import { counterMax } from "../src/version/dotted_version_vector.ts";
 import { encodeContext } from "../src/version/version_codec.ts";
 import { openSimStore, STORE_DIRECTORY } from "./support/store_harness.ts";
+import { GENEROUS_REQUEST_TIMEOUT_MS } from "./support/deadlines.ts";
 
 const encoder = new TextEncoder();
 const text = (values: readonly Uint8Array[]) => values.map((value) => new TextDecoder().decode(value));
@@ -33,7 +34,7 @@ const text = (values: readonly Uint8Array[]) => values.map((value) => new TextDe
 let cluster: Cluster;
 
 test.before(async () => {
-  cluster = await createCluster({ nodes: 3, vnodesPerNode: 16 });
+  cluster = await createCluster({ nodes: 3, vnodesPerNode: 16, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS });
 });
 
 test.after(async () => {
@@ -121,7 +122,7 @@ test("a context read from another key is refused and leaves the key unchanged", 
 });
 
 test("a context from another cluster is refused", async () => {
-  const other = await createCluster({ nodes: 1, n: 1, w: 1, r: 1, vnodesPerNode: 16 });
+  const other = await createCluster({ nodes: 1, n: 1, w: 1, r: 1, vnodesPerNode: 16, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS });
   try {
     await other.put("shared", "there");
     const { context } = await other.get("shared");
@@ -169,7 +170,7 @@ test("contexts handed out before a close still verify after the cluster reopens 
   const dataDir = cluster.dataDir;
   await cluster.close();
   assert.ok(existsSync(join(dataDir, CONTEXT_SECRET_FILE)), "the secret is kept in the data directory");
-  cluster = await createCluster({ dataDir, nodes: 3, vnodesPerNode: 16 });
+  cluster = await createCluster({ dataDir, nodes: 3, vnodesPerNode: 16, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS });
   await cluster.put("durable", "after", { context });
   assert.equal(text((await cluster.get("durable")).values), ["after"], "the old context superseded the value it read");
   await rejectsAsBadContext(cluster.put("durable", "forged", { context: poisonSignedElsewhere("durable", 0) }), "forged after reopen");

@@ -26,6 +26,7 @@ import {
   TooManySiblingsError,
 } from "../src/util/errors.ts";
 import { limits } from "../src/util/limits.ts";
+import { GENEROUS_REQUEST_TIMEOUT_MS } from "./support/deadlines.ts";
 
 let cluster: Cluster;
 let front: HttpFront;
@@ -36,7 +37,7 @@ const REQUEST_TIMEOUT_MS = 5000;
 const agent = new Agent({ keepAlive: true, maxSockets: 8 });
 
 test.before(async () => {
-  cluster = await createCluster({ nodes: 3, vnodesPerNode: 16, memtableBytes: 4 * 1024 * 1024 });
+  cluster = await createCluster({ nodes: 3, vnodesPerNode: 16, memtableBytes: 4 * 1024 * 1024, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS });
   front = await startHttpFront(cluster);
   port = Number(new URL(front.url).port);
 });
