@@ -9,6 +9,7 @@ import * as assert from "uvu/assert";
 import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { createCluster, type Cluster } from "../src/runtime/cluster.ts";
+import { rejectsWithCode } from "./support/assertions.ts";
 import { eventually } from "./support/eventually.ts";
 import { recordFigures } from "./support/figures.ts";
 
@@ -73,14 +74,8 @@ test("reads count fallbacks: with two of three owners down, R=2 reads a write th
     await cluster.faults.crash(third!);
     await cluster.put(key, "written with two owners down");
     assert.equal((await cluster.get(key)).values.map(text), ["written with two owners down"]);
-    let refused: unknown;
-    try {
-      await cluster.get(key, { pr: 2 });
-    } catch (error) {
-      refused = error;
-    }
-    assert.is((refused as { code?: string }).code, "LOOM_QUORUM");
-    assert.is((refused as { outcome?: string }).outcome, "not-applied");
+    const refused = await rejectsWithCode(() => cluster.get(key, { pr: 2 }), "LOOM_QUORUM");
+    assert.is(refused.outcome, "not-applied");
   }));
 
 test("hints survive a restart of the node holding them", () =>
