@@ -23,6 +23,7 @@ import { setFaultKinds } from "../src/sim/run_set_seed.ts";
 import { clusterTarget } from "./support/cluster_target.ts";
 import { eventually } from "./support/eventually.ts";
 import { recordFigures } from "./support/figures.ts";
+import { GENEROUS_REQUEST_TIMEOUT_MS } from "./support/deadlines.ts";
 
 const decoder = new TextDecoder();
 
@@ -38,7 +39,7 @@ async function hintsHeld(cluster: Cluster): Promise<number> {
 }
 
 test("a wiped node gets every key back from anti-entropy on real threads, and only what it lacked travels", async () => {
-  const cluster = await createCluster({ nodes: 3, n: 3, w: 2, r: 2, vnodesPerNode: 16, memtableBytes: 1 << 20, antiEntropy: { intervalMs: 100 } });
+  const cluster = await createCluster({ nodes: 3, n: 3, w: 2, r: 2, vnodesPerNode: 16, memtableBytes: 1 << 20, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS, antiEntropy: { intervalMs: 100 } });
   try {
     const keys = 3000;
     for (let start = 0; start < keys; start += 500) {
@@ -75,7 +76,7 @@ test("a wiped node gets every key back from anti-entropy on real threads, and on
 });
 
 test("changing the bucket count rebuilds every tree in the storage pool while writes go on, and replicas still agree", async () => {
-  const cluster = await createCluster({ nodes: 3, n: 3, vnodesPerNode: 16, memtableBytes: 1 << 20, antiEntropy: { intervalMs: 100 } });
+  const cluster = await createCluster({ nodes: 3, n: 3, vnodesPerNode: 16, memtableBytes: 1 << 20, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS, antiEntropy: { intervalMs: 100 } });
   try {
     await Promise.all(Array.from({ length: 2000 }, (_, index) => cluster.put(`key-${index}`, "v")));
     const writing = Promise.all(Array.from({ length: 1000 }, (_, index) => cluster.put(`late-${index}`, "w")));
@@ -115,7 +116,7 @@ function keysOnDisk(directory: string): string[] {
 }
 
 test("after the grace, an anti-entropy round and a compaction, a deleted key is in no replica's files", async () => {
-  const cluster = await createCluster({ nodes: 3, n: 3, vnodesPerNode: 16, memtableBytes: 1 << 20, antiEntropy: { intervalMs: 100, tombstoneGraceMs: 2000 } });
+  const cluster = await createCluster({ nodes: 3, n: 3, vnodesPerNode: 16, memtableBytes: 1 << 20, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS, antiEntropy: { intervalMs: 100, tombstoneGraceMs: 2000 } });
   try {
     const keys = 200;
     const written = await Promise.all(Array.from({ length: keys }, (_, index) => cluster.put(`gone-${index}`, "v")));

@@ -10,6 +10,7 @@ import {
 import { utf8Encode } from "../src/util/bytes.ts";
 import { createPrng } from "../src/io/prng.ts";
 import { isError } from "./support/assertions.ts";
+import { rejectsWithCode } from "./support/assertions.ts";
 
 /** Seeded test randomness from the project's PRNG: the same seed gives the same data on every run. */
 function prng(seed: number): () => number {
@@ -111,9 +112,9 @@ test("a probe count above 30 is reserved and matches every key", () => {
   assert.ok(mayContain(filter, utf8Encode("anything")));
 });
 
-test("bits per key outside (0, 64] are refused with a range error", () => {
-  assert.throws(() => new BloomFilterBuilder(0), (error: unknown) => error instanceof RangeError && /bits per key/.test(String(error)));
-  assert.throws(() => new BloomFilterBuilder(Number.NaN), isError(RangeError));
+test("bits per key outside (0, 64] are refused with a range error", async () => {
+  await rejectsWithCode(() => new BloomFilterBuilder(0), "LOOM_OUT_OF_RANGE", /bits per key/);
+  await rejectsWithCode(() => new BloomFilterBuilder(Number.NaN), "LOOM_OUT_OF_RANGE");
 });
 
 test.run();

@@ -13,22 +13,14 @@ import { createPrng } from "../src/io/prng.ts";
 import { SimFileSystem } from "../src/io/sim_file_system.ts";
 import { firstFreshActor, writeClusterFile } from "../src/cluster/cluster_file.ts";
 import { createCluster } from "../src/runtime/cluster.ts";
-import { CorruptionError, IoError } from "../src/util/errors.ts";
 import { rejectsWithCode } from "./support/assertions.ts";
 import { CrashingFileSystem, PowerLoss } from "./support/crashing_file_system.ts";
 import { temporaryDirectory } from "./support/store_harness.ts";
 
 const small = { nodes: 1, n: 1, w: 1, r: 1, vnodesPerNode: 8 } as const;
 
-/** The error `call` rejects with; fails the test if it resolves (closing what it opened). */
-async function refusal(call: () => Promise<{ close(): Promise<void> }>): Promise<Error> {
-  try {
-    await (await call()).close();
-  } catch (error) {
-    return error as Error;
-  }
-  return assert.unreachable("expected the create to be refused") as never;
-}
+/** For rejectsWithCode: opens with `call` and, should the open succeed, closes what it opened. */
+const opening = (call: () => Promise<{ close(): Promise<void> }>) => async () => (await call()).close();
 
 /** Runs `body` in a fresh directory that it may fill; removed afterwards. */
 async function inDirectory(body: (root: string) => Promise<void>): Promise<void> {
@@ -61,11 +53,8 @@ test("a dataDir that is a file or lies under a file is refused with LOOM_IO nami
     const file = `${root}/file`;
     writeFileSync(file, "user data");
     for (const dataDir of [file, `${file}/below`, `${file}/below/deeper`]) {
-      const error = await refusal(() => createCluster({ ...small, dataDir }));
-      assert.instance(error, IoError, String(error));
-      assert.is((error as IoError).code, "LOOM_IO");
-      assert.is((error as IoError).path, dataDir);
-      assert.match(error.message, `create cluster failed: `);
+      const error = await rejectsWithCode(opening(() => createCluster({ ...small, dataDir })), "LOOM_IO", /create cluster failed: /);
+      assert.is(error.path, dataDir);
     }
     assert.is(readFileSync(file, "utf8"), "user data");
     assert.equal(readdirSync(root), ["file"]);
@@ -75,10 +64,8 @@ test("a dataDir that is a file or lies under a file is refused with LOOM_IO nami
 test("a dataDir the file system does not permit is refused with LOOM_IO naming it (Linux: under /sys, and /sys itself)", async () => {
   if (!existsSync("/sys/kernel")) return;
   for (const dataDir of [`/sys/loomkv-${process.pid}`, "/sys"]) {
-    const error = await refusal(() => createCluster({ ...small, dataDir }));
-    assert.instance(error, IoError, String(error));
-    assert.is((error as IoError).path, dataDir);
-    assert.match(error.message, `create cluster failed: cannot `);
+    const error = await rejectsWithCode(opening(() => createCluster({ ...small, dataDir })), "LOOM_IO", /create cluster failed: cannot /);
+    assert.is(error.path, dataDir);
   }
 });
 
@@ -89,9 +76,8 @@ test("a truncated cluster.json is a CorruptionError naming the file, which is le
     for (const length of [0, 1, Math.floor(whole.length / 2), whole.length - 3]) {
       const cut = whole.slice(0, length);
       writeFileSync(path, cut);
-      const error = await refusal(() => createCluster({ dataDir: root }));
-      assert.instance(error, CorruptionError, String(error));
-      assert.is((error as CorruptionError).path, path);
+      const error = await rejectsWithCode(opening(() => createCluster({ dataDir: root })), "LOOM_CORRUPTION");
+      assert.is(error.path, path);
       assert.equal(new Uint8Array(readFileSync(path)), cut, "the damaged file is not replaced");
       assert.equal(readdirSync(root), ["cluster.json"], "nothing else is left behind");
     }
@@ -116,9 +102,8 @@ test("a cluster.json holding null or the wrong shape is a CorruptionError, never
     const path = `${root}/cluster.json`;
     for (const body of damaged) {
       writeFileSync(path, JSON.stringify(body));
-      const error = await refusal(() => createCluster({ dataDir: root }));
-      assert.instance(error, CorruptionError, `${JSON.stringify(body)}: ${String(error)}`);
-      assert.is((error as CorruptionError).path, path);
+      const error = await rejectsWithCode(opening(() => createCluster({ dataDir: root })), "LOOM_CORRUPTION");
+      assert.is(error.path, path, JSON.stringify(body));
       assert.is(readFileSync(path, "utf8"), JSON.stringify(body));
     }
   });
@@ -155,8 +140,7 @@ test("a node that fails to start undoes the create: the nodes and cluster.json i
   await inDirectory(async (root) => {
     writeFileSync(`${root}/notes.txt`, "mine");
     writeFileSync(`${root}/node-1`, "a file where node 1's directory would go");
-    const error = await refusal(() => createCluster({ nodes: 2, n: 1, w: 1, r: 1, vnodesPerNode: 8, dataDir: root }));
-    assert.is((error as IoError).code, "LOOM_IO", String(error));
+    await rejectsWithCode(opening(() => createCluster({ nodes: 2, n: 1, w: 1, r: 1, vnodesPerNode: 8, dataDir: root })), "LOOM_IO");
     assert.equal(readdirSync(root).sort(), ["node-1", "notes.txt"]);
     assert.is(readFileSync(`${root}/node-1`, "utf8"), "a file where node 1's directory would go");
     rmSync(`${root}/node-1`);

@@ -16,6 +16,7 @@ import { registerFaultKinds } from "../src/sim/run_seed.ts";
 import { runWorkload } from "../src/sim/workload.ts";
 import { clusterTarget } from "./support/cluster_target.ts";
 import { recordFigures } from "./support/figures.ts";
+import { GENEROUS_REQUEST_TIMEOUT_MS } from "./support/deadlines.ts";
 
 const text = (values: readonly Uint8Array[]) => values.map((value) => new TextDecoder().decode(value));
 
@@ -90,13 +91,13 @@ test("with 2 of 5 nodes down, fallbacks take the writes (sloppy quorum), and pw=
 
 
 test("close finishes while a node's disk is full, and the data directory opens again with what was acknowledged", async () => {
-  const cluster = await createCluster({ nodes: 3, vnodesPerNode: 16 });
+  const cluster = await createCluster({ nodes: 3, vnodesPerNode: 16, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS });
   try {
     for (let index = 0; index < 50; index++) await cluster.put(`kept-${index}`, "v");
     await cluster.faults.diskFault(1, "full");
     await cluster.put("after-fault", "w").catch(() => {}); // the node's store fails on it
     await cluster.close(); // used to wait forever for node 1's thread
-    const again = await createCluster({ dataDir: cluster.dataDir });
+    const again = await createCluster({ dataDir: cluster.dataDir, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS });
     try {
       for (let index = 0; index < 50; index += 7) assert.equal(text((await again.get(`kept-${index}`)).values), ["v"]);
     } finally {

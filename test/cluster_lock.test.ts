@@ -13,26 +13,21 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { createCluster } from "../src/runtime/cluster.ts";
 import { openStore } from "../src/runtime/open_store.ts";
-import { LockedError } from "../src/util/errors.ts";
+import { rejectsWithCode, type CodedError } from "./support/assertions.ts";
 import { temporaryDirectory } from "./support/store_harness.ts";
+import { GENEROUS_REQUEST_TIMEOUT_MS } from "./support/deadlines.ts";
 
-const small = { nodes: 1, n: 1, w: 1, r: 1, vnodesPerNode: 8 } as const;
+const small = { nodes: 1, n: 1, w: 1, r: 1, vnodesPerNode: 8, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS } as const;
 const text = (bytes: Uint8Array | undefined) => (bytes === undefined ? undefined : new TextDecoder().decode(bytes));
 
-/** The LockedError `call` fails with, checked to name `path` and `pid`. */
-async function lockedOut(call: () => Promise<{ close(): Promise<void> }>, path: string, pid: number): Promise<LockedError> {
-  try {
-    await (await call()).close(); // opened after all: close it, so that the failure below is all that remains
-  } catch (error) {
-    assert.instance(error, LockedError, String(error));
-    const locked = error as LockedError;
-    assert.is(locked.code, "LOOM_LOCKED");
-    assert.is(locked.outcome, "not-applied");
-    assert.is(locked.path, path);
-    assert.is(locked.pid, pid);
-    return locked;
-  }
-  return assert.unreachable(`expected LOOM_LOCKED on ${path}, but the open succeeded`) as never;
+/** The LOOM_LOCKED error `call` fails with, checked to name `path` and `pid`. */
+async function lockedOut(call: () => Promise<{ close(): Promise<void> }>, path: string, pid: number): Promise<CodedError> {
+  // Opened after all: close it, so that the failure reported is all that remains.
+  const locked = await rejectsWithCode(async () => (await call()).close(), "LOOM_LOCKED");
+  assert.is(locked.outcome, "not-applied");
+  assert.is(locked.path, path);
+  assert.is(locked.pid, pid);
+  return locked;
 }
 
 /**
@@ -134,7 +129,7 @@ test("a cluster held by another process (on the other runtime) is refused with i
 });
 
 test("a crashed node keeps its store lock as a killed process would; restart breaks it, and closing with a node down leaves no lock", async () => {
-  let cluster = await createCluster({ nodes: 2, n: 2, w: 2, r: 1, vnodesPerNode: 8 });
+  let cluster = await createCluster({ nodes: 2, n: 2, w: 2, r: 1, vnodesPerNode: 8, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS });
   const { dataDir } = cluster;
   const nodeDirectory = `${dataDir}/node-1`;
   try {

@@ -12,8 +12,8 @@ import { SimFileSystem } from "../src/io/sim_file_system.ts";
 import { createPrng } from "../src/io/prng.ts";
 import { InlineStorageJobs } from "../src/storage/storage_jobs.ts";
 import { Store } from "../src/storage/store.ts";
-import { IoError } from "../src/util/errors.ts";
 import { bytesOf, temporaryDirectory, textOf } from "./support/store_harness.ts";
+import { rejectsWithCode } from "./support/assertions.ts";
 
 const version = new Uint8Array([1]);
 
@@ -41,23 +41,12 @@ for (const disk of ["real", "simulated"]) {
         const store = await open(faulty, directory);
         await store.put("before", [{ version, value: "kept" }]);
         faulty.setFault(fault);
-        let failure: unknown;
-        try {
-          await store.put("during", [{ version, value: "refused" }]);
-        } catch (error) {
-          failure = error;
-        }
-        assert.instance(failure, IoError, `the write was acknowledged on a failing disk: ${String(failure)}`);
-        assert.match(String((failure as IoError).message), fault === "fsync" ? /EIO/ : /ENOSPC/);
+        // Not acknowledged on a failing disk:
+        await rejectsWithCode(() => store.put("during", [{ version, value: "refused" }]), "LOOM_IO", fault === "fsync" ? /EIO/ : /ENOSPC/);
         assert.ok(faulty.injected > 0);
         faulty.setFault(null);
-        let later: unknown;
-        try {
-          await store.put("after", [{ version, value: "x" }]);
-        } catch (error) {
-          later = error;
-        }
-        assert.instance(later, IoError, "a store that saw its log fail refuses later writes until reopened");
+        // A store that saw its log fail refuses later writes until reopened.
+        await rejectsWithCode(() => store.put("after", [{ version, value: "x" }]), "LOOM_IO");
         assert.is(textOf(store.get(bytesOf("before"))[0]?.value), "kept", "reads still work");
         await store.close().catch(() => {});
         const reopened = await open(inner, directory);

@@ -11,7 +11,7 @@ import { type FileSystem, joinPath } from "../src/io/file_system.ts";
 import { createPrng } from "../src/io/prng.ts";
 import { RealFileSystem } from "../src/io/real_file_system.ts";
 import { SimFileSystem } from "../src/io/sim_file_system.ts";
-import { IoError, LockedError } from "../src/util/errors.ts";
+import { rejectsWithCode } from "./support/assertions.ts";
 
 interface FileSystemFixture {
   fs: FileSystem;
@@ -28,40 +28,25 @@ function text(value: string): Uint8Array {
   return new TextEncoder().encode(value);
 }
 
-/** Asserts that `action` throws an IoError with the stable code, naming `path`. */
-function assertIoError(action: () => unknown, path: string): void {
-  try {
-    action();
-  } catch (error: unknown) {
-    assert.instance(error, IoError);
-    assert.is((error as IoError).code, "LOOM_IO");
-    assert.is((error as IoError).path, path);
-    return;
-  }
-  assert.unreachable(`expected an IoError for ${path}`);
+/** Asserts that `action` throws an IoError (LOOM_IO) naming `path`. */
+async function assertIoError(action: () => unknown, path: string): Promise<void> {
+  assert.is((await rejectsWithCode(action, "LOOM_IO")).path, path);
 }
 
-/** Asserts that `action` throws a LockedError with the stable code, naming `path`. */
-function assertLockedError(action: () => unknown, path: string): void {
-  try {
-    action();
-  } catch (error: unknown) {
-    assert.instance(error, LockedError);
-    assert.is((error as LockedError).code, "LOOM_LOCKED");
-    assert.is((error as LockedError).outcome, "not-applied");
-    assert.is((error as LockedError).path, path);
-    return;
-  }
-  assert.unreachable(`expected a LockedError for ${path}`);
+/** Asserts that `action` throws a LockedError (LOOM_LOCKED, outcome not-applied) naming `path`. */
+async function assertLockedError(action: () => unknown, path: string): Promise<void> {
+  const error = await rejectsWithCode(action, "LOOM_LOCKED");
+  assert.is(error.outcome, "not-applied");
+  assert.is(error.path, path);
 }
 
 function fileSystemConformance(name: string, createFixture: () => FileSystemFixture): void {
   const test = suite(`FileSystem conformance: ${name}`);
-  const it = (title: string, body: (fs: FileSystem, root: string) => void): void => {
-    test(title, () => {
+  const it = (title: string, body: (fs: FileSystem, root: string) => void | Promise<void>): void => {
+    test(title, async () => {
       const fixture = createFixture();
       try {
-        body(fixture.fs, fixture.root);
+        await body(fixture.fs, fixture.root);
       } finally {
         fixture.cleanup();
       }
@@ -116,34 +101,34 @@ function fileSystemConformance(name: string, createFixture: () => FileSystemFixt
     assert.equal(fs.readFile(path), bytes(1, 2, 3));
   });
 
-  it("opening a missing file for reading fails with an IoError naming the path", (fs, root) => {
-    assertIoError(() => fs.open(joinPath(root, "missing"), "read"), joinPath(root, "missing"));
+  it("opening a missing file for reading fails with an IoError naming the path", async (fs, root) => {
+    await assertIoError(() => fs.open(joinPath(root, "missing"), "read"), joinPath(root, "missing"));
   });
 
-  it("creating a file that exists fails and leaves its content alone", (fs, root) => {
+  it("creating a file that exists fails and leaves its content alone", async (fs, root) => {
     const path = joinPath(root, "exists");
     const handle = fs.open(path, "create");
     handle.append(bytes(7));
     handle.close();
-    assertIoError(() => fs.open(path, "create"), path);
+    await assertIoError(() => fs.open(path, "create"), path);
     assert.equal(fs.readFile(path), bytes(7));
   });
 
-  it("creating a file in a missing directory fails", (fs, root) => {
+  it("creating a file in a missing directory fails", async (fs, root) => {
     const path = joinPath(root, "no-such-directory", "file");
-    assertIoError(() => fs.open(path, "create"), path);
-    assertIoError(() => fs.open(path, "append"), path);
+    await assertIoError(() => fs.open(path, "create"), path);
+    await assertIoError(() => fs.open(path, "append"), path);
   });
 
-  it("a read handle refuses appends and truncates, a create handle refuses reads", (fs, root) => {
+  it("a read handle refuses appends and truncates, a create handle refuses reads", async (fs, root) => {
     const path = joinPath(root, "modes");
     const writer = fs.open(path, "create");
     writer.append(bytes(1, 2, 3));
-    assertIoError(() => writer.readAt(new Uint8Array(1), 0), path);
+    await assertIoError(() => writer.readAt(new Uint8Array(1), 0), path);
     writer.close();
     const reader = fs.open(path, "read");
-    assertIoError(() => reader.append(bytes(4)), path);
-    assertIoError(() => reader.truncate(1), path);
+    await assertIoError(() => reader.append(bytes(4)), path);
+    await assertIoError(() => reader.truncate(1), path);
     reader.close();
     assert.equal(fs.readFile(path), bytes(1, 2, 3));
   });
@@ -161,16 +146,16 @@ function fileSystemConformance(name: string, createFixture: () => FileSystemFixt
     handle.close();
   });
 
-  it("a closed handle refuses every operation, and closing twice is harmless", (fs, root) => {
+  it("a closed handle refuses every operation, and closing twice is harmless", async (fs, root) => {
     const path = joinPath(root, "closed");
     const handle = fs.open(path, "append");
     handle.close();
     handle.close();
-    assertIoError(() => handle.append(bytes(1)), path);
-    assertIoError(() => handle.readAt(new Uint8Array(1), 0), path);
-    assertIoError(() => handle.size(), path);
-    assertIoError(() => handle.sync(), path);
-    assertIoError(() => handle.truncate(0), path);
+    await assertIoError(() => handle.append(bytes(1)), path);
+    await assertIoError(() => handle.readAt(new Uint8Array(1), 0), path);
+    await assertIoError(() => handle.size(), path);
+    await assertIoError(() => handle.sync(), path);
+    await assertIoError(() => handle.truncate(0), path);
   });
 
   it("the file keeps its own copy of appended bytes, and readFile returns a copy", (fs, root) => {
@@ -186,8 +171,8 @@ function fileSystemConformance(name: string, createFixture: () => FileSystemFixt
     assert.equal(fs.readFile(path), bytes(1, 2, 3));
   });
 
-  it("readFile of a missing file fails with an IoError", (fs, root) => {
-    assertIoError(() => fs.readFile(joinPath(root, "nothing")), joinPath(root, "nothing"));
+  it("readFile of a missing file fails with an IoError", async (fs, root) => {
+    await assertIoError(() => fs.readFile(joinPath(root, "nothing")), joinPath(root, "nothing"));
   });
 
   it("rename replaces an existing target with the source in one step", (fs, root) => {
@@ -216,12 +201,12 @@ function fileSystemConformance(name: string, createFixture: () => FileSystemFixt
     assert.equal(fs.list(root), ["archive"]);
   });
 
-  it("renaming a missing file or into a missing directory fails with an IoError naming the source", (fs, root) => {
+  it("renaming a missing file or into a missing directory fails with an IoError naming the source", async (fs, root) => {
     const missing = joinPath(root, "missing");
-    assertIoError(() => fs.rename(missing, joinPath(root, "b")), missing);
+    await assertIoError(() => fs.rename(missing, joinPath(root, "b")), missing);
     const present = joinPath(root, "present");
     fs.open(present, "create").close();
-    assertIoError(() => fs.rename(present, joinPath(root, "nowhere", "b")), present);
+    await assertIoError(() => fs.rename(present, joinPath(root, "nowhere", "b")), present);
     assert.ok(fs.exists(present));
   });
 
@@ -234,10 +219,10 @@ function fileSystemConformance(name: string, createFixture: () => FileSystemFixt
     fs.remove(joinPath(root, "missing-directory", "missing"));
   });
 
-  it("remove refuses a directory", (fs, root) => {
+  it("remove refuses a directory", async (fs, root) => {
     const directory = joinPath(root, "directory");
     fs.makeDirectory(directory);
-    assertIoError(() => fs.remove(directory), directory);
+    await assertIoError(() => fs.remove(directory), directory);
     assert.ok(fs.exists(directory));
   });
 
@@ -250,10 +235,10 @@ function fileSystemConformance(name: string, createFixture: () => FileSystemFixt
     assert.equal(fs.list(joinPath(root, "sub", "deeper")), []);
   });
 
-  it("list of a missing directory or of a file fails with an IoError", (fs, root) => {
-    assertIoError(() => fs.list(joinPath(root, "missing")), joinPath(root, "missing"));
+  it("list of a missing directory or of a file fails with an IoError", async (fs, root) => {
+    await assertIoError(() => fs.list(joinPath(root, "missing")), joinPath(root, "missing"));
     fs.open(joinPath(root, "file"), "create").close();
-    assertIoError(() => fs.list(joinPath(root, "file")), joinPath(root, "file"));
+    await assertIoError(() => fs.list(joinPath(root, "file")), joinPath(root, "file"));
   });
 
   it("exists is true for files and directories and false for missing paths", (fs, root) => {
@@ -274,11 +259,11 @@ function fileSystemConformance(name: string, createFixture: () => FileSystemFixt
     assert.equal(fs.list(deep), []);
   });
 
-  it("makeDirectory fails where a file is in the way", (fs, root) => {
+  it("makeDirectory fails where a file is in the way", async (fs, root) => {
     const file = joinPath(root, "file");
     fs.open(file, "create").close();
-    assertIoError(() => fs.makeDirectory(file), file);
-    assertIoError(() => fs.makeDirectory(joinPath(file, "below")), joinPath(file, "below"));
+    await assertIoError(() => fs.makeDirectory(file), file);
+    await assertIoError(() => fs.makeDirectory(joinPath(file, "below")), joinPath(file, "below"));
   });
 
   it("removeTree removes a directory with everything below it, and a missing one is a no-op", (fs, root) => {
@@ -293,45 +278,45 @@ function fileSystemConformance(name: string, createFixture: () => FileSystemFixt
     fs.removeTree(tree);
   });
 
-  it("syncDirectory succeeds on a directory and fails on a missing one", (fs, root) => {
+  it("syncDirectory succeeds on a directory and fails on a missing one", async (fs, root) => {
     fs.open(joinPath(root, "file"), "create").close();
     fs.syncDirectory(root);
-    assertIoError(() => fs.syncDirectory(joinPath(root, "missing")), joinPath(root, "missing"));
+    await assertIoError(() => fs.syncDirectory(joinPath(root, "missing")), joinPath(root, "missing"));
   });
 
-  it("a lock is exclusive until released, and can be taken again after", (fs, root) => {
+  it("a lock is exclusive until released, and can be taken again after", async (fs, root) => {
     const path = joinPath(root, "LOCK");
     const lock = fs.lock(path);
     assert.is(lock.path, path);
-    assertLockedError(() => fs.lock(path), path);
-    assertLockedError(() => fs.lock(path), path);
+    await assertLockedError(() => fs.lock(path), path);
+    await assertLockedError(() => fs.lock(path), path);
     lock.release();
     fs.lock(path).release();
   });
 
-  it("release is idempotent, and locks on different paths are independent", (fs, root) => {
+  it("release is idempotent, and locks on different paths are independent", async (fs, root) => {
     fs.makeDirectory(joinPath(root, "sub"));
     const first = fs.lock(joinPath(root, "LOCK"));
     const second = fs.lock(joinPath(root, "sub", "LOCK"));
     first.release();
     first.release();
-    assertLockedError(() => fs.lock(joinPath(root, "sub", "LOCK")), joinPath(root, "sub", "LOCK"));
+    await assertLockedError(() => fs.lock(joinPath(root, "sub", "LOCK")), joinPath(root, "sub", "LOCK"));
     const again = fs.lock(joinPath(root, "LOCK"));
     again.release();
     second.release();
   });
 
-  it("locking in a missing directory fails with an IoError naming the path", (fs, root) => {
-    assertIoError(() => fs.lock(joinPath(root, "missing", "LOCK")), joinPath(root, "missing", "LOCK"));
+  it("locking in a missing directory fails with an IoError naming the path", async (fs, root) => {
+    await assertIoError(() => fs.lock(joinPath(root, "missing", "LOCK")), joinPath(root, "missing", "LOCK"));
   });
 
-  it("breakLock frees a lock whose holder is gone, and that holder's late release leaves the next holder's lock alone", (fs, root) => {
+  it("breakLock frees a lock whose holder is gone, and that holder's late release leaves the next holder's lock alone", async (fs, root) => {
     const path = joinPath(root, "LOCK");
     const gone = fs.lock(path);
     fs.breakLock(path);
     const next = fs.lock(path);
     gone.release();
-    assertLockedError(() => fs.lock(path), path);
+    await assertLockedError(() => fs.lock(path), path);
     next.release();
     fs.breakLock(path); // nothing holds it: a no-op
     fs.lock(path).release();

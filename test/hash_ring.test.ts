@@ -13,6 +13,7 @@ import {
 import { keyMoves, planTransfer, streamTargets, type Transfer } from "../src/ringchange/transfer_plan.ts";
 import { utf8Encode } from "../src/util/bytes.ts";
 import { LoomRangeError, LoomTypeError } from "../src/util/errors.ts";
+import { rejectsWithCode } from "./support/assertions.ts";
 
 /** uvu's `throws` calls a function argument as a predicate: check the class and the message. */
 function rejects(type: abstract new (...args: never[]) => Error, pattern: RegExp): (error: unknown) => boolean {
@@ -317,38 +318,38 @@ test("a ring survives a JSON round trip with the same tokens and preference list
   for (const key of keys20k.slice(0, 1_000)) assert.equal(copy.preferenceList(key, 3), ring.preferenceList(key, 3));
 });
 
-test("a ring JSON with another token digest, format or shape is refused", () => {
+test("a ring JSON with another token digest, format or shape is refused", async () => {
   const json = JSON.parse(JSON.stringify(HashRing.build({ nodes: [1, 2], vnodesPerNode: 4 }))) as Record<string, unknown>;
-  assert.throws(() => HashRing.fromJSON({ ...json, tokenDigest: "00000000000000" }), rejects(LoomTypeError, /tokenDigest is "00000000000000"/));
-  assert.throws(() => HashRing.fromJSON({ ...json, format: "loomkv.ring/0" }), rejects(LoomTypeError, /format is "loomkv.ring\/0"/));
-  assert.throws(() => HashRing.fromJSON({ ...json, nodes: "1,2" }), rejects(LoomTypeError, /nodes is "1,2"/));
-  assert.throws(() => HashRing.fromJSON(null), rejects(LoomTypeError, /value is null/));
+  await rejectsWithCode(() => HashRing.fromJSON({ ...json, tokenDigest: "00000000000000" }), "LOOM_INVALID_ARGUMENT", /tokenDigest is "00000000000000"/);
+  await rejectsWithCode(() => HashRing.fromJSON({ ...json, format: "loomkv.ring/0" }), "LOOM_INVALID_ARGUMENT", /format is "loomkv.ring\/0"/);
+  await rejectsWithCode(() => HashRing.fromJSON({ ...json, nodes: "1,2" }), "LOOM_INVALID_ARGUMENT", /nodes is "1,2"/);
+  await rejectsWithCode(() => HashRing.fromJSON(null), "LOOM_INVALID_ARGUMENT", /value is null/);
 });
 
-test("bad ring options are refused with a message naming the field and value", () => {
+test("bad ring options are refused with a message naming the field and value", async () => {
   const build = (nodes: unknown, vnodesPerNode: unknown) => () =>
     HashRing.build({ nodes: nodes as number[], vnodesPerNode: vnodesPerNode as number });
-  assert.throws(build([0, 1], 0), rejects(LoomRangeError, /vnodesPerNode is 0, must be in 1\.\.1024/));
-  assert.throws(build([0, 1], ringLimits.vnodesPerNodeMax + 1), rejects(LoomRangeError, /vnodesPerNode is 1025/));
-  assert.throws(build([0, 1], 1.5), rejects(LoomTypeError, /vnodesPerNode is number 1\.5, must be an integer/));
-  assert.throws(build([0, 1, 0], 8), rejects(LoomTypeError, /node id 0 appears more than once/));
-  assert.throws(build([], 8), rejects(LoomRangeError, /ring has 0 nodes/));
-  assert.throws(build([0, -1], 8), rejects(LoomTypeError, /node id number -1 must be an integer/));
-  assert.throws(build([0, "1"], 8), rejects(LoomTypeError, /node id "1"/));
-  assert.throws(build(ids(ringLimits.nodesMax + 1), 1), rejects(LoomRangeError, /ring has 257 nodes, must have 1\.\.256/));
+  await rejectsWithCode(build([0, 1], 0), "LOOM_OUT_OF_RANGE", /vnodesPerNode is 0, must be in 1\.\.1024/);
+  await rejectsWithCode(build([0, 1], ringLimits.vnodesPerNodeMax + 1), "LOOM_OUT_OF_RANGE", /vnodesPerNode is 1025/);
+  await rejectsWithCode(build([0, 1], 1.5), "LOOM_INVALID_ARGUMENT", /vnodesPerNode is number 1\.5, must be an integer/);
+  await rejectsWithCode(build([0, 1, 0], 8), "LOOM_INVALID_ARGUMENT", /node id 0 appears more than once/);
+  await rejectsWithCode(build([], 8), "LOOM_OUT_OF_RANGE", /ring has 0 nodes/);
+  await rejectsWithCode(build([0, -1], 8), "LOOM_INVALID_ARGUMENT", /node id number -1 must be an integer/);
+  await rejectsWithCode(build([0, "1"], 8), "LOOM_INVALID_ARGUMENT", /node id "1"/);
+  await rejectsWithCode(build(ids(ringLimits.nodesMax + 1), 1), "LOOM_OUT_OF_RANGE", /ring has 257 nodes, must have 1\.\.256/);
 });
 
-test("bad lookup arguments are refused with a message naming the value", () => {
+test("bad lookup arguments are refused with a message naming the value", async () => {
   const ring = HashRing.build({ nodes: [0, 1, 2], vnodesPerNode: 8 });
   const key = utf8Encode("k");
-  assert.throws(() => ring.preferenceList(key, 0), rejects(LoomRangeError, /preference list failed: n is 0, must be at least 1/));
-  assert.throws(() => ring.preferenceList(key, 2.5), rejects(LoomTypeError, /n is number 2\.5/));
-  assert.throws(() => ring.preferenceList("k" as unknown as Uint8Array, 3), rejects(LoomTypeError, /key is "k"/));
-  assert.throws(() => ring.preferenceListAt(RING_SIZE, 3), rejects(LoomRangeError, /position is/));
-  assert.throws(() => ring.rangesOf(0, -1), rejects(LoomRangeError, /ranges of failed: n is -1/));
-  assert.throws(() => ring.rangesOf(9, 3), rejects(LoomRangeError, /node number 9 is not in the ring \(nodes 0, 1, 2\)/));
-  assert.throws(() => planTransfer(ring, ring, 0), rejects(LoomRangeError, /plan transfer failed: n is 0/));
-  assert.throws(() => keyMoves(ring, ring, 0, []), rejects(LoomRangeError, /key moves failed: n is 0/));
+  await rejectsWithCode(() => ring.preferenceList(key, 0), "LOOM_OUT_OF_RANGE", /preference list failed: n is 0, must be at least 1/);
+  await rejectsWithCode(() => ring.preferenceList(key, 2.5), "LOOM_INVALID_ARGUMENT", /n is number 2\.5/);
+  await rejectsWithCode(() => ring.preferenceList("k" as unknown as Uint8Array, 3), "LOOM_INVALID_ARGUMENT", /key is "k"/);
+  await rejectsWithCode(() => ring.preferenceListAt(RING_SIZE, 3), "LOOM_OUT_OF_RANGE", /position is/);
+  await rejectsWithCode(() => ring.rangesOf(0, -1), "LOOM_OUT_OF_RANGE", /ranges of failed: n is -1/);
+  await rejectsWithCode(() => ring.rangesOf(9, 3), "LOOM_OUT_OF_RANGE", /node number 9 is not in the ring \(nodes 0, 1, 2\)/);
+  await rejectsWithCode(() => planTransfer(ring, ring, 0), "LOOM_OUT_OF_RANGE", /plan transfer failed: n is 0/);
+  await rejectsWithCode(() => keyMoves(ring, ring, 0, []), "LOOM_OUT_OF_RANGE", /key moves failed: n is 0/);
 });
 
 test("a range that starts at or after its end wraps past the top of the ring", () => {

@@ -26,6 +26,7 @@ import {
   TooManySiblingsError,
 } from "../src/util/errors.ts";
 import { limits } from "../src/util/limits.ts";
+import { GENEROUS_REQUEST_TIMEOUT_MS } from "./support/deadlines.ts";
 
 let cluster: Cluster;
 let front: HttpFront;
@@ -36,7 +37,7 @@ const REQUEST_TIMEOUT_MS = 5000;
 const agent = new Agent({ keepAlive: true, maxSockets: 8 });
 
 test.before(async () => {
-  cluster = await createCluster({ nodes: 3, vnodesPerNode: 16, memtableBytes: 4 * 1024 * 1024 });
+  cluster = await createCluster({ nodes: 3, vnodesPerNode: 16, memtableBytes: 4 * 1024 * 1024, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS });
   front = await startHttpFront(cluster);
   port = Number(new URL(front.url).port);
 });
@@ -367,11 +368,13 @@ test("after refusing a body the front sends its whole answer, closes its side an
   let failure: Error | undefined;
   socket.on("data", (data: Buffer) => (received += data.toString("latin1")));
   socket.on("error", (error: Error) => (failure = error));
+  // The guard timer is cleared once settled: a pending 5 s timer would hold the process open.
+  let guard: ReturnType<typeof setTimeout> | undefined;
   const ended = new Promise<void>((resolve, reject) => {
     socket.once("end", () => resolve());
     socket.once("close", () => reject(failure ?? new Error("closed before the front's FIN")));
-    setTimeout(() => reject(new Error("the front did not close its side")), REQUEST_TIMEOUT_MS);
-  });
+    guard = setTimeout(() => reject(new Error("the front did not close its side")), REQUEST_TIMEOUT_MS);
+  }).finally(() => clearTimeout(guard));
   try {
     socket.write(`PUT /items/raw HTTP/1.1\r\nHost: x\r\nContent-Length: ${10 * 1024 * 1024}\r\n\r\n`);
     socket.write(new Uint8Array(3 * 1024 * 1024)); // part of the body
@@ -463,12 +466,13 @@ test("a request the HTTP parser refuses answers 400 with a JSON error and closes
   const socket = connect(port, "127.0.0.1");
   let received = "";
   socket.on("data", (data: Buffer) => (received += data.toString("latin1")));
+  let guard: ReturnType<typeof setTimeout> | undefined;
   await new Promise<void>((resolve, reject) => {
     socket.once("close", () => resolve());
     socket.once("error", reject);
-    setTimeout(() => reject(new Error("no answer")), REQUEST_TIMEOUT_MS);
+    guard = setTimeout(() => reject(new Error("no answer")), REQUEST_TIMEOUT_MS);
     socket.write("PUT /items/k HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nnot-a-chunk-size\r\n");
-  });
+  }).finally(() => clearTimeout(guard));
   assert.match(received, /^HTTP\/1\.1 400 /);
   assert.match(received, /\r\nconnection: close\r\n/i);
   assert.match(received, /"error":"LOOM_INVALID_ARGUMENT"/);

@@ -9,10 +9,10 @@ import { RealFileSystem } from "../src/io/real_file_system.ts";
 import { SimFileSystem } from "../src/io/sim_file_system.ts";
 import { equalBytes } from "../src/util/bytes.ts";
 import { crc32c, maskCrc } from "../src/util/crc32c.ts";
-import { ClosedError, CorruptionError, LoomRangeError } from "../src/util/errors.ts";
 import { blockBytesLeft, FragmentType, LOG_BLOCK_BYTES, LOG_HEADER_BYTES, LOG_RECORD_BYTES_MAX } from "../src/storage/log_format.ts";
 import { readLog, type LogReadResult } from "../src/storage/log_reader.ts";
 import { LogWriter } from "../src/storage/log_writer.ts";
+import { rejectsWithCode, type CodedError } from "./support/assertions.ts";
 
 const BLOCK = LOG_BLOCK_BYTES;
 const HEADER = LOG_HEADER_BYTES;
@@ -95,15 +95,9 @@ function flipByte(path: string, offset: number, mask = 0xff): void {
   }
 }
 
-function readCorruption(path: string): CorruptionError {
-  let caught: unknown;
-  try {
-    readLog(fs, path);
-  } catch (error) {
-    caught = error;
-  }
-  assert.instance(caught, CorruptionError, `reading ${path} throws CorruptionError`);
-  return caught as CorruptionError;
+/** The LOOM_CORRUPTION error reading `path` throws. */
+async function readCorruption(path: string): Promise<CodedError & { path: string; offset: number }> {
+  return (await rejectsWithCode(() => readLog(fs, path), "LOOM_CORRUPTION")) as CodedError & { path: string; offset: number };
 }
 
 test("records of random sizes up to 100 KB come back in order with their offsets", () => {
@@ -316,7 +310,7 @@ test("after a simulated crash at every torn-tail length, the synced records surv
   }
 });
 
-test("a flipped byte in a middle record is corruption naming the file and the damaged fragment", () => {
+test("a flipped byte in a middle record is corruption naming the file and the damaged fragment", async () => {
   const path = freshPath();
   const payloads = Array.from({ length: 60 }, (_, i) => payloadOf(100 + i * 50, i));
   const spans = writeLog(path, payloads);
@@ -325,7 +319,7 @@ test("a flipped byte in a middle record is corruption naming the file and the da
   for (let offset = damaged.start; offset < damaged.end; offset++) {
     for (const mask of [0x01, 0x80]) {
       flipByte(path, offset, mask);
-      const error = readCorruption(path);
+      const error = await readCorruption(path);
       assert.is(error.path, path);
       assert.ok(error.offset >= damaged.start && error.offset <= offset, `flip at ${offset} reported at ${error.offset}`);
       flipByte(path, offset, mask);
@@ -334,13 +328,13 @@ test("a flipped byte in a middle record is corruption naming the file and the da
   assertRecords(readLog(fs, path), payloads, "restored log");
 });
 
-test("a flipped byte in a middle fragment of a record spanning blocks is corruption at that fragment", () => {
+test("a flipped byte in a middle fragment of a record spanning blocks is corruption at that fragment", async () => {
   const path = freshPath();
   const payloads = [payloadOf(100, 1), payloadOf(3 * BLOCK, 2), payloadOf(100, 3)];
   writeLog(path, payloads);
   for (const offset of [BLOCK, BLOCK + 4, BLOCK + 6, BLOCK + 7, BLOCK + 20_000, 2 * BLOCK - 1]) {
     flipByte(path, offset);
-    const error = readCorruption(path);
+    const error = await readCorruption(path);
     assert.is(error.offset, BLOCK, `flip at ${offset}`);
     flipByte(path, offset);
   }
@@ -364,7 +358,7 @@ test("a flipped byte in the last record is a torn tail, not corruption", () => {
   }
 });
 
-test("damage in the last fragment of a final record spanning blocks is a torn tail, in its first fragment corruption", () => {
+test("damage in the last fragment of a final record spanning blocks is a torn tail, in its first fragment corruption", async () => {
   const path = freshPath();
   const payloads = [payloadOf(100, 1), payloadOf(BLOCK + 500, 2)];
   const spans = writeLog(path, payloads);
@@ -375,7 +369,7 @@ test("damage in the last fragment of a final record spanning blocks is a torn ta
   assert.match(result.tornTail?.reason ?? "", "checksum");
   flipByte(path, spans[1]!.end - 1);
   flipByte(path, spans[1]!.start + HEADER + 10);
-  assert.is(readCorruption(path).offset, spans[1]!.start);
+  assert.is((await readCorruption(path)).offset, spans[1]!.start);
 });
 
 test("garbage appended after a valid log is a torn tail at the end of the log", () => {
@@ -391,7 +385,7 @@ test("garbage appended after a valid log is a torn tail at the end of the log", 
   }
 });
 
-test("zero-filled space after the log is a torn tail, and zeroed space before valid blocks is corruption", () => {
+test("zero-filled space after the log is a torn tail, and zeroed space before valid blocks is corruption", async () => {
   const path = freshPath();
   const payloads = [payloadOf(100, 1), payloadOf(200, 2)];
   const spans = writeLog(path, payloads);
@@ -402,42 +396,42 @@ test("zero-filled space after the log is a torn tail, and zeroed space before va
   assert.match(result.tornTail?.reason ?? "", "type 0");
   // A copy of the first record now starts the third block: valid data after the zeroed space.
   nodeFs.appendFileSync(path, nodeFs.readFileSync(path).subarray(0, spans[0]!.end));
-  assert.is(readCorruption(path).offset, spans[1]!.end);
+  assert.is((await readCorruption(path)).offset, spans[1]!.end);
 });
 
-test("a non-zero byte in a block trailer followed by a valid block is corruption at that byte", () => {
+test("a non-zero byte in a block trailer followed by a valid block is corruption at that byte", async () => {
   const path = freshPath();
   const payloads = [payloadOf(BLOCK - HEADER - 4, 1), payloadOf(100, 2)];
   writeLog(path, payloads);
   flipByte(path, BLOCK - 2);
-  const error = readCorruption(path);
+  const error = await readCorruption(path);
   assert.is(error.offset, BLOCK - 2);
   assert.match(error.message, "trailer");
 });
 
-test("a last fragment without its first is corruption at that fragment", () => {
+test("a last fragment without its first is corruption at that fragment", async () => {
   const path = freshPath();
   writeLog(path, [payloadOf(BLOCK + 500, 1)]);
   const orphanPath = freshPath();
   nodeFs.writeFileSync(orphanPath, nodeFs.readFileSync(path).subarray(BLOCK));
-  const error = readCorruption(orphanPath);
+  const error = await readCorruption(orphanPath);
   assert.is(error.offset, 0);
   assert.match(error.message, "last fragment without a first");
 });
 
-test("a new record where an unfinished record should continue (appending after a torn write) is corruption", () => {
+test("a new record where an unfinished record should continue (appending after a torn write) is corruption", async () => {
   const path = freshPath();
   writeLog(path, [payloadOf(BLOCK + 500, 1)]);
   const other = freshPath();
   writeLog(other, [payloadOf(100, 2)]);
   nodeFs.truncateSync(path, BLOCK);
   nodeFs.appendFileSync(path, nodeFs.readFileSync(other));
-  const error = readCorruption(path);
+  const error = await readCorruption(path);
   assert.is(error.offset, BLOCK);
   assert.match(error.message, "inside the unfinished record at 0");
 });
 
-test("a damaged length in the final block cannot be told from a torn write and reads as a torn tail", () => {
+test("a damaged length in the final block cannot be told from a torn write and reads as a torn tail", async () => {
   const path = freshPath();
   const payloads = [payloadOf(100, 1), payloadOf(100, 2), payloadOf(100, 3)];
   const spans = writeLog(path, payloads);
@@ -449,17 +443,17 @@ test("a damaged length in the final block cannot be told from a torn write and r
   // A damaged payload keeps the length right, so the third record is found and reported.
   flipByte(path, spans[1]!.start + 5, 0x10);
   flipByte(path, spans[1]!.start + HEADER + 50);
-  assert.is(readCorruption(path).offset, spans[1]!.start);
+  assert.is((await readCorruption(path)).offset, spans[1]!.start);
 });
 
-test("a writer refuses oversized payloads and any use after close", () => {
+test("a writer refuses oversized payloads and any use after close", async () => {
   const path = freshPath();
   const writer = new LogWriter(fs.open(path, "create"));
-  assert.throws(() => writer.addRecord(new Uint8Array(LOG_RECORD_BYTES_MAX + 1)), (error: unknown) => error instanceof LoomRangeError && /limit is/.test(error.message));
+  await rejectsWithCode(() => writer.addRecord(new Uint8Array(LOG_RECORD_BYTES_MAX + 1)), "LOOM_OUT_OF_RANGE", /limit is/);
   writer.addRecord(payloadOf(10, 1));
   writer.close();
-  assert.throws(() => writer.addRecord(new Uint8Array(1)), (error: unknown) => error instanceof ClosedError);
-  assert.throws(() => writer.flush(), (error: unknown) => error instanceof ClosedError);
+  await rejectsWithCode(() => writer.addRecord(new Uint8Array(1)), "LOOM_CLOSED");
+  await rejectsWithCode(() => writer.flush(), "LOOM_CLOSED");
   writer.close();
   assertRecords(readLog(fs, path), [payloadOf(10, 1)], "close flushes pending records");
 });

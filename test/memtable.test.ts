@@ -10,13 +10,11 @@ import { LoomRangeError, LoomTypeError } from "../src/util/errors.ts";
 import { limits } from "../src/util/limits.ts";
 import type { ReaderReport } from "./fixtures/memtable_reader_worker.ts";
 import { createPrng } from "../src/io/prng.ts";
+import { rejectsWithCode } from "./support/assertions.ts";
 
 const ARENA_BYTES = limits.memtableBytesMin;
 
-/** Asserts that `action` throws an instance of `type` whose message matches `pattern`. */
-function throwsA(action: () => unknown, type: abstract new (...args: never[]) => Error, pattern = /./, message?: string): void {
-  assert.throws(action, (error: unknown) => error instanceof type && pattern.test(error.message), message);
-}
+
 
 /** Seeded test randomness from the project's PRNG: the same seed gives the same data on every run. */
 function prng(seed: number): () => number {
@@ -210,54 +208,54 @@ test("a worker thread attached to the frozen buffer sees exactly the writer's re
   }
 });
 
-test("attach refuses a buffer that is not a frozen memtable arena", () => {
+test("attach refuses a buffer that is not a frozen memtable arena", async () => {
   const memtable = Memtable.create({ arenaBytes: ARENA_BYTES });
-  throwsA(() => Memtable.attach(memtable.buffer), LoomTypeError, /not frozen/);
-  throwsA(() => Memtable.attach(new SharedArrayBuffer(ARENA_BYTES)), LoomTypeError);
-  throwsA(() => Memtable.attach(new ArrayBuffer(ARENA_BYTES) as unknown as SharedArrayBuffer), LoomTypeError);
+  await rejectsWithCode(() => Memtable.attach(memtable.buffer), "LOOM_INVALID_ARGUMENT", /not frozen/);
+  await rejectsWithCode(() => Memtable.attach(new SharedArrayBuffer(ARENA_BYTES)), "LOOM_INVALID_ARGUMENT");
+  await rejectsWithCode(() => Memtable.attach(new ArrayBuffer(ARENA_BYTES) as unknown as SharedArrayBuffer), "LOOM_INVALID_ARGUMENT");
   memtable.freeze();
   assert.is(Memtable.attach(memtable.buffer).entryCount, 0);
 });
 
-test("a frozen memtable refuses inserts but still serves reads", () => {
+test("a frozen memtable refuses inserts but still serves reads", async () => {
   const memtable = Memtable.create({ arenaBytes: ARENA_BYTES });
   assert.ok(memtable.insert(Uint8Array.of(1), 1, RecordKind.put, Uint8Array.of(9)));
   assert.not.ok(memtable.frozen);
   memtable.freeze();
   assert.ok(memtable.frozen);
-  throwsA(() => memtable.insert(Uint8Array.of(2), 2, RecordKind.put, new Uint8Array(0)), AssertionError);
+  await rejectsWithCode(() => memtable.insert(Uint8Array.of(2), 2, RecordKind.put, new Uint8Array(0)), "LOOM_ASSERTION");
   assert.is(memtable.entryCount, 1);
   assert.equal([...memtable.newest(Uint8Array.of(1))!.payload], [9]);
 });
 
-test("inserting a (key, sequence) pair twice is an assertion failure", () => {
+test("inserting a (key, sequence) pair twice is an assertion failure", async () => {
   const memtable = Memtable.create({ arenaBytes: ARENA_BYTES });
   assert.ok(memtable.insert(Uint8Array.of(1, 2), 5, RecordKind.put, new Uint8Array(0)));
   assert.ok(memtable.insert(Uint8Array.of(1), 5, RecordKind.put, new Uint8Array(0)));
-  throwsA(() => memtable.insert(Uint8Array.of(1, 2), 5, RecordKind.merge, new Uint8Array(0)), AssertionError);
+  await rejectsWithCode(() => memtable.insert(Uint8Array.of(1, 2), 5, RecordKind.merge, new Uint8Array(0)), "LOOM_ASSERTION");
 });
 
-test("insert refuses empty or oversized keys, bad sequences, unknown kinds and oversized payloads", () => {
+test("insert refuses empty or oversized keys, bad sequences, unknown kinds and oversized payloads", async () => {
   const memtable = Memtable.create({ arenaBytes: ARENA_BYTES });
   const key = Uint8Array.of(1);
   const empty = new Uint8Array(0);
-  throwsA(() => memtable.insert(empty, 1, RecordKind.put, empty), LoomRangeError, /key is 0 bytes/);
-  throwsA(() => memtable.insert(new Uint8Array(limits.storeKeyBytesMax + 1), 1, RecordKind.put, empty), LoomRangeError);
-  throwsA(() => memtable.insert("k" as unknown as Uint8Array, 1, RecordKind.put, empty), LoomTypeError);
+  await rejectsWithCode(() => memtable.insert(empty, 1, RecordKind.put, empty), "LOOM_OUT_OF_RANGE", /key is 0 bytes/);
+  await rejectsWithCode(() => memtable.insert(new Uint8Array(limits.storeKeyBytesMax + 1), 1, RecordKind.put, empty), "LOOM_OUT_OF_RANGE");
+  await rejectsWithCode(() => memtable.insert("k" as unknown as Uint8Array, 1, RecordKind.put, empty), "LOOM_INVALID_ARGUMENT");
   for (const sequence of [-1, 1.5, SEQUENCE_MAX + 1, Number.NaN]) {
-    throwsA(() => memtable.insert(key, sequence, RecordKind.put, empty), LoomRangeError, /./, `sequence ${sequence}`);
+    await rejectsWithCode(() => memtable.insert(key, sequence, RecordKind.put, empty), "LOOM_OUT_OF_RANGE");
   }
-  throwsA(() => memtable.insert(key, 1, 0 as RecordKind, empty), LoomTypeError);
-  throwsA(() => memtable.insert(key, 1, RecordKind.put, new Uint8Array(limits.recordPayloadBytesMax + 1)), LoomRangeError);
+  await rejectsWithCode(() => memtable.insert(key, 1, 0 as RecordKind, empty), "LOOM_INVALID_ARGUMENT");
+  await rejectsWithCode(() => memtable.insert(key, 1, RecordKind.put, new Uint8Array(limits.recordPayloadBytesMax + 1)), "LOOM_OUT_OF_RANGE");
   assert.is(memtable.entryCount, 0);
   assert.is(memtable.sequenceMax, 0);
 });
 
-test("create refuses arena sizes outside the limits or not a multiple of 8, and bad seeds", () => {
+test("create refuses arena sizes outside the limits or not a multiple of 8, and bad seeds", async () => {
   for (const arenaBytes of [limits.memtableBytesMin - 8, limits.memtableBytesMax + 8, limits.memtableBytesMin + 4, 1.5]) {
-    throwsA(() => Memtable.create({ arenaBytes }), LoomRangeError, /./, `arenaBytes ${arenaBytes}`);
+    await rejectsWithCode(() => Memtable.create({ arenaBytes }), "LOOM_OUT_OF_RANGE");
   }
-  throwsA(() => Memtable.create({ arenaBytes: ARENA_BYTES, seed: -1 }), LoomRangeError);
+  await rejectsWithCode(() => Memtable.create({ arenaBytes: ARENA_BYTES, seed: -1 }), "LOOM_OUT_OF_RANGE");
 });
 
 test("the same seed and inserts give a byte-identical arena; another seed changes the layout, not the order", () => {
@@ -283,7 +281,7 @@ test("an empty memtable has no records and reports only its fixed overhead as us
   assert.ok(memtable.usedBytes > 0 && memtable.usedBytes < 256);
 });
 
-test("a reused arena starts empty and ends byte-identical to a fresh one given the same inserts", () => {
+test("a reused arena starts empty and ends byte-identical to a fresh one given the same inserts", async () => {
   const used = populate(3).memtable;
   used.freeze();
   const reused = Memtable.create({ arenaBytes: ARENA_BYTES, seed: 5, reuse: used.buffer });
@@ -295,7 +293,7 @@ test("a reused arena starts empty and ends byte-identical to a fresh one given t
     for (let i = 0; i < 50; i++) assert.ok(memtable.insert(Uint8Array.of(i, 1), i + 1, RecordKind.put, Uint8Array.of(i)));
   }
   assert.ok(compareBytes(new Uint8Array(reused.buffer), new Uint8Array(fresh.buffer)) === 0);
-  assert.throws(() => Memtable.create({ arenaBytes: ARENA_BYTES * 2, reuse: used.buffer }), (error: Error) => error instanceof LoomRangeError);
+  await rejectsWithCode(() => Memtable.create({ arenaBytes: ARENA_BYTES * 2, reuse: used.buffer }), "LOOM_OUT_OF_RANGE");
 });
 
 test.run();

@@ -9,17 +9,17 @@ import process from "node:process";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { RealFileSystem } from "../src/io/real_file_system.ts";
-import { LockedError } from "../src/util/errors.ts";
 import { temporaryDirectory } from "./support/store_harness.ts";
+import { rejectsWithCode } from "./support/assertions.ts";
 
 /** Above PID_MAX_LIMIT (2^22) on 64-bit Linux, and above macOS's 99999: no process has it. */
 const DEAD_PID = 4_194_305;
 const linux = existsSync("/proc/self/stat");
 
-function withLockPath(body: (path: string, fs: RealFileSystem) => void): void {
+async function withLockPath(body: (path: string, fs: RealFileSystem) => void | Promise<void>): Promise<void> {
   const directory = temporaryDirectory("lock");
   try {
-    body(`${directory.path}/LOCK`, new RealFileSystem());
+    await body(`${directory.path}/LOCK`, new RealFileSystem());
   } finally {
     directory.remove();
   }
@@ -36,8 +36,8 @@ function takesOver(fs: RealFileSystem, path: string): void {
   lock.release();
 }
 
-test("the lock file names this process while held and is gone after release", () => {
-  withLockPath((path, fs) => {
+test("the lock file names this process while held and is gone after release", async () => {
+  await withLockPath((path, fs) => {
     const lock = fs.lock(path);
     const holder = JSON.parse(readFileSync(path, "utf8"));
     assert.is(holder.pid, process.pid);
@@ -47,50 +47,43 @@ test("the lock file names this process while held and is gone after release", ()
   });
 });
 
-test("a lock held in this process is refused naming this pid", () => {
-  withLockPath((path, fs) => {
+test("a lock held in this process is refused naming this pid", async () => {
+  await withLockPath(async (path, fs) => {
     const lock = fs.lock(path);
     try {
-      fs.lock(path);
-      assert.unreachable("a second lock in this process must be refused");
-    } catch (error) {
-      assert.instance(error, LockedError);
-      assert.is((error as LockedError).pid, process.pid);
-      assert.match((error as Error).message, `is held by process ${process.pid} (this process)`);
+      // A second lock in this process must be refused.
+      const error = await rejectsWithCode(() => fs.lock(path), "LOOM_LOCKED");
+      assert.is(error.pid, process.pid);
+      assert.match(error.message, `is held by process ${process.pid} (this process)`);
     } finally {
       lock.release();
     }
   });
 });
 
-test("a lock file naming a live process is held: LockedError names its pid, and breakLock refuses it", () => {
-  withLockPath((path, fs) => {
+test("a lock file naming a live process is held: LockedError names its pid, and breakLock refuses it", async () => {
+  await withLockPath(async (path, fs) => {
     const live = process.ppid; // the test runner's parent: alive while this test runs
     writeFileSync(path, lockFile({ pid: live }));
     for (const action of [() => fs.lock(path), () => fs.breakLock(path)]) {
-      try {
-        action();
-        assert.unreachable("a live holder's lock must not be taken");
-      } catch (error) {
-        assert.instance(error, LockedError);
-        assert.is((error as LockedError).code, "LOOM_LOCKED");
-        assert.is((error as LockedError).pid, live);
-        assert.match((error as Error).message, `is held by process ${live}`);
-      }
+      // A live holder's lock must not be taken.
+      const error = await rejectsWithCode(action, "LOOM_LOCKED");
+      assert.is(error.pid, live);
+      assert.match(error.message, `is held by process ${live}`);
     }
     assert.is(readFileSync(path, "utf8"), lockFile({ pid: live }), "the live holder's file is untouched");
   });
 });
 
-test("a lock file left by a dead process is taken over at once", () => {
-  withLockPath((path, fs) => {
+test("a lock file left by a dead process is taken over at once", async () => {
+  await withLockPath((path, fs) => {
     writeFileSync(path, lockFile({ pid: DEAD_PID }));
     takesOver(fs, path);
   });
 });
 
-test("damaged lock files (empty, cut short, not a lock file, a pid that names a process group) are taken over", () => {
-  withLockPath((path, fs) => {
+test("damaged lock files (empty, cut short, not a lock file, a pid that names a process group) are taken over", async () => {
+  await withLockPath((path, fs) => {
     for (const content of ["", lockFile({ pid: DEAD_PID }).slice(0, 20), "garbage\n", lockFile({ pid: 0 }), lockFile({ pid: -1 })]) {
       writeFileSync(path, content);
       takesOver(fs, path);
@@ -98,9 +91,9 @@ test("damaged lock files (empty, cut short, not a lock file, a pid that names a 
   });
 });
 
-test("on Linux, a live pid with another start time (a reused pid) or another boot id holds no lock", () => {
+test("on Linux, a live pid with another start time (a reused pid) or another boot id holds no lock", async () => {
   if (!linux) return;
-  withLockPath((path, fs) => {
+  await withLockPath(async (path, fs) => {
     const stat = readFileSync("/proc/self/stat", "utf8");
     const ownStart = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19]!;
     for (const stale of [
@@ -112,7 +105,7 @@ test("on Linux, a live pid with another start time (a reused pid) or another boo
       takesOver(fs, path);
     }
     writeFileSync(path, lockFile({ pid: process.pid, start: ownStart }));
-    assert.throws(() => fs.lock(path), (error: unknown) => error instanceof LockedError && error.pid === process.pid);
+    assert.is((await rejectsWithCode(() => fs.lock(path), "LOOM_LOCKED")).pid, process.pid);
   });
 });
 

@@ -16,6 +16,7 @@ import {
 import { dominanceMergeRule, dominanceMergeRuleReference } from "../src/version/sibling_merge_rule.ts";
 import { encodeVersion } from "../src/version/version_codec.ts";
 import { openSimStore } from "./support/store_harness.ts";
+import { rejectsWithCode } from "./support/assertions.ts";
 
 const merge = (versions: readonly Version[]): Version[] => dominanceMergeRule.merge(versions);
 
@@ -229,11 +230,8 @@ test("the rule orders siblings newest first whatever the input order", () => {
   }
 });
 
-test("the rule refuses a blob that is not a version clock with a RangeError", () => {
-  assert.throws(
-    () => merge([{ version: new Uint8Array([0, 0, 0, 1]), value: null }]),
-    (error: unknown) => error instanceof RangeError && /decode version failed/.test(error.message),
-  );
+test("the rule refuses a blob that is not a version clock with a RangeError", async () => {
+  await rejectsWithCode(() => merge([{ version: new Uint8Array([0, 0, 0, 1]), value: null }]), "LOOM_OUT_OF_RANGE", /decode version failed/);
 });
 
 test("the exported reference loads the rule, as a pool thread would", async () => {

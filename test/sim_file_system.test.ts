@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import type { FileHandle } from "../src/io/file_system.ts";
 import { createPrng } from "../src/io/prng.ts";
 import { type CrashOptions, SimFileSystem } from "../src/io/sim_file_system.ts";
-import { IoError, LockedError } from "../src/util/errors.ts";
+import { rejectsWithCode } from "./support/assertions.ts";
 
 const DIRECTORY = "/data";
 const LOG = "/data/000001.log";
@@ -25,21 +25,17 @@ function withDurableLog(seed = 1): { fs: SimFileSystem; log: FileHandle } {
   return { fs, log };
 }
 
-function isIoError(error: unknown): boolean {
-  return error instanceof IoError && error.code === "LOOM_IO";
-}
-
 const NOTHING_UNSYNCED: CrashOptions = { tornTail: "none", unsyncedTruncate: "revert" };
 
-test("a crash drops every lock, as the death of the holding process would", () => {
+test("a crash drops every lock, as the death of the holding process would", async () => {
   const fs = new SimFileSystem(createPrng(1));
   fs.makeDirectory(DIRECTORY);
   const held = fs.lock(`${DIRECTORY}/LOCK`);
-  assert.throws(() => fs.lock(`${DIRECTORY}/LOCK`), (error: unknown) => error instanceof LockedError);
+  await rejectsWithCode(() => fs.lock(`${DIRECTORY}/LOCK`), "LOOM_LOCKED");
   fs.crash(NOTHING_UNSYNCED);
   const next = fs.lock(`${DIRECTORY}/LOCK`);
   held.release(); // the lost holder's release must not free the new one
-  assert.throws(() => fs.lock(`${DIRECTORY}/LOCK`), (error: unknown) => error instanceof LockedError);
+  await rejectsWithCode(() => fs.lock(`${DIRECTORY}/LOCK`), "LOOM_LOCKED");
   next.release();
 });
 
@@ -98,10 +94,10 @@ test("a random torn tail always keeps the synced bytes plus some prefix of the r
   assert.ok(lengths.size > 6, `only ${lengths.size} distinct lengths`);
 });
 
-test("a torn-tail function returning a count out of range is refused and changes nothing", () => {
+test("a torn-tail function returning a count out of range is refused and changes nothing", async () => {
   const { fs, log } = withDurableLog();
   log.append(bytes(1, 2));
-  assert.throws(() => fs.crash({ tornTail: () => 3 }), RangeError);
+  await rejectsWithCode(() => fs.crash({ tornTail: () => 3 }), "LOOM_OUT_OF_RANGE");
   assert.equal(fs.readFile(LOG), bytes(1, 2));
   assert.is(log.size(), 2);
   assert.is(fs.openHandleCount(), 1);
@@ -174,7 +170,7 @@ test("directories are durable as soon as they are made or removed", () => {
   assert.not.ok(fs.exists("/trash"));
 });
 
-test("a crash invalidates every open handle, and the file system works again afterwards", () => {
+test("a crash invalidates every open handle, and the file system works again afterwards", async () => {
   const { fs, log } = withDurableLog();
   const reader = fs.open(LOG, "read");
   assert.is(fs.openHandleCount(), 2);
@@ -187,7 +183,7 @@ test("a crash invalidates every open handle, and the file system works again aft
     () => log.truncate(0),
     () => reader.readAt(new Uint8Array(1), 0),
   ]) {
-    assert.throws(use, isIoError);
+    await rejectsWithCode(use, "LOOM_IO");
   }
   log.close();
   const again = fs.open(LOG, "append");
@@ -198,41 +194,41 @@ test("a crash invalidates every open handle, and the file system works again aft
   assert.is(fs.openHandleCount(), 0);
 });
 
-test("failNextSync makes the matching sync throw and keeps its data from becoming durable", () => {
+test("failNextSync makes the matching sync throw and keeps its data from becoming durable", async () => {
   const { fs, log } = withDurableLog();
   log.append(bytes(1));
   log.sync();
   log.append(bytes(2));
   fs.failNextSync(/\.log$/);
-  assert.throws(() => log.sync(), (error: unknown) => isIoError(error) && /injected/.test(String(error)));
+  await rejectsWithCode(() => log.sync(), "LOOM_IO", /injected/);
   assert.equal(fs.durableContent(LOG), bytes(1));
   fs.crash(NOTHING_UNSYNCED);
   assert.equal(fs.readFile(LOG), bytes(1));
 });
 
-test("failNextSync fires once, and only for a matching path", () => {
+test("failNextSync fires once, and only for a matching path", async () => {
   const { fs, log } = withDurableLog();
   const other = fs.open("/data/other", "create");
   fs.failNextSync(LOG);
   other.sync();
   fs.syncDirectory(DIRECTORY);
-  assert.throws(() => log.sync(), isIoError);
+  await rejectsWithCode(() => log.sync(), "LOOM_IO");
   log.append(bytes(3));
   log.sync();
   assert.equal(fs.durableContent(LOG), bytes(3));
 });
 
-test("failNextSync also fails a directory sync, leaving the entries not durable", () => {
+test("failNextSync also fails a directory sync, leaving the entries not durable", async () => {
   const fs = new SimFileSystem(createPrng(1));
   fs.makeDirectory(DIRECTORY);
   fs.open("/data/new", "create").close();
   fs.failNextSync();
-  assert.throws(() => fs.syncDirectory(DIRECTORY), isIoError);
+  await rejectsWithCode(() => fs.syncDirectory(DIRECTORY), "LOOM_IO");
   fs.crash();
   assert.not.ok(fs.exists("/data/new"));
 });
 
-test("flipByte corrupts current and durable content alike, and the change is visible on read", () => {
+test("flipByte corrupts current and durable content alike, and the change is visible on read", async () => {
   const { fs, log } = withDurableLog();
   log.append(range(0, 16));
   log.sync();
@@ -243,7 +239,7 @@ test("flipByte corrupts current and durable content alike, and the change is vis
   assert.equal(fs.durableContent(LOG), expected);
   fs.crash();
   assert.equal(fs.readFile(LOG), expected);
-  assert.throws(() => fs.flipByte(LOG, 16), RangeError);
+  await rejectsWithCode(() => fs.flipByte(LOG, 16), "LOOM_OUT_OF_RANGE");
 });
 
 test("with read flip probability 1 every read returns exactly one wrong byte while data at rest stays intact", () => {

@@ -2,6 +2,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { LoomRangeError, LoomTypeError } from "../src/util/errors.ts";
 import { sipHash24, sipHashKey } from "../src/util/siphash.ts";
+import { rejectsWithCode } from "./support/assertions.ts";
 
 /**
  * The reference outputs of SipHash-2-4 (64-bit) from the paper's implementation (vectors.h,
@@ -54,9 +55,9 @@ test("SipHash-2-4 writes into a caller's buffer at an offset and depends on ever
   }
 });
 
-test("a SipHash key must be 16 bytes", () => {
-  assert.throws(() => sipHashKey(new Uint8Array(15)), (error: unknown) => error instanceof LoomRangeError);
-  assert.throws(() => sipHashKey("0123456789abcdef" as never), (error: unknown) => error instanceof LoomTypeError);
+test("a SipHash key must be 16 bytes", async () => {
+  await rejectsWithCode(() => sipHashKey(new Uint8Array(15)), "LOOM_OUT_OF_RANGE");
+  await rejectsWithCode(() => sipHashKey("0123456789abcdef" as never), "LOOM_INVALID_ARGUMENT");
 });
 
 test.run();

@@ -9,11 +9,9 @@ import { RecordKind, type StoredRecord } from "../src/storage/record.ts";
 import { FOOTER_BYTES, type TableProperties } from "../src/storage/sstable_format.ts";
 import { SSTableReader } from "../src/storage/sstable_reader.ts";
 import { SSTableWriter, type SSTableWriterOptions } from "../src/storage/sstable_writer.ts";
-import { AssertionError } from "../src/util/assert.ts";
 import { compareBytes, equalBytes, utf8Encode } from "../src/util/bytes.ts";
-import { ClosedError, CorruptionError } from "../src/util/errors.ts";
 import { createPrng } from "../src/io/prng.ts";
-import { isError } from "./support/assertions.ts";
+import { rejectsWithCode, type CodedError } from "./support/assertions.ts";
 
 const fs = new RealFileSystem();
 const directory = nodeFs.mkdtempSync(joinPath(os.tmpdir(), "loomkv-sstable-"));
@@ -124,8 +122,12 @@ function modelRecordsFor(records: readonly StoredRecord[], key: Uint8Array): Sto
   return records.filter((each) => equalBytes(each.key, key));
 }
 
-function isCorruption(path: string): (error: unknown) => boolean {
-  return (error) => error instanceof CorruptionError && error.path === path && Number.isInteger(error.offset) && error.offset >= 0;
+/** Asserts that `call` fails with LOOM_CORRUPTION naming `path` and a byte offset; returns the error. */
+async function corruption(call: () => unknown, path: string): Promise<CodedError> {
+  const error = await rejectsWithCode(call, "LOOM_CORRUPTION");
+  assert.is(error.path, path);
+  assert.ok(Number.isInteger(error.offset) && error.offset! >= 0, `offset ${error.offset}`);
+  return error;
 }
 
 test("random tables read back exactly: full scan, every key's records newest first, absent keys empty", () => {
@@ -305,48 +307,41 @@ function footerOf(path: string): { indexOffset: number; filterOffset: number; pr
 
 const corruptible = Array.from({ length: 200 }, (_, i) => record(`key-${String(i).padStart(4, "0")}`, 1000 - i, `value ${i}`));
 
-test("a flipped byte in a data block fails the read with the file and block offset, never a wrong value", () => {
+test("a flipped byte in a data block fails the read with the file and block offset, never a wrong value", async () => {
   const { path } = writeTable(corruptible, { bloomBitsPerKey: 10, blockBytesTarget: 1024 });
   flipByte(path, 100);
   const reader = SSTableReader.open(fs, path);
-  const isFirstBlock = (error: unknown): boolean => isCorruption(path)(error) && (error as CorruptionError).offset === 0;
-  assert.throws(() => reader.recordsFor(utf8Encode("key-0001")), isFirstBlock);
-  assert.throws(() => [...reader.records()], isFirstBlock);
+  assert.is((await corruption(() => reader.recordsFor(utf8Encode("key-0001")), path)).offset, 0);
+  assert.is((await corruption(() => [...reader.records()], path)).offset, 0);
   assertRecords(reader.recordsFor(utf8Encode("key-0199")), [corruptible[199]!], "other blocks still read");
   reader.close();
 });
 
-test("a flipped byte in the index, filter or properties block fails open with that block's offset", () => {
+test("a flipped byte in the index, filter or properties block fails open with that block's offset", async () => {
   const probe = writeTable(corruptible, { bloomBitsPerKey: 10, blockBytesTarget: 1024 });
   const offsets = footerOf(probe.path);
   for (const blockOffset of [offsets.indexOffset, offsets.filterOffset, offsets.propertiesOffset]) {
     const { path } = writeTable(corruptible, { bloomBitsPerKey: 10, blockBytesTarget: 1024 });
     flipByte(path, blockOffset + 2);
-    assert.throws(
-      () => SSTableReader.open(fs, path),
-      (error: unknown) => isCorruption(path)(error) && (error as CorruptionError).offset === blockOffset,
-    );
+    assert.is((await corruption(() => SSTableReader.open(fs, path), path)).offset, blockOffset);
   }
 });
 
-test("a flipped byte in the footer or a truncated file fails open naming the footer", () => {
+test("a flipped byte in the footer or a truncated file fails open naming the footer", async () => {
   const { path } = writeTable(corruptible);
   const size = nodeFs.statSync(path).size;
   for (const inFooter of [0, 20, 48, 53, 60]) {
     const copy = newPath();
     nodeFs.copyFileSync(path, copy);
     flipByte(copy, size - FOOTER_BYTES + inFooter);
-    assert.throws(
-      () => SSTableReader.open(fs, copy),
-      (error: unknown) => isCorruption(copy)(error) && (error as CorruptionError).offset === size - FOOTER_BYTES,
-    );
+    assert.is((await corruption(() => SSTableReader.open(fs, copy), copy)).offset, size - FOOTER_BYTES);
   }
   const truncated = newPath();
   nodeFs.writeFileSync(truncated, nodeFs.readFileSync(path).subarray(0, size - 10));
-  assert.throws(() => SSTableReader.open(fs, truncated), isCorruption(truncated));
+  await corruption(() => SSTableReader.open(fs, truncated), truncated);
   const tiny = newPath();
   nodeFs.writeFileSync(tiny, new Uint8Array(10));
-  assert.throws(() => SSTableReader.open(fs, tiny), isCorruption(tiny));
+  await corruption(() => SSTableReader.open(fs, tiny), tiny);
 });
 
 test("no single flipped byte anywhere in a small table yields a wrong record", () => {
@@ -370,25 +365,25 @@ test("no single flipped byte anywhere in a small table yields a wrong record", (
         reader.close();
       }
     } catch (error) {
-      if (!(error instanceof CorruptionError)) throw error;
-      assert.is(error.path, copy);
+      if ((error as { code?: unknown }).code !== "LOOM_CORRUPTION") throw error;
+      assert.is((error as CodedError).path, copy);
       detected++;
     }
   }
   assert.is(detected, original.length, "every flipped byte is detected");
 });
 
-test("the writer asserts that records arrive in table order", () => {
+test("the writer asserts that records arrive in table order", async () => {
   const handle = fs.open(newPath(), "create");
   const writer = new SSTableWriter(handle, { bloomBitsPerKey: 10 });
   writer.add(record("b", 5, "x"));
-  assert.throws(() => writer.add(record("a", 6, "x")), isError(AssertionError));
-  assert.throws(() => writer.add(record("b", 5, "x")), isError(AssertionError));
-  assert.throws(() => writer.add(record("b", 7, "x")), isError(AssertionError));
+  await rejectsWithCode(() => writer.add(record("a", 6, "x")), "LOOM_ASSERTION");
+  await rejectsWithCode(() => writer.add(record("b", 5, "x")), "LOOM_ASSERTION");
+  await rejectsWithCode(() => writer.add(record("b", 7, "x")), "LOOM_ASSERTION");
   writer.add(record("b", 4, "x"));
   writer.add(record("ba", 9, "x"));
   writer.finish();
-  assert.throws(() => writer.add(record("c", 1, "x")), isError(AssertionError));
+  await rejectsWithCode(() => writer.add(record("c", 1, "x")), "LOOM_ASSERTION");
   handle.close();
 });
 
@@ -399,13 +394,13 @@ test("writer options outside their limits are refused with a range error naming 
   handle.close();
 });
 
-test("a closed reader refuses reads, and a cache without a file number is refused", () => {
+test("a closed reader refuses reads, and a cache without a file number is refused", async () => {
   const { path } = writeTable([record("a", 1, "x")]);
   const reader = SSTableReader.open(fs, path);
   reader.close();
-  assert.throws(() => reader.recordsFor(utf8Encode("a")), isError(ClosedError));
-  assert.throws(() => [...reader.records()], isError(ClosedError));
-  assert.throws(() => SSTableReader.open(fs, path, { cache: new BlockCache({ capacityBytes: 100 }) }), isError(TypeError));
+  await rejectsWithCode(() => reader.recordsFor(utf8Encode("a")), "LOOM_CLOSED");
+  await rejectsWithCode(() => [...reader.records()], "LOOM_CLOSED");
+  await rejectsWithCode(() => SSTableReader.open(fs, path, { cache: new BlockCache({ capacityBytes: 100 }) }), "LOOM_INVALID_ARGUMENT");
 });
 
 test("the worked example of docs/formats/sstable.md is exactly what the writer produces", () => {

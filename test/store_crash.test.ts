@@ -18,10 +18,10 @@ import { readLog } from "../src/storage/log_reader.ts";
 import { parseFileName, readManifest } from "../src/storage/manifest.ts";
 import { InlineStorageJobs } from "../src/storage/storage_jobs.ts";
 import { Store } from "../src/storage/store.ts";
-import { CorruptionError } from "../src/util/errors.ts";
 import { counterVersion } from "./fixtures/highest_counter_rule.ts";
 import { CrashingFileSystem } from "./support/crashing_file_system.ts";
 import { STORE_DIRECTORY, openSimStore, temporaryDirectory, textOf } from "./support/store_harness.ts";
+import { rejectsWithCode } from "./support/assertions.ts";
 
 const RECORDS = 24;
 
@@ -97,15 +97,10 @@ async function flipMidLog(fs: FileSystem, directory: string, open: () => Promise
   await store.close();
   const damaged = log.recordOffsets[RECORDS / 2]! + 12;
   flip(log.path, damaged);
-  try {
-    await open();
-    assert.unreachable("a damaged record in the middle of the log must be reported");
-  } catch (error) {
-    assert.instance(error, CorruptionError);
-    const corruption = error as CorruptionError;
-    assert.is(corruption.path, log.path);
-    assert.ok(corruption.offset >= log.recordOffsets[RECORDS / 2]! && corruption.offset <= damaged, `offset ${corruption.offset}`);
-  }
+  // A damaged record in the middle of the log must be reported.
+  const corruption = await rejectsWithCode(open, "LOOM_CORRUPTION");
+  assert.is(corruption.path, log.path);
+  assert.ok(corruption.offset! >= log.recordOffsets[RECORDS / 2]! && corruption.offset! <= damaged, `offset ${corruption.offset}`);
 }
 
 test("a flipped byte in the middle of the log is reported with file and offset, not skipped (simulated disk)", async () => {
@@ -230,10 +225,9 @@ test("a failed fsync rejects its writes, makes the store refuse later writes, an
   const store = await openSimStore(fs);
   for (let i = 0; i < 10; i++) await store.put(`acked-${i}`, [{ version: counterVersion(i), value: `value-${i}` }]);
   fs.failNextSync(/\.log$/);
-  const failed = await store.put("unacknowledged", [{ version: counterVersion(99), value: "x" }]).then(() => null, (error: unknown) => error);
-  assert.is((failed as { code?: string } | null)?.code, "LOOM_IO");
-  const later = await store.put("later", [{ version: counterVersion(100), value: "y" }]).then(() => null, (error: unknown) => error);
-  assert.is((later as { code?: string } | null)?.code, "LOOM_IO", "a store whose fsync failed acknowledges nothing more");
+  await rejectsWithCode(() => store.put("unacknowledged", [{ version: counterVersion(99), value: "x" }]), "LOOM_IO");
+  // A store whose fsync failed acknowledges nothing more.
+  await rejectsWithCode(() => store.put("later", [{ version: counterVersion(100), value: "y" }]), "LOOM_IO");
   assert.is(textOf(store.get("acked-3")[0]?.value), "value-3", "reads still work");
   fs.crash({ tornTail: "random" });
   const reopened = await openSimStore(fs);

@@ -12,6 +12,7 @@ import { transportLimits } from "../src/transport/transport_limits.ts";
 import { ClosedError, LoomRangeError } from "../src/util/errors.ts";
 import type { EchoWorkerSetup } from "./fixtures/transport_echo_worker.ts";
 import { installRouter, type RoutedMessage } from "./fixtures/transport_router.ts";
+import { rejectsWithCode } from "./support/assertions.ts";
 
 const MAIN = 0;
 const PEERS = [1, 2, 3] as const;
@@ -192,7 +193,7 @@ function conformance(name: string, makeHarness: () => Promise<Harness>): void {
   it("a closed transport refuses sends with ClosedError and closes idempotently", withHarness(async (harness) => {
     harness.main.close();
     harness.main.close();
-    assert.throws(() => harness.main.send(1, routed([MAIN])), (error: unknown) => error instanceof ClosedError);
+    await rejectsWithCode(() => harness.main.send(1, routed([MAIN])), "LOOM_CLOSED");
   }));
 
   it.run();
@@ -252,17 +253,13 @@ port("an outbox past its limit drops the excess and counts it", async () => {
   }
 });
 
-port("options past their limits are refused naming the field", () => {
-  const refused = (pattern: RegExp) => (error: unknown) => error instanceof LoomRangeError && pattern.test(error.message);
-  assert.throws(() => new PortTransport({ self: 0, outboxMessagesMax: 0 }), refused(/outboxMessagesMax is number 0/));
-  assert.throws(
-    () => new PortTransport({ self: 0, outboxMessagesMax: transportLimits.outboxMessagesMax + 1 }),
-    refused(/outboxMessagesMax/),
-  );
+port("options past their limits are refused naming the field", async () => {
+  await rejectsWithCode(() => new PortTransport({ self: 0, outboxMessagesMax: 0 }), "LOOM_OUT_OF_RANGE", /outboxMessagesMax is number 0/);
+  await rejectsWithCode(() => new PortTransport({ self: 0, outboxMessagesMax: transportLimits.outboxMessagesMax + 1 }), "LOOM_OUT_OF_RANGE", /outboxMessagesMax/);
   const transport = new PortTransport({ self: 0 });
   const channel = new MessageChannel();
   transport.connect(1, channel.port1);
-  assert.throws(() => transport.connect(1, channel.port1), refused(/peer 1 is already connected/));
+  await rejectsWithCode(() => transport.connect(1, channel.port1), "LOOM_OUT_OF_RANGE", /peer 1 is already connected/);
   transport.close();
   channel.port1.close();
   channel.port2.close();
@@ -361,7 +358,7 @@ sim("a message in flight when a partition starts is dropped at delivery", () => 
   assert.is(harness.network.stats().droppedPartition, 1);
 });
 
-sim("a crash drops in-flight messages to and from the node; a restart gives a fresh endpoint", () => {
+sim("a crash drops in-flight messages to and from the node; a restart gives a fresh endpoint", async () => {
   const harness = simHarness();
   const network = harness.network;
   for (const sequence of range(5)) harness.main.send(2, routed([MAIN], { sequence }));
@@ -377,17 +374,17 @@ sim("a crash drops in-flight messages to and from the node; a restart gives a fr
   harness.main.send(2, routed([MAIN], { sequence: 6 }));
   network.deliverAll();
   assert.equal(harness.received.map((a) => a.message["sequence"]), [6]);
-  assert.throws(() => network.endpoint(2), (error: unknown) => error instanceof LoomRangeError);
+  await rejectsWithCode(() => network.endpoint(2), "LOOM_OUT_OF_RANGE");
 });
 
-sim("a crashed node's old endpoint cannot send", () => {
+sim("a crashed node's old endpoint cannot send", async () => {
   const network = new SimNetwork({ prng: createPrng(5) });
   const old = network.endpoint(1);
   network.endpoint(0).onMessage(() => assert.unreachable("no message expected"));
   old.send(0, { type: MessageType.gossip });
   network.crash(1);
   assert.ok(old.closed);
-  assert.throws(() => old.send(0, { type: MessageType.gossip }), (error: unknown) => error instanceof ClosedError);
+  await rejectsWithCode(() => old.send(0, { type: MessageType.gossip }), "LOOM_CLOSED");
   network.deliverAll();
   assert.is(network.stats().droppedCrash, 1);
 });
@@ -401,15 +398,14 @@ sim("a sent message is copied: later mutation by the sender is not seen", () => 
   assert.equal(harness.received[0]?.message["payload"], new Uint8Array([1, 2, 3]));
 });
 
-sim("invalid options are refused naming the field", () => {
-  const refused = (pattern: RegExp) => (error: unknown) => error instanceof LoomRangeError && pattern.test(error.message);
+sim("invalid options are refused naming the field", async () => {
   const prng = createPrng(1);
-  assert.throws(() => new SimNetwork({ prng, minDelayMs: 10, maxDelayMs: 5 }), refused(/maxDelayMs is number 5/));
-  assert.throws(() => new SimNetwork({ prng, minDelayMs: -1 }), refused(/minDelayMs/));
-  assert.throws(() => new SimNetwork({ prng, lossProbability: 1.5 }), refused(/lossProbability/));
+  await rejectsWithCode(() => new SimNetwork({ prng, minDelayMs: 10, maxDelayMs: 5 }), "LOOM_OUT_OF_RANGE", /maxDelayMs is number 5/);
+  await rejectsWithCode(() => new SimNetwork({ prng, minDelayMs: -1 }), "LOOM_OUT_OF_RANGE", /minDelayMs/);
+  await rejectsWithCode(() => new SimNetwork({ prng, lossProbability: 1.5 }), "LOOM_OUT_OF_RANGE", /lossProbability/);
   const network = new SimNetwork({ prng });
   network.deliverUntil(10);
-  assert.throws(() => network.deliverUntil(5), refused(/nowMs is number 5/));
+  await rejectsWithCode(() => network.deliverUntil(5), "LOOM_OUT_OF_RANGE", /nowMs is number 5/);
 });
 
 sim.run();
