@@ -56,6 +56,7 @@ try {
     generation: data.start.generation,
     settings: data.start,
     gossipTable: data.start.gossipTable,
+    cleanup: data.start.cleanup,
     freshActor: data.freshActor,
     fallbackActors: data.fallbackActors,
     treeScansInPool: true,
