@@ -51,7 +51,13 @@ export interface ClusterConfig {
   readonly vnodesPerNode: number;
   /** Clock entries kept per version before the oldest are pruned (docs/versioning.md). @default 16 */
   readonly pruneThreshold: number;
-  /** Default time a request may take before it fails with the replicas that answered. @default 1000 */
+  /**
+   * Default time a request may take before it fails with the replicas that answered; a request may
+   * override it (`timeoutMs`). Long enough for a burst of the in-flight limit on a busy 2-core
+   * machine (fsync groups and queues under load take hundreds of ms), short enough that a caller
+   * learns of a stalled cluster in seconds: Cassandra waits 2 s for writes and 5 s for reads, Riak
+   * 60 s. A read goes on to another coordinator after a quarter of it. @default 5000
+   */
   readonly requestTimeoutMs: number;
   /**
    * While keys move (vnodes, N or membership changes), each old replica streams at most this many
@@ -78,7 +84,7 @@ export const clusterConfigDefaults: ClusterConfig = {
   r: 2,
   vnodesPerNode: 256,
   pruneThreshold: 16,
-  requestTimeoutMs: 1000,
+  requestTimeoutMs: 5000,
   streamKeysPerSecond: 5_000,
   gossip: { intervalMs: 100, failAfterMs: 1000, cleanupAfterMs: 30_000 },
   antiEntropy: { enabled: true, buckets: 1024, intervalMs: 10_000, keysPerSecond: 5_000, tombstoneGraceMs: 86_400_000 },

@@ -61,6 +61,8 @@ export interface ClusterStats {
    * read whose coordinator died or stalled; a request a coordinator refused for a reason of its own).
    */
   readonly requests: { readonly inFlight: number; readonly retried: number };
+  /** Members that still owe the last ring change's cleanup (docs/reconfiguration.md); purges wait meanwhile. */
+  readonly cleanupsPending: number[];
   readonly nodes: NodeStats[];
   readonly ringChanges: RingChangeReport[];
   /** Each member's status and generation in the main thread's gossip view. */
@@ -217,7 +219,8 @@ export class ClusterCore {
     const answers = await Promise.all(asked.map((node) => this.#host.control(node).stats(scan)));
     const down = this.#membership.downList();
     const requests = { inFlight: this.#requests.size, retried: this.#requests.retries };
-    return { config: this.#config, down, requests, nodes: answers, ringChanges: this.#mover.reports(), membership: this.membership() };
+    const cleanupsPending = [...this.#pendingCleanups].sort((a, b) => a - b);
+    return { config: this.#config, down, requests, cleanupsPending, nodes: answers, ringChanges: this.#mover.reports(), membership: this.membership() };
   }
 
   /**

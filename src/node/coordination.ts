@@ -57,8 +57,6 @@ interface Companions {
   readonly waiting: Set<number>;
   /** Versions they answered with. */
   readonly versions: Version[];
-  /** Set when a holder refused or cannot be asked: the primary's answer cannot count. */
-  failed: boolean;
   /** The answer of the node answering for the primary, held until the holders answered. */
   slotReply: ReadReply | undefined;
 }
@@ -247,8 +245,10 @@ export class Coordination {
 
   /**
    * For each primary of a read, the nodes other than the one answering for it that hold hints for
-   * it (gossip says who): the answer for that primary is complete only with theirs. A holder that
-   * is down makes it incomplete. Empty, and free, while nobody holds hints.
+   * it (gossip says who) and are up: the answer for that primary counts only with theirs. A holder
+   * that is down (or whose store failed) is out of reach and left out: its hints wait for its
+   * return, as in Riak, rather than every read of the primary's keys failing meanwhile. Empty, and
+   * free, while nobody holds hints.
    */
   #companionsOf(primaries: readonly number[], targets: Targets): Map<number, Companions> {
     const companions = new Map<number, Companions>();
@@ -259,15 +259,13 @@ export class Coordination {
       for (const [standIn, standsFor] of targets.hints) if (standsFor === primary) answering = standIn;
       if (answering === undefined && targets.list.includes(primary)) answering = primary;
       if (answering === undefined) continue;
-      const group: Companions = { target: primary, waiting: new Set(), versions: [], failed: false, slotReply: undefined };
+      const group: Companions = { target: primary, waiting: new Set(), versions: [], slotReply: undefined };
       for (const holder of holders) {
         // A stand-in for the primary reads its own hints for it already.
         if (holder.node === answering && answering !== primary) continue;
-        if (holder.node === primary) continue;
-        if (holder.up) group.waiting.add(holder.node);
-        else group.failed = true;
+        if (holder.node !== primary && holder.up) group.waiting.add(holder.node);
       }
-      if (group.waiting.size > 0 || group.failed) companions.set(answering, group);
+      if (group.waiting.size > 0) companions.set(answering, group);
     }
     return companions;
   }
@@ -304,10 +302,9 @@ export class Coordination {
   }
 
   /**
-   * Routes one read answer through the session's hint holders: a holder's answer is kept; the
-   * answer of a node answering for a primary with holders waits for them and is then merged with
-   * theirs (or refused, when one of them refused or could not be asked). Returns what the session
-   * should see now, if anything.
+   * Routes one read answer through the session's hint holders: a holder's answer is kept (a
+   * refusal adds nothing); the answer of a node answering for a primary with holders waits for
+   * them and is then merged with theirs. Returns what the session should see now, if anything.
    */
   #withCompanions(companions: ReadonlyMap<number, Companions> | undefined, from: number, reply: ReadReply, hintFor: number | undefined): { from: number; reply: ReadReply } | undefined {
     if (companions === undefined || companions.size === 0) return { from, reply };
@@ -315,7 +312,6 @@ export class Coordination {
       for (const [answering, group] of companions) {
         if (group.target !== hintFor || !group.waiting.delete(from)) continue;
         if (reply.ok) group.versions.push(...reply.versions);
-        else group.failed = true;
         return group.waiting.size === 0 && group.slotReply ? { from: answering, reply: completed(group, group.slotReply) } : undefined;
       }
     }
@@ -427,9 +423,8 @@ export class Coordination {
   }
 }
 
-/** The answer for a primary, whole: its own merged with its hint holders', or a refusal. */
+/** The answer for a primary, whole: its own merged with its hint holders' (a refusal stays one). */
 function completed(group: Companions, reply: ReadReply): ReadReply {
-  if (!reply.ok || group.failed) return { ok: false };
-  if (group.versions.length === 0) return reply;
+  if (!reply.ok || group.versions.length === 0) return reply;
   return { ok: true, versions: dominanceMergeRule.merge([...reply.versions, ...group.versions]) };
 }
