@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // The whole test run: build and typecheck (tsc, deno check), then the uvu suite on Node (compiled
 // output) and on Deno (TypeScript sources). Ends with one plain line "N passed, N failed" that CI
-// counts, and exits non-zero if anything failed. Usage: node scripts/test.mjs [--node-only|--deno-only] [pattern]
+// counts, and exits non-zero if anything failed. The two uvu suites run side by side (one per
+// core; --serial runs them one after the other).
+// Usage: node scripts/test.mjs [--node-only|--deno-only] [--serial] [--report] [pattern]
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -13,19 +15,23 @@ const nodeOnly = args.includes("--node-only");
 const denoOnly = args.includes("--deno-only");
 const filter = args.find((arg) => !arg.startsWith("--")) ?? "";
 const writeReport = args.includes("--report");
+// --serial: the Node and Deno suites one after the other (default: side by side, see below).
+const serial = args.includes("--serial");
 const STEP_TIMEOUT_MS = 8 * 60 * 1000;
 const uvuBin = new URL("../node_modules/uvu/bin.js", import.meta.url).pathname;
 const denoBin = new URL("../node_modules/deno/bin.cjs", import.meta.url).pathname;
 const tscBin = new URL("../node_modules/typescript/bin/tsc", import.meta.url).pathname;
 
-function run(label, command, commandArgs, env = {}) {
+/** Runs one step. Streams its output, or with `buffered` keeps it to be printed whole (steps run side by side). */
+function run(label, command, commandArgs, env = {}, buffered = false) {
   return new Promise((resolve) => {
     const started = Date.now();
-    process.stdout.write(`\n== ${label}: ${command} ${commandArgs.join(" ")}\n`);
+    const header = `\n== ${label}: ${command} ${commandArgs.join(" ")}\n`;
+    if (!buffered) process.stdout.write(header);
     const child = spawn(command, commandArgs, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
     let output = "";
-    child.stdout.on("data", (chunk) => { output += chunk; process.stdout.write(chunk); });
-    child.stderr.on("data", (chunk) => { output += chunk; process.stderr.write(chunk); });
+    child.stdout.on("data", (chunk) => { output += chunk; if (!buffered) process.stdout.write(chunk); });
+    child.stderr.on("data", (chunk) => { output += chunk; if (!buffered) process.stderr.write(chunk); });
     // A hung suite must fail loudly, not run into CI's time limit.
     const timer = setTimeout(() => {
       output += `\n${label} timed out after ${STEP_TIMEOUT_MS / 1000} s\n`;
@@ -34,7 +40,7 @@ function run(label, command, commandArgs, env = {}) {
     }, STEP_TIMEOUT_MS);
     child.on("close", (code) => {
       clearTimeout(timer);
-      resolve({ label, code: code ?? 1, output, seconds: (Date.now() - started) / 1000 });
+      resolve({ label, code: code ?? 1, output, header, seconds: (Date.now() - started) / 1000 });
     });
   });
 }
@@ -65,16 +71,33 @@ if (!denoOnly) steps.push(["uvu on Node", process.execPath, [uvuBin, "dist/test"
 if (!nodeOnly) steps.push(["uvu on Deno", denoBin, ["run", "-A", uvuBin, "test", `${pattern}ts$`]]);
 
 let passed = 0, failed = 0, skipped = 0;
-for (const [label, command, commandArgs] of steps) {
-  const result = await run(label, command, commandArgs, { LOOMKV_TEST: "1" });
+const tally = (result) => {
   results.push(result);
-  if (label.startsWith("typecheck")) {
+  if (result.label.startsWith("typecheck")) {
     if (result.code !== 0) failed += 1;
-    continue;
+    return;
   }
   const c = counts(result);
   passed += c.passed; failed += c.failed; skipped += c.skipped;
-  console.log(`-- ${label}: ${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped in ${result.seconds.toFixed(1)} s`);
+  console.log(`-- ${result.label}: ${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped in ${result.seconds.toFixed(1)} s`);
+};
+const [checks, suites] = [steps.filter(([label]) => label.startsWith("typecheck")), steps.filter(([label]) => !label.startsWith("typecheck"))];
+for (const [label, command, commandArgs] of checks) tally(await run(label, command, commandArgs, { LOOMKV_TEST: "1" }));
+if (serial || suites.length < 2) {
+  for (const [label, command, commandArgs] of suites) tally(await run(label, command, commandArgs, { LOOMKV_TEST: "1" }));
+} else {
+  // The Node and Deno suites side by side, one per core: each one's output is kept and printed
+  // whole when it ends (Node's first), so the two never interleave.
+  const started = Date.now();
+  process.stdout.write(`\n== ${suites.map(([label]) => label).join(" and ")}, side by side (output printed whole as each ends)\n`);
+  const running = suites.map(([label, command, commandArgs]) => run(label, command, commandArgs, { LOOMKV_TEST: "1" }, true));
+  for (const pending of running) {
+    const result = await pending;
+    process.stdout.write(result.header);
+    process.stdout.write(result.output);
+    tally(result);
+  }
+  console.log(`-- both suites done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
 mkdirSync(".tmp", { recursive: true });
