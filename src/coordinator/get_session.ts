@@ -172,7 +172,9 @@ export class GetSession {
   }
 
   #fail(): GetEffect {
-    return this.#respond({ ok: false, error: { code: "LOOM_QUORUM", acknowledged: this.#answers.size, required: this.r } });
+    const primaries = this.primaryQuorum;
+    const fromPrimaries = primaries ? { primaries: { acknowledged: primaries.nodes.filter((node) => this.#answers.has(node)).length, required: primaries.needed } } : {};
+    return this.#respond({ ok: false, error: { code: "LOOM_QUORUM", acknowledged: this.#answers.size, required: this.r, ...fromPrimaries } });
   }
 
   #respond(result: GetResult): GetEffect {

@@ -211,7 +211,9 @@ export class PutSession {
   }
 
   #fail(): PutEffect[] {
-    return this.#respond({ ok: false, error: { code: "LOOM_QUORUM", acknowledged: this.#acknowledged.size, required: this.w } });
+    const primaries = this.primaryQuorum;
+    const fromPrimaries = primaries ? { primaries: { acknowledged: this.#count(primaries.nodes, this.#acknowledged), required: primaries.needed } } : {};
+    return this.#respond({ ok: false, error: { code: "LOOM_QUORUM", acknowledged: this.#acknowledged.size, required: this.w, ...fromPrimaries } });
   }
 
   #respond(result: PutResult): PutEffect[] {

@@ -15,6 +15,8 @@ export interface QuorumFailure {
   readonly acknowledged: number;
   /** W for a write, R for a read. */
   readonly required: number;
+  /** With pw (pr): the answers that came from primaries, and how many were required. */
+  readonly primaries?: { readonly acknowledged: number; readonly required: number };
 }
 
 export type QuorumAction = "put" | "delete" | "get";
@@ -24,5 +26,10 @@ export type QuorumAction = "put" | "delete" | "get";
  * A session fails only after it asked replicas, so a write's outcome is "unknown" unless given.
  */
 export function toQuorumError(action: QuorumAction, failure: QuorumFailure, replicas: number, outcome: Outcome = "unknown"): QuorumError {
-  return new QuorumError({ action, acknowledged: failure.acknowledged, required: failure.required, replicas, outcome });
+  const primaries = failure.primaries;
+  const detail =
+    primaries && primaries.acknowledged < primaries.required
+      ? `${primaries.acknowledged} of them from primaries, ${primaries.required} required from primaries`
+      : undefined;
+  return new QuorumError({ action, acknowledged: failure.acknowledged, required: failure.required, replicas, outcome, ...(detail ? { detail } : {}) });
 }

@@ -12,7 +12,11 @@ export interface Targets {
   readonly list: number[];
   /** Stand-ins of this request: fallback (or this node) → the primary it holds a hint for. */
   readonly hints: Map<number, number>;
-  /** The primaries in `list` that answer for themselves (pw/pr count these). */
+  /**
+   * The primaries in `list` that answer for themselves and are up in this node's view (pw/pr count
+   * these): a primary asked although it is down (no stand-in left, or past the hint window) is
+   * not counted on, or a pw write would wait for it until its deadline.
+   */
   readonly primaries: number[];
   /** Primaries left without a stand-in because they had been down longer than the hint window. */
   readonly skippedWindow: number;
@@ -47,6 +51,7 @@ export function chooseTargets(choice: TargetChoice): Targets {
     return { list, hints, primaries: [...primaries], skippedWindow: 0 };
   }
   let skippedWindow = 0;
+  const askedDown = new Set<number>();
   const pool = fallbacks.filter((node) => node !== self && !primaries.includes(node) && isUp(node));
   let selfPlaced = primaries.includes(self);
   for (const primary of primaries) {
@@ -58,11 +63,13 @@ export function chooseTargets(choice: TargetChoice): Targets {
     if (choice.downForMs(primary) > choice.windowMs) {
       skippedWindow++; // down too long: no hint, it catches up by repair
       list.push(primary);
+      askedDown.add(primary);
       continue;
     }
     const standIn = selfPlaced ? pool.shift() : self;
     if (standIn === undefined) {
       list.push(primary); // no healthy node left to stand in: ask the primary anyway
+      askedDown.add(primary);
       continue;
     }
     if (standIn === self) selfPlaced = true;
@@ -77,5 +84,5 @@ export function chooseTargets(choice: TargetChoice): Targets {
     const standFor = list.length > 1 ? list.splice(1, 1)[0]! : primaries[0]!;
     hints.set(self, standFor);
   }
-  return { list, hints, primaries: list.filter((node) => primaries.includes(node) && !hints.has(node)), skippedWindow };
+  return { list, hints, primaries: list.filter((node) => primaries.includes(node) && !hints.has(node) && !askedDown.has(node)), skippedWindow };
 }

@@ -35,7 +35,7 @@ import type { Version } from "../storage/version_set_format.ts";
 import { MessageType } from "../transport/message_types.ts";
 import type { Transport } from "../transport/transport.ts";
 import { encodeError } from "../util/error_codec.ts";
-import { BusyError, ClosedError, IoError } from "../util/errors.ts";
+import { BusyError, ClosedError, IoError, QuorumError } from "../util/errors.ts";
 import type { ContextSigner } from "../version/context_signer.ts";
 import { emptyContext } from "../version/dotted_version_vector.ts";
 import { decodeContext } from "../version/version_codec.ts";
@@ -148,11 +148,13 @@ export class Coordination {
       return;
     }
     const targets = this.#targets(request.preferenceList, request.fallbacks ?? [], request.quorumGroups !== undefined);
+    const action = request.value === null ? "delete" : "put";
+    if (request.pw && targets.primaries.length < request.pw) return this.#refusePrimaries(request.requestId, action, targets, request.pw);
     const slotFor = targets.hints.get(this.#nodeId);
     // The node's own actor stamps only what its own store keeps; a write into its hints for a down
     // primary is stamped by the fallback actor in use.
     const actor = this.#actors.actorFor(slotFor);
-    if (actor === undefined) return this.#refuse(request.requestId, this.#actors.refusal(slotFor, request.value === null ? "delete" : "put"));
+    if (actor === undefined) return this.#refuse(request.requestId, this.#actors.refusal(slotFor, action));
     const slotVersions = this.#replica.slot(slotFor).get(request.key);
     const localVersions = this.#everyCopy(request.key, slotFor, slotVersions);
     let created: { session: PutSession; effects: PutEffect[] };
@@ -184,7 +186,6 @@ export class Coordination {
     }
     this.#actors.stamped(created.session.dotCounter);
     const replicas = request.quorumGroups?.[0]?.length ?? request.preferenceList.length;
-    const action = request.value === null ? "delete" : "put";
     this.#track(request.requestId, { kind: "put", session: created.session, action, replicas, hints: targets.hints }, request.timeoutMs);
     this.#runPutEffects(created.session, created.effects, slotVersions);
   }
@@ -216,6 +217,7 @@ export class Coordination {
     const failure = this.#storeFailure();
     if (failure) return this.#refuse(request.requestId, new IoError(`get failed: node ${this.#nodeId} serves no reads: its store failed: ${failure.message}`, "", { outcome: "not-applied" }));
     const targets = this.#targets(request.preferenceList, request.fallbacks ?? [], false);
+    if (request.pr && targets.primaries.length < request.pr) return this.#refusePrimaries(request.requestId, "get", targets, request.pr);
     let created: { session: GetSession; effects: GetEffect[] };
     try {
       created = createGetSession({
@@ -406,13 +408,22 @@ export class Coordination {
   }
 
   /**
+   * Refuses, before anything is sent, a request whose pw (pr) this node's view cannot meet: fewer
+   * primaries are up in it than the main thread saw. Another coordinator may see more: `retry`.
+   */
+  #refusePrimaries(requestId: number, action: "put" | "delete" | "get", targets: Targets, needed: number): void {
+    const detail = `only ${targets.primaries.length} primar${targets.primaries.length === 1 ? "y is" : "ies are"} up in node ${this.#nodeId}'s view, ${needed} required from primaries; nothing was sent`;
+    this.#refuse(requestId, new QuorumError({ action, acknowledged: 0, required: needed, replicas: targets.list.length, outcome: "not-applied", detail }), true);
+  }
+
+  /**
    * Answers a request refused before anything was written or sent. A refusal for a reason of this
    * node's own (its store failed or is closing, it has no actor left) says `retry`: the main thread
    * sends the request on to the next coordinator, which may well serve it.
    */
-  #refuse(requestId: number, error: unknown): void {
+  #refuse(requestId: number, error: unknown, retryable = false): void {
     this.#requests.failed++;
-    const retry = error instanceof IoError || error instanceof BusyError || error instanceof ClosedError;
+    const retry = retryable || error instanceof IoError || error instanceof BusyError || error instanceof ClosedError;
     this.#transport.send(MAIN_PEER, { type: MessageType.response, requestId, node: this.#nodeId, result: { ok: false, error: encodeError(error), ...(retry ? { retry } : {}) } });
   }
 
