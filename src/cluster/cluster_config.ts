@@ -10,33 +10,12 @@ import { LoomRangeError, LoomTypeError, describe } from "../util/errors.ts";
 import { limits } from "../util/limits.ts";
 import type { GossipConfig } from "../membership/gossip.ts";
 import type { HandoffConfig } from "../handoff/handoff_config.ts";
+import type { AntiEntropyConfig } from "../antientropy/anti_entropy_config.ts";
 
 export type { GossipConfig } from "../membership/gossip.ts";
 export type { HandoffConfig } from "../handoff/handoff_config.ts";
+export type { AntiEntropyConfig } from "../antientropy/anti_entropy_config.ts";
 
-export interface AntiEntropyConfig {
-  /**
-   * Whether anti-entropy runs: trees kept as writes land, exchanges, tombstone purge. Switched
-   * off, nodes drop their trees and purge nothing (tombstones are kept); switched back on, they
-   * rebuild their trees in the pool. @default true
-   */
-  readonly enabled: boolean;
-  /**
-   * Merkle tree leaves (segments) per replica pair: more buckets, smaller repairs (fewer keys
-   * sent per differing segment), bigger trees to compare (docs/anti-entropy.md). @default 1024
-   */
-  readonly buckets: number;
-  /** Pause between anti-entropy rounds per node: each round compares trees with one peer. @default 10000 */
-  readonly intervalMs: number;
-  /** Most keys a node sends per second while repairing (load kept for clients vs repair speed). @default 5000 */
-  readonly keysPerSecond: number;
-  /**
-   * A key whose versions are all tombstones is purged this long after its delete, once
-   * anti-entropy has seen every replica hold it and no member holds a hint older than the delete
-   * (Cassandra's gc_grace_seconds). At least twice gossip.failAfterMs. @default 86400000 (1 day)
-   */
-  readonly tombstoneGraceMs: number;
-}
 
 export interface ClusterConfig {
   /** Physical nodes (worker threads). @default 5 */

@@ -3,6 +3,7 @@
  * orders of a ring change (the rings described as plain data, so a node rebuilds them exactly).
  * Plain, structured-cloneable types; the message numbers are in src/transport/message_types.ts.
  */
+import type { AntiEntropyConfig } from "../antientropy/anti_entropy_config.ts";
 import type { HandoffConfig } from "../handoff/handoff_config.ts";
 import type { GossipConfig } from "../membership/gossip.ts";
 import type { MessageType } from "../transport/message_types.ts";
@@ -62,7 +63,7 @@ export interface NodeSettings {
    * no longer replicate): no tombstone is purged while one does.
    */
   readonly cleanupsPending: readonly number[];
-  readonly antiEntropy: { readonly enabled: boolean; readonly buckets: number; readonly intervalMs: number; readonly keysPerSecond: number; readonly tombstoneGraceMs: number };
+  readonly antiEntropy: AntiEntropyConfig;
 }
 
 export type { RingSpec } from "../ring/ring_spec.ts";
