@@ -18,24 +18,15 @@ import {
   readManifest,
   tableFileName,
   writeManifest,
-  type ManifestState,
 } from "./manifest.ts";
 import { Memtable } from "./memtable.ts";
 import type { StoredRecord } from "./record.ts";
 import { SSTableReader } from "./sstable_reader.ts";
 import type { StoreConfig } from "./store_config.ts";
-import type { MemtableSlot, TableSlot } from "./store_state.ts";
-import type { StoreStats } from "./store_stats.ts";
+import type { MemtableSlot, Recovered, TableSlot } from "./store_slots.ts";
 
-export interface Recovered {
-  readonly manifest: ManifestState;
-  readonly cache: BlockCache;
-  readonly tables: TableSlot[];
-  readonly frozen: MemtableSlot[];
-  readonly nextFileNumber: number;
-  readonly nextSequence: number;
-  readonly recovery: StoreStats["recovery"];
-}
+export type { Recovered } from "./store_slots.ts";
+
 
 /**
  * Brings a directory to a consistent state: the manifest's tables, plus memtables rebuilt from the

@@ -14,30 +14,14 @@ import { joinPath, type FileHandle, type FileSystem } from "../io/file_system.ts
 import type { Clock, TimerHandle } from "../io/clock.ts";
 import type { BlockCache } from "./block_cache.ts";
 import { LogWriter } from "./log_writer.ts";
-import { logFileName, type ManifestState, type TableMeta } from "./manifest.ts";
+import { logFileName, type ManifestState } from "./manifest.ts";
 import { Memtable } from "./memtable.ts";
 import type { MergeRule } from "./merge_rule.ts";
-import type { SSTableReader } from "./sstable_reader.ts";
 import type { StorageJobs } from "./storage_jobs.ts";
 import type { StoreConfig } from "./store_config.ts";
-import type { Recovered } from "./store_recovery.ts";
-import type { StoreStats } from "./store_stats.ts";
+import type { MemtableSlot, Recovered, RecoveryReport, TableSlot } from "./store_slots.ts";
 
-export interface MemtableSlot {
-  readonly memtable: Memtable;
-  /** Oldest log holding any of this memtable's records. */
-  readonly logNumberMin: number;
-  /** Open range iterations reading this memtable (its arena must not be reused under them). */
-  references: number;
-}
-
-export interface TableSlot {
-  readonly meta: TableMeta;
-  readonly reader: SSTableReader;
-  /** Open range iterations reading this table. */
-  references: number;
-  obsolete: boolean;
-}
+export type { MemtableSlot, TableSlot } from "./store_slots.ts";
 
 /** The commit log the active memtable's writes go to. */
 export interface OpenLog {
@@ -98,7 +82,7 @@ export class StoreState {
   compactions = 0;
   logSyncs = 0;
   bloomSkips = 0;
-  recovery: StoreStats["recovery"];
+  recovery: RecoveryReport;
 
   constructor(context: StoreContext, config: StoreConfig, rule: MergeRule, recovered: Recovered) {
     this.directory = context.directory;

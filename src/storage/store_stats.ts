@@ -3,6 +3,7 @@
  * running, counters of flushes, compactions, log syncs, Bloom filter skips and the block cache,
  * and what recovery found at open. A snapshot: reading it changes nothing.
  */
+import type { RecoveryReport } from "./store_slots.ts";
 import type { StoreState } from "./store_state.ts";
 
 export interface StoreStats {
@@ -18,7 +19,7 @@ export interface StoreStats {
   readonly logSyncs: number;
   readonly bloomSkips: number;
   readonly blockCache: { readonly hits: number; readonly misses: number; readonly bytes: number };
-  readonly recovery: { readonly recordsReplayed: number; readonly tornTails: readonly { path: string; offset: number; reason: string }[] };
+  readonly recovery: RecoveryReport;
 }
 
 export function storeStats(store: StoreState): StoreStats {
