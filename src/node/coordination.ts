@@ -39,27 +39,11 @@ import { BusyError, ClosedError, IoError, QuorumError } from "../util/errors.ts"
 import type { ContextSigner } from "../version/context_signer.ts";
 import { emptyContext } from "../version/dotted_version_vector.ts";
 import { decodeContext } from "../version/version_codec.ts";
-import { dominanceMergeRule } from "../version/sibling_merge_rule.ts";
 import { MAIN_PEER, type GetRequest, type PutRequest } from "./node_messages.ts";
 import { LatencySamples } from "./node_stats.ts";
+import { companionsOf, throughCompanions, type Companions, type HintHolders } from "./hint_companions.ts";
 import type { ReplicaSide } from "./replica_side.ts";
 import type { StampingActors } from "./stamping_actors.ts";
-
-/**
- * The hints other nodes hold for one primary, read beside the node answering for that primary in a
- * get: its answer counts only once theirs are in, merged, so that a write acknowledged by a
- * stand-in counts for that primary before its hint is handed back.
- */
-interface Companions {
-  /** The primary the hints are held for. */
-  readonly target: number;
-  /** Holders not yet answered. */
-  readonly waiting: Set<number>;
-  /** Versions they answered with. */
-  readonly versions: Version[];
-  /** The answer of the node answering for the primary, held until the holders answered. */
-  slotReply: ReadReply | undefined;
-}
 
 /** A session with what its error would need to say: the action and the replicas it addressed (N). */
 type Session = (
@@ -87,7 +71,7 @@ export interface CoordinationOptions {
   /** The failure of the node's store or hint store, if one failed (the node then serves nothing). */
   readonly failure: () => Error | undefined;
   /** The nodes holding hints for a target (this one included), and whether each is up. */
-  readonly hintHolders: (target: number) => readonly { readonly node: number; readonly up: boolean }[];
+  readonly hintHolders: HintHolders;
 }
 
 export class Coordination {
@@ -234,7 +218,7 @@ export class Coordination {
     } catch (error) {
       return this.#refuse(request.requestId, error);
     }
-    const companions = this.#companionsOf(request.preferenceList, targets);
+    const companions = companionsOf(request.preferenceList, targets, this.#hintHolders);
     this.#track(request.requestId, { kind: "get", session: created.session, action: "get", replicas: request.preferenceList.length, hints: targets.hints, companions }, request.timeoutMs);
     for (const group of companions.values()) {
       for (const holder of [...group.waiting]) {
@@ -243,33 +227,6 @@ export class Coordination {
       }
     }
     this.#runGetEffects(created.session, created.effects);
-  }
-
-  /**
-   * For each primary of a read, the nodes other than the one answering for it that hold hints for
-   * it (gossip says who) and are up: the answer for that primary counts only with theirs. A holder
-   * that is down (or whose store failed) is out of reach and left out: its hints wait for its
-   * return, as in Riak, rather than every read of the primary's keys failing meanwhile. Empty, and
-   * free, while nobody holds hints.
-   */
-  #companionsOf(primaries: readonly number[], targets: Targets): Map<number, Companions> {
-    const companions = new Map<number, Companions>();
-    for (const primary of primaries) {
-      const holders = this.#hintHolders(primary);
-      if (holders.length === 0) continue;
-      let answering: number | undefined;
-      for (const [standIn, standsFor] of targets.hints) if (standsFor === primary) answering = standIn;
-      if (answering === undefined && targets.list.includes(primary)) answering = primary;
-      if (answering === undefined) continue;
-      const group: Companions = { target: primary, waiting: new Set(), versions: [], slotReply: undefined };
-      for (const holder of holders) {
-        // A stand-in for the primary reads its own hints for it already.
-        if (holder.node === answering && answering !== primary) continue;
-        if (holder.node !== primary && holder.up) group.waiting.add(holder.node);
-      }
-      if (group.waiting.size > 0) companions.set(answering, group);
-    }
-    return companions;
   }
 
   /** Keeps a session until its deadline (read repair may continue after the response). */
@@ -296,31 +253,11 @@ export class Coordination {
   onGetReply(requestId: number, from: number, reply: ReadReply, hintFor?: number): void {
     const tracked = this.#sessions.get(requestId);
     if (tracked?.session.kind !== "get") return;
-    const answer = this.#withCompanions(tracked.session.companions, from, reply, hintFor);
+    const answer = throughCompanions(tracked.session.companions, from, reply, hintFor);
     if (answer === undefined) return;
     this.#runGetEffects(tracked.session.session, onGetReply(tracked.session.session, answer.from, answer.reply, this.#now()));
     // Every replica answered and read repair was sent: nothing more can happen to the session.
     if (tracked.session.session.finished) this.#retire(requestId);
-  }
-
-  /**
-   * Routes one read answer through the session's hint holders: a holder's answer is kept (a
-   * refusal adds nothing); the answer of a node answering for a primary with holders waits for
-   * them and is then merged with theirs. Returns what the session should see now, if anything.
-   */
-  #withCompanions(companions: ReadonlyMap<number, Companions> | undefined, from: number, reply: ReadReply, hintFor: number | undefined): { from: number; reply: ReadReply } | undefined {
-    if (companions === undefined || companions.size === 0) return { from, reply };
-    if (hintFor !== undefined) {
-      for (const [answering, group] of companions) {
-        if (group.target !== hintFor || !group.waiting.delete(from)) continue;
-        if (reply.ok) group.versions.push(...reply.versions);
-        return group.waiting.size === 0 && group.slotReply ? { from: answering, reply: completed(group, group.slotReply) } : undefined;
-      }
-    }
-    const group = companions.get(from);
-    if (group === undefined || group.slotReply !== undefined) return { from, reply };
-    group.slotReply = reply;
-    return group.waiting.size === 0 ? { from, reply: completed(group, reply) } : undefined;
   }
 
   /** Forgets a session that can take no more input, and its deadline timer. */
@@ -434,8 +371,3 @@ export class Coordination {
   }
 }
 
-/** The answer for a primary, whole: its own merged with its hint holders' (a refusal stays one). */
-function completed(group: Companions, reply: ReadReply): ReadReply {
-  if (!reply.ok || group.versions.length === 0) return reply;
-  return { ok: true, versions: dominanceMergeRule.merge([...reply.versions, ...group.versions]) };
-}
