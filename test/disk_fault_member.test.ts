@@ -9,6 +9,7 @@ import * as assert from "uvu/assert";
 import { rmSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { createCluster, type Cluster } from "../src/runtime/cluster.ts";
+import { SimCluster } from "../src/sim/sim_cluster.ts";
 import type { DiskFault } from "../src/io/faulty_file_system.ts";
 import type { MembershipChange } from "../src/cluster/cluster_core.ts";
 import { rejectsWithCode } from "./support/assertions.ts";
@@ -122,5 +123,49 @@ test("a wipe gives the node a new disk: the fault is gone with the old one", asy
     assert.is((await cluster.stats()).nodes.find((node) => node.nodeId === 3)?.store.failure, null);
   });
 });
+
+/** In the simulator: `lanes` clients putting (and reading back) until `stop()`; the failures. */
+async function simLoad(sim: SimCluster, prefix: string, lanes: number, stop: () => boolean): Promise<{ puts: number; failures: string[] }> {
+  let next = 0;
+  const failures: string[] = [];
+  const lane = async () => {
+    while (!stop()) {
+      const key = `${prefix}-${next++}`;
+      try {
+        await sim.core.put(key, "v");
+        const read = await sim.core.get(key);
+        if (text(read.values).join() !== "v") failures.push(`${key} read ${JSON.stringify(text(read.values))}`);
+      } catch (error) {
+        failures.push(`${key}: ${String(error)}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: lanes }, lane));
+  return { puts: next, failures };
+}
+
+for (const fault of ["full", "fsync"] as const) {
+  test(`in the simulator, a replica whose disk ${fault === "full" ? "fills up" : "fails its fsyncs"} under load fails no put, and heals on restart`, async () => {
+    const sim = await SimCluster.create({ seed: fault === "full" ? 3 : 4, settings: { nodes: 4, n: 3, w: 2, r: 2, vnodesPerNode: 8, requestTimeoutMs: 2000 } });
+    let stopped = false;
+    const during = simLoad(sim, "before", 16, () => stopped);
+    await sim.runFor(200);
+    sim.faults.diskFault(1, fault);
+    await sim.runFor(1500);
+    stopped = true;
+    const before = await sim.run(during);
+    assert.equal(before.failures.slice(0, 3), [], `no failure while node 1's disk failed (${before.failures.length} of ${before.puts})`);
+    assert.ok((await sim.run(sim.host.control(1).stats(false))).store.failure !== null, "node 1 knows its store failed");
+    sim.faults.diskFault(1, null);
+    await sim.run(sim.faults.restart(1));
+    stopped = false;
+    const after = simLoad(sim, "after", 16, () => stopped);
+    await sim.runFor(1000);
+    stopped = true;
+    const healed = await sim.run(after);
+    assert.equal(healed.failures.slice(0, 3), [], `no failure after the restart (${healed.failures.length} of ${healed.puts})`);
+    assert.is((await sim.run(sim.host.control(1).stats(false))).store.failure, null);
+  });
+}
 
 test.run();
