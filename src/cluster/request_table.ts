@@ -202,7 +202,16 @@ export class RequestTable {
   #finish(id: number, pending: Pending): void {
     this.#pending.delete(id);
     pending.dueMs = Number.NaN; // its heap entry is stale from now on
+    // The timer keeps the process alive: once nothing is in flight it must not stay armed.
+    if (this.#pending.size === 0) this.#disarm();
     for (const wake of [...this.#drainWaiters]) wake();
+  }
+
+  /** Nothing in flight: drops every (stale) deadline and the timer. */
+  #disarm(): void {
+    this.#deadlines.retain(() => false);
+    if (this.#timer) this.#clock.clearTimer(this.#timer.handle);
+    this.#timer = undefined;
   }
 
   // ---- deadlines: one heap, one timer ---------------------------------------------------------
