@@ -41,6 +41,8 @@ export class TreeUpkeep {
   #writes = 0;
   #lastWriteIn = new Float64Array(0);
   #building: Building | null = null;
+  /** What `tree` returns for a peer without one (never flipped). */
+  #empty: SegmentTree | undefined;
 
   constructor(self: number, placement: Placement, buckets: number, stats: AntiEntropyCounters) {
     this.#self = self;
@@ -161,9 +163,15 @@ export class TreeUpkeep {
 
   // ---- reading and correcting ------------------------------------------------------------------
 
-  /** The tree for `peer`, or an empty one when this node holds no key it shares with `peer`. */
+  /**
+   * The tree for `peer`, or an empty one when this node holds no key it shares with `peer`: one
+   * kept for the current bucket count, read and never written (every flip goes to a tree in the map).
+   */
   tree(peer: number): SegmentTree {
-    return this.#trees.get(peer) ?? new SegmentTree(this.#buckets);
+    const tree = this.#trees.get(peer);
+    if (tree !== undefined) return tree;
+    if (this.#empty?.buckets !== this.#buckets) this.#empty = new SegmentTree(this.#buckets);
+    return this.#empty;
   }
 
   /** Each replica peer's tree root as this node holds it. */
@@ -196,10 +204,5 @@ export class TreeUpkeep {
 
 /** The nodes that share at least one replica range with `self`, ascending. */
 function replicaPeersOf(self: number, placement: Placement): number[] {
-  if (!placement.ring.has(self)) return [];
-  const peers = new Set<number>();
-  for (const { replicas } of placement.ring.replicaRanges(placement.n)) {
-    if (replicas.includes(self)) for (const node of replicas) if (node !== self) peers.add(node);
-  }
-  return [...peers].sort((a, b) => a - b);
+  return [...placement.ring.replicaPeers(self, placement.n)];
 }

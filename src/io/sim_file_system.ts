@@ -571,6 +571,7 @@ export class SimFileSystem implements FileSystem {
   }
 
   #checkSync(path: string): void {
+    if (this.#syncFailures.length === 0) return;
     const normalized = normalizePath(path);
     const index = this.#syncFailures.findIndex((pattern) => matches(pattern, normalized));
     if (index < 0) return;

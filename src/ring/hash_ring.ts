@@ -228,6 +228,82 @@ function digestTokens(tokens: Float64Array): string {
   return hashPosition(bytes).toString(16).padStart(14, "0");
 }
 
+/**
+ * Everything a ring is, apart from its preference-walk scratch: a pure function of the sorted node
+ * ids and the vnode count, never written after it is made (but for memos of answers that are
+ * themselves pure functions of it), so every HashRing built for the same two shares one (see
+ * `layoutOf`).
+ */
+interface RingLayout {
+  readonly nodes: readonly number[];
+  readonly vnodesPerNode: number;
+  /** Per slot (vnode in ring order): its token, ascending; ties ordered by node id, then index. */
+  readonly tokens: Float64Array;
+  /** Per slot: the member index of its physical node. */
+  readonly slotMembers: Uint16Array;
+  /** Per slot: the vnode's index on its node. */
+  readonly slotIndexes: Uint16Array;
+  readonly bucketStarts: Uint32Array;
+  readonly bucketWidth: number;
+  /** `replicaPeers` answers, by "node:n" (worked out once, then only read). */
+  readonly replicaPeers: Map<string, readonly number[]>;
+}
+
+/**
+ * Layouts built lately, by "vnodesPerNode:node,node,...": a node rebuilds the ring it is told of
+ * at every start, settings change, tree build and key stream, nearly always one it built before.
+ * Bounded; the oldest entry goes first.
+ */
+const layoutCache = new Map<string, RingLayout>();
+const LAYOUT_CACHE_ENTRIES_MAX = 16;
+
+/** REQUIRES: `nodes` sorted, distinct and valid; `vnodesPerNode` valid (validateOptions). */
+function layoutOf(nodes: readonly number[], vnodesPerNode: number): RingLayout {
+  const key = `${vnodesPerNode}:${nodes.join(",")}`;
+  let layout = layoutCache.get(key);
+  if (layout === undefined) {
+    layout = buildLayout(nodes, vnodesPerNode);
+    if (layoutCache.size >= LAYOUT_CACHE_ENTRIES_MAX) layoutCache.delete(layoutCache.keys().next().value!);
+    layoutCache.set(key, layout);
+  }
+  return layout;
+}
+
+function buildLayout(sortedNodes: readonly number[], vnodesPerNode: number): RingLayout {
+  const nodes = Object.freeze([...sortedNodes]);
+  const slotCount = nodes.length * vnodesPerNode;
+  const rawTokens = new Float64Array(slotCount);
+  for (let member = 0; member < nodes.length; member++) {
+    for (let index = 0; index < vnodesPerNode; index++) {
+      rawTokens[member * vnodesPerNode + index] = hashPosition(utf8Encode(`${nodes[member]!}#${index}`));
+    }
+  }
+  // Slot s holds vnode (member, index) with s' = member * vnodesPerNode + index; sorting by token,
+  // then by s' (= by node id, then index, since members are in id order) breaks ties.
+  const order = Array.from({ length: slotCount }, (_, s) => s);
+  order.sort((a, b) => rawTokens[a]! - rawTokens[b]! || a - b);
+  const tokens = new Float64Array(slotCount);
+  const slotMembers = new Uint16Array(slotCount);
+  const slotIndexes = new Uint16Array(slotCount);
+  for (let slot = 0; slot < slotCount; slot++) {
+    const raw = order[slot]!;
+    tokens[slot] = rawTokens[raw]!;
+    slotMembers[slot] = Math.floor(raw / vnodesPerNode);
+    slotIndexes[slot] = raw % vnodesPerNode;
+  }
+  // About two buckets per token, a power of two so that the bucket of a position is exact.
+  const bucketCount = 2 ** Math.ceil(Math.log2(slotCount * 2));
+  const bucketWidth = RING_SIZE / bucketCount;
+  const bucketStarts = new Uint32Array(bucketCount + 1);
+  let slot = 0;
+  for (let bucket = 0; bucket <= bucketCount; bucket++) {
+    const lowest = bucket * bucketWidth;
+    while (slot < slotCount && tokens[slot]! < lowest) slot++;
+    bucketStarts[bucket] = slot;
+  }
+  return { nodes, vnodesPerNode, tokens, slotMembers, slotIndexes, bucketStarts, bucketWidth, replicaPeers: new Map() };
+}
+
 export class HashRing {
   /** Sorted distinct physical node ids; a member index is a position in this array. */
   readonly #nodes: readonly number[];
@@ -248,47 +324,24 @@ export class HashRing {
   /** Scratch for preference walks: member index → epoch in which it was last chosen. */
   readonly #chosenEpoch: Uint32Array;
   #epoch = 0;
+  readonly #layout: RingLayout;
 
-  private constructor(nodes: readonly number[], vnodesPerNode: number) {
-    this.#nodes = Object.freeze(nodes);
-    this.#vnodesPerNode = vnodesPerNode;
-    const slotCount = nodes.length * vnodesPerNode;
-    const rawTokens = new Float64Array(slotCount);
-    for (let member = 0; member < nodes.length; member++) {
-      for (let index = 0; index < vnodesPerNode; index++) {
-        rawTokens[member * vnodesPerNode + index] = hashPosition(utf8Encode(`${nodes[member]!}#${index}`));
-      }
-    }
-    // Slot s holds vnode (member, index) with s' = member * vnodesPerNode + index; sorting by token,
-    // then by s' (= by node id, then index, since members are in id order) breaks ties.
-    const order = Array.from({ length: slotCount }, (_, s) => s);
-    order.sort((a, b) => rawTokens[a]! - rawTokens[b]! || a - b);
-    this.#tokens = new Float64Array(slotCount);
-    this.#slotMembers = new Uint16Array(slotCount);
-    this.#slotIndexes = new Uint16Array(slotCount);
-    for (let slot = 0; slot < slotCount; slot++) {
-      const raw = order[slot]!;
-      this.#tokens[slot] = rawTokens[raw]!;
-      this.#slotMembers[slot] = Math.floor(raw / vnodesPerNode);
-      this.#slotIndexes[slot] = raw % vnodesPerNode;
-    }
-    this.#chosenEpoch = new Uint32Array(nodes.length);
-    // About two buckets per token, a power of two so that the bucket of a position is exact.
-    const bucketCount = 2 ** Math.ceil(Math.log2(slotCount * 2));
-    this.#bucketWidth = RING_SIZE / bucketCount;
-    this.#bucketStarts = new Uint32Array(bucketCount + 1);
-    let slot = 0;
-    for (let bucket = 0; bucket <= bucketCount; bucket++) {
-      const lowest = bucket * this.#bucketWidth;
-      while (slot < slotCount && this.#tokens[slot]! < lowest) slot++;
-      this.#bucketStarts[bucket] = slot;
-    }
+  private constructor(layout: RingLayout) {
+    this.#layout = layout;
+    this.#nodes = layout.nodes;
+    this.#vnodesPerNode = layout.vnodesPerNode;
+    this.#tokens = layout.tokens;
+    this.#slotMembers = layout.slotMembers;
+    this.#slotIndexes = layout.slotIndexes;
+    this.#bucketStarts = layout.bucketStarts;
+    this.#bucketWidth = layout.bucketWidth;
+    this.#chosenEpoch = new Uint32Array(layout.nodes.length);
   }
 
   /** Builds the ring for `nodes` with `vnodesPerNode` tokens each. Throws LoomTypeError/LoomRangeError on bad options. */
   static build(options: HashRingOptions): HashRing {
     const nodes = validateOptions(options);
-    return new HashRing(nodes, options.vnodesPerNode);
+    return new HashRing(layoutOf(nodes, options.vnodesPerNode));
   }
 
   /** Rebuilds a ring from `toJSON()` output (already parsed). Refuses a malformed value or a token digest mismatch. */
@@ -402,6 +455,27 @@ export class HashRing {
     const { ends, slots } = this.#distinctTokens();
     const lists = slots.map((slot) => this.#walk(slot, n));
     return circularRuns(ends, lists, sameList).map(({ range, label }) => ({ range, replicas: label }));
+  }
+
+  /**
+   * The nodes that share at least one replica range with `node` (for N = n), ascending; [] when
+   * `node` is not in the ring. Worked out once per ring and n (a frozen array, shared).
+   */
+  replicaPeers(node: number, n: number): readonly number[] {
+    validateReplicaCount("replica peers", n);
+    const key = `${node}:${n}`;
+    let peers = this.#layout.replicaPeers.get(key);
+    if (peers === undefined) {
+      const found = new Set<number>();
+      if (this.has(node)) {
+        for (const { replicas } of this.replicaRanges(n)) {
+          if (replicas.includes(node)) for (const other of replicas) if (other !== node) found.add(other);
+        }
+      }
+      peers = Object.freeze([...found].sort((a, b) => a - b));
+      this.#layout.replicaPeers.set(key, peers);
+    }
+    return peers;
   }
 
   /** The ranges in which `node` is among the first n of the preference list, ordered by end, merged. */

@@ -99,8 +99,11 @@ export async function runRingBackSeed(options: RingBackSeedOptions): Promise<Rin
   if (struck) await sim.run(sim.faults.restart(victim!).catch(() => {}));
 
   // Until the tombstones are purged everywhere (bounded), then the move back.
-  const heldAnywhere = (key: string) => sim.host.running.some((node) => (sim.host.lifeOf(node)?.store.get(encoder.encode(key)) ?? []).length > 0);
-  const replicasHold = (key: string) => sim.core.preferenceList(key).some((node) => (sim.host.lifeOf(node)?.store.get(encoder.encode(key)) ?? []).length > 0);
+  // Each key's bytes once: the wait below asks after every event of the run.
+  const keyBytes = new Map(keys.map((key) => [key, encoder.encode(key)]));
+  const holds = (node: number, key: string) => (sim.host.lifeOf(node)?.store.get(keyBytes.get(key)!) ?? []).length > 0;
+  const heldAnywhere = (key: string) => sim.host.running.some((node) => holds(node, key));
+  const replicasHold = (key: string) => sim.core.preferenceList(keyBytes.get(key)!).some((node) => holds(node, key));
   await sim.runUntil(() => deleted.every((key) => !replicasHold(key)), sim.clock.nowMs() + 5000);
   const purged = deleted.filter((key) => !replicasHold(key)).length;
   await sim.run(sim.core.configure({ vnodesPerNode: VNODES_BEFORE }).then(() => undefined, () => undefined));
@@ -115,7 +118,7 @@ export async function runRingBackSeed(options: RingBackSeedOptions): Promise<Rin
       values = await sim.run(sim.core.get(key).then((result) => result.values.map((value) => decoder.decode(value)), () => null));
       if (values === null) await sim.runFor(200);
     }
-    const live = sim.host.running.filter((node) => (sim.host.lifeOf(node)?.store.get(encoder.encode(key)) ?? []).some((version) => version.value !== null));
+    const live = sim.host.running.filter((node) => (sim.host.lifeOf(node)?.store.get(keyBytes.get(key)!) ?? []).some((version) => version.value !== null));
     if (deleted.includes(key)) {
       if ((values?.length ?? 0) > 0 || live.length > 0) resurrected.push(`${key}: read ${JSON.stringify(values)}, a value on node ${live.join(", ") || "-"}`);
     } else if (values !== null && !values.includes(`value-${key}`)) {

@@ -57,12 +57,30 @@ function integerIn(action: string, field: string, value: unknown, min: number, m
   return value;
 }
 
+/** `value` unless it is undefined (a null stays, to be refused by the checks). */
+function orDefault<T>(value: T | undefined, fallback: T): T {
+  return value === undefined ? fallback : value;
+}
+
 /**
  * The defaults overlaid with `partial`, validated; throws naming the field. `action` starts the
  * error message (`create cluster` when the cluster checks its nodes' settings up front).
  */
 export function resolveStoreConfig(partial: Partial<StoreConfig> = {}, action = "configure store"): StoreConfig {
-  const config = { ...storeConfigDefaults, ...stripUndefined(partial) };
+  // Field by field: `partial` is often a store's whole open options (a file system, a clock, ...),
+  // which a spread would copy along for nothing.
+  const d = storeConfigDefaults;
+  const config: StoreConfig = {
+    fsync: orDefault(partial.fsync, d.fsync),
+    fsyncBatchWindowMs: orDefault(partial.fsyncBatchWindowMs, d.fsyncBatchWindowMs),
+    memtableBytes: orDefault(partial.memtableBytes, d.memtableBytes),
+    bloomBitsPerKey: orDefault(partial.bloomBitsPerKey, d.bloomBitsPerKey),
+    blockCacheBytes: orDefault(partial.blockCacheBytes, d.blockCacheBytes),
+    compactionTablesMin: orDefault(partial.compactionTablesMin, d.compactionTablesMin),
+    compactionTablesMax: orDefault(partial.compactionTablesMax, d.compactionTablesMax),
+    compactionSizeRatio: orDefault(partial.compactionSizeRatio, d.compactionSizeRatio),
+    mergeRule: orDefault(partial.mergeRule, d.mergeRule),
+  };
   if (!["always", "batch", "never"].includes(config.fsync)) {
     throw new LoomTypeError(`${action} failed: fsync must be "always", "batch" or "never", got ${describe(config.fsync)}`);
   }
@@ -78,8 +96,4 @@ export function resolveStoreConfig(partial: Partial<StoreConfig> = {}, action = 
     throw new LoomTypeError(`${action} failed: mergeRule must be { moduleUrl, exportName }, got ${describe(rule)}`);
   }
   return config;
-}
-
-function stripUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

@@ -3,8 +3,21 @@
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: false });
 
+/** Strings up to this many UTF-16 units are encoded here when ASCII (TextEncoder's call costs more). */
+const SHORT_TEXT_UNITS_MAX = 64;
+
 export function utf8Encode(text: string): Uint8Array {
-  return encoder.encode(text);
+  const length = text.length;
+  if (length > SHORT_TEXT_UNITS_MAX) return encoder.encode(text);
+  // Keys, names and small values are mostly short ASCII: one byte per unit, the same bytes
+  // TextEncoder gives. Anything else (including a lone surrogate) goes to TextEncoder.
+  const bytes = new Uint8Array(length);
+  for (let index = 0; index < length; index++) {
+    const unit = text.charCodeAt(index);
+    if (unit >= 0x80) return encoder.encode(text);
+    bytes[index] = unit;
+  }
+  return bytes;
 }
 
 export function utf8Decode(bytes: Uint8Array): string {
