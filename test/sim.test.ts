@@ -12,7 +12,7 @@ import { RegisterChecker } from "../src/sim/register_checker.ts";
 import { runWorkload } from "../src/sim/workload.ts";
 import { recordFigures } from "./support/figures.ts";
 
-const SEEDS = 200;
+const SEEDS = 120;
 
 function findings(report: SeedReport): string[] {
   return [...report.lost, ...report.phantoms, ...report.staleSiblings, ...report.resurrected, ...report.unread.map((key) => `${key} was never read back`)];
