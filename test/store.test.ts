@@ -7,6 +7,7 @@ import { SimFileSystem } from "../src/io/sim_file_system.ts";
 import { openStore } from "../src/runtime/open_store.ts";
 import { InlineStorageJobs } from "../src/storage/storage_jobs.ts";
 import { Store } from "../src/storage/store.ts";
+import { setImmediate } from "node:timers";
 import { SimClock } from "../src/io/sim_clock.ts";
 import { limits } from "../src/util/limits.ts";
 import { counterVersion, highestCounterWinsReference } from "./fixtures/highest_counter_rule.ts";
@@ -266,6 +267,37 @@ test("sustained writes still get compacted: compaction takes turns with flushes"
   const stats = store.stats();
   assert.ok(stats.flushes >= 10, `flushes: ${stats.flushes}`);
   assert.ok(stats.compactions > 0, `no compaction ran during ${stats.flushes} flushes`);
+  await store.close();
+});
+
+test("under fsync batch with no window, a lone put is synced at the end of its turn and writes of one turn share one sync", async () => {
+  const clock = new SimClock();
+  const store = await openSimStore(new SimFileSystem(createPrng(31)), { fsync: "batch" }, clock);
+  assert.is(store.config.fsyncBatchWindowMs, 0, "the default window");
+  const syncsBefore = store.stats().logSyncs;
+  await store.put("lone", [{ version: bytesOf("v1"), value: bytesOf("a") }]);
+  assert.is(store.stats().logSyncs, syncsBefore + 1, "a lone put waits for no clock time, one sync");
+  await Promise.all(["a", "b", "c"].map((key) => store.put(key, [{ version: bytesOf("v1"), value: bytesOf(key) }])));
+  assert.is(store.stats().logSyncs, syncsBefore + 2, "three puts of one turn: one sync");
+  await store.close();
+});
+
+test("under fsync batch with a window, writes wait out the window for company and then share one sync", async () => {
+  const clock = new SimClock();
+  const store = await openSimStore(new SimFileSystem(createPrng(32)), { fsync: "batch", fsyncBatchWindowMs: 5 }, clock);
+  const syncsBefore = store.stats().logSyncs;
+  let settled = 0;
+  const first = store.put("a", [{ version: bytesOf("v1"), value: bytesOf("a") }]).then(() => settled++);
+  await new Promise((resolve) => setImmediate(resolve));
+  const second = store.put("b", [{ version: bytesOf("v1"), value: bytesOf("b") }]).then(() => settled++);
+  clock.advance(4);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.is(settled, 0, "nothing is acknowledged before the window closes");
+  assert.is(store.stats().logSyncs, syncsBefore);
+  clock.advance(1);
+  await Promise.all([first, second]);
+  assert.is(settled, 2);
+  assert.is(store.stats().logSyncs, syncsBefore + 1, "both writes, one sync");
   await store.close();
 });
 

@@ -11,13 +11,19 @@ export type FsyncPolicy = "always" | "batch" | "never";
 export interface StoreConfig {
   /**
    * When a write is acknowledged. `always`: after an fdatasync of the group of writes issued in
-   * the same turn of the event loop. `batch`: after the fdatasync that closes a group window of
-   * `fsyncBatchWindowMs` (more writes per fsync, higher latency). `never`: after the write reaches
-   * the OS (survives a process crash, not a power loss).
+   * the same turn of the event loop. `batch`: the same, after first waiting `fsyncBatchWindowMs`
+   * for company (0 by default: no wait). `never`: after the write reaches the OS (survives a
+   * process crash, not a power loss).
    * @default "batch"
    */
   readonly fsync: FsyncPolicy;
-  /** Group window for the `batch` policy: the longest a write waits for company. @default 2 */
+  /**
+   * Group window for the `batch` policy: how long a write waits for company before its group is
+   * synced. 0 syncs at the end of the turn: the sync blocks the node's thread, so the writes that
+   * arrive meanwhile queue up and share the next sync (leader/follower group commit, as in LevelDB
+   * and RocksDB) and a lone write pays one fdatasync, not a wait plus one. Measured: a fixed 2 ms
+   * window gave 3x the lone-put latency and no more throughput at 512 requests in flight. @default 0
+   */
   readonly fsyncBatchWindowMs: number;
   /** Memtable arena size. Larger means fewer, larger tables and longer recovery. @default 64 MiB */
   readonly memtableBytes: number;
@@ -37,7 +43,7 @@ export interface StoreConfig {
 
 export const storeConfigDefaults: StoreConfig = {
   fsync: "batch",
-  fsyncBatchWindowMs: 2,
+  fsyncBatchWindowMs: 0,
   memtableBytes: 64 * 1024 * 1024,
   bloomBitsPerKey: 10,
   blockCacheBytes: 32 * 1024 * 1024,

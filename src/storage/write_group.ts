@@ -2,9 +2,10 @@
  * Group commit. `append` gives a batch its sequence numbers, frames it into the current commit
  * log (log_writer.ts, in memory until the group commits) and inserts it into the active memtable,
  * which must have room; its promise joins the pending group. The group commits in a microtask at
- * the end of the current turn, or when the batch window closes under `fsync: "batch"` (rotation
- * and close commit it early): one flush or sync of the log for all of it, then every writer of
- * the group settles. A failed flush or sync rejects the whole group and leaves the store read-only.
+ * the end of the current turn, or when the batch window closes under `fsync: "batch"` with a
+ * window set (rotation and close commit it early): one flush or sync of the log for all of it,
+ * then every writer of the group settles. The sync blocks the thread, so whatever arrives during
+ * it forms the next group: leader/follower group commit without a fixed wait. A failed flush or sync rejects the whole group and leaves the store read-only.
  */
 import { assert } from "../util/assert.ts";
 import { encodeBatch, type BatchEntry } from "./log_batch.ts";
