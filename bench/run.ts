@@ -1,10 +1,11 @@
 /**
- * The benchmarks, in this process, one system at a time, then docs/benchmarks.md. Four suites, run
+ * The benchmarks, in this process, one system at a time, then docs/benchmarks.md. Five suites, run
  * in this order: "storage" (the storage engine against classic-level and lmdb-js on one workload),
  * "cluster" (YCSB-style workloads on the loomkv cluster with 3 and 5 node workers, the storage
  * engine alone and Redis through ioredis; bench/ycsb.bench.ts), "failure" (gossip detection, false
- * positives, hint drain; bench/failure.bench.ts) and "antientropy" (wipe rebuild, divergence,
- * background cost of the Merkle trees; bench/antientropy.bench.ts). Each suite rewrites only its
+ * positives, hint drain; bench/failure.bench.ts), "antientropy" (wipe rebuild, divergence,
+ * background cost of the Merkle trees; bench/antientropy.bench.ts) and "sustained" (minutes of
+ * mixed load: throughput, put p99 and tables over time; bench/sustained.bench.ts). Each suite rewrites only its
  * own generated section of the report. Not part of `npm test`.
  *
  *   Node:  npm run bench                         (= tsc -p . && node --expose-gc dist/bench/run.js)
@@ -13,7 +14,7 @@
  *   Deno:  npx deno run -A --v8-flags=--expose-gc bench/run.ts --quick
  *
  * Flags:
- *   --suite S           storage, cluster, failure, antientropy or all (default all)
+ *   --suite S           storage, cluster, failure, antientropy, sustained or all (default all)
  *   --quick             smoke run: 100k keys, 10k records, 300 ms per task; writes .tmp/benchmarks-quick.md
  *   --time-ms N         tinybench time budget per task (default 1000)
  *   --out PATH          report path (default docs/benchmarks.md; --quick: .tmp/benchmarks-quick.md);
@@ -38,6 +39,10 @@
  *                       1% of them are made divergent
  *   --ae-seconds N      seconds per workload A arm, anti-entropy on and off (default 20; --quick: 5)
  *   --ae-nodes a,b      node counts of the workload A arms (default 3; 3,5 runs both)
+ *
+ * Sustained suite flags (3 nodes, 50% puts / 50% gets, 256 in flight, 5 s windows; writes sustained.svg):
+ *   --sustained-seconds N  length of the timed run (default 180; --quick: 30)
+ *   --sustained-keys N     keys preloaded and then used (default 200,000; --quick: 20,000)
  */
 import { cpus, release, totalmem, type } from "node:os";
 import { dirname, join } from "node:path";
@@ -54,12 +59,13 @@ import { runYcsbSuite, YCSB_SYSTEMS, type YcsbRunResult, type YcsbSystemId } fro
 import { renderChart } from "./ycsb_chart.ts";
 import { failureSection, renderFailureResults, runFailureSuite } from "./failure.bench.ts";
 import { antiEntropySection, renderAntiEntropyResults, runAntiEntropySuite } from "./antientropy.bench.ts";
+import { renderSustainedChart, renderSustainedResults, runSustainedSuite, sustainedSection } from "./sustained.bench.ts";
 import { removeBenchDirectories } from "./temp_directories.ts";
 import { renderYcsbResults, ycsbSection } from "./ycsb_report.ts";
 import { createYcsbData, hottestRecordShare, WORKLOADS } from "./ycsb_workload.ts";
 
-type Suite = "storage" | "cluster" | "failure" | "antientropy";
-const SUITES: readonly Suite[] = ["storage", "cluster", "failure", "antientropy"];
+type Suite = "storage" | "cluster" | "failure" | "antientropy" | "sustained";
+const SUITES: readonly Suite[] = ["storage", "cluster", "failure", "antientropy", "sustained"];
 
 interface RunOptions {
   readonly suites: readonly Suite[];
@@ -79,6 +85,8 @@ interface RunOptions {
   readonly antiEntropyKeys: number;
   readonly antiEntropySeconds: number;
   readonly antiEntropyNodes: readonly number[];
+  readonly sustainedSeconds: number;
+  readonly sustainedKeys: number;
 }
 
 const SYSTEMS = ["loomkv", "classic-level", "lmdb-js", "loomkv-fsync-never"] as const;
@@ -87,6 +95,7 @@ const PEERS = ["classic-level", "lmdb-js"] as const;
 const SEED = 20_240_601;
 const YCSB_SEED = 20_240_602;
 const ANTI_ENTROPY_SEED = 20_240_603;
+const SUSTAINED_SEED = 20_240_604;
 /** Rounds of --in-flight operations per tinybench iteration of a cluster throughput task. */
 const ROUNDS_PER_ITERATION = 4;
 const MiB = 2 ** 20;
@@ -123,6 +132,8 @@ function parseOptions(args: readonly string[]): RunOptions {
     "--records",
     "--in-flight",
     "--cluster-systems",
+    "--sustained-seconds",
+    "--sustained-keys",
     "--detection-runs",
     "--fp-seconds",
     "--ae-keys",
@@ -166,6 +177,8 @@ function parseOptions(args: readonly string[]): RunOptions {
     antiEntropyKeys: positiveInteger("--ae-keys", flagValue(args, "--ae-keys"), quick ? 10_000 : 100_000),
     antiEntropySeconds: positiveInteger("--ae-seconds", flagValue(args, "--ae-seconds"), quick ? 5 : 20),
     antiEntropyNodes,
+    sustainedSeconds: positiveInteger("--sustained-seconds", flagValue(args, "--sustained-seconds"), quick ? 30 : 180),
+    sustainedKeys: positiveInteger("--sustained-keys", flagValue(args, "--sustained-keys"), quick ? 20_000 : 200_000),
   };
 }
 
@@ -341,6 +354,29 @@ async function runAntiEntropy(options: RunOptions, args: readonly string[], log:
   }
 }
 
+async function runSustained(options: RunOptions, args: readonly string[], log: (line: string) => void): Promise<void> {
+  log(`sustained suite: ${options.sustainedKeys.toLocaleString("en-US")} keys, ${options.sustainedSeconds} s of 50% puts / 50% gets, 256 in flight`);
+  const meter = startLoadMeter();
+  const result = await runSustainedSuite({ keys: options.sustainedKeys, seconds: options.sustainedSeconds, inFlight: 256, windowSeconds: 5, seed: SUSTAINED_SEED, log });
+  const machine = machineInfo();
+  const chartName = "sustained.svg";
+  const generated = renderSustainedResults(result, {
+    date: new Date().toISOString(),
+    command: commandLine(args),
+    machine: `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB.toFixed(0)} GiB RAM, ${machine.os}; ${machine.runtime}`,
+    load: describeLoad(meter(), cpus().length),
+    chart: chartName,
+  });
+  log(`\n${generated}\n`);
+  if (options.out) {
+    writeReport(options.out, generated, sustainedSection);
+    const chartPath = join(dirname(options.out), chartName);
+    mkdirSync(dirname(chartPath), { recursive: true });
+    writeFileSync(chartPath, renderSustainedChart(result, `Sustained 50/50 load: ${options.sustainedKeys.toLocaleString("en-US")} keys, 256 in flight, 3 nodes`));
+    log(`report written to ${options.out}, chart to ${chartPath}`);
+  }
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const options = parseOptions(args);
@@ -360,6 +396,7 @@ async function main(): Promise<void> {
     if (options.out) writeReport(options.out, generated, failureSection);
   }
   if (options.suites.includes("antientropy")) await runAntiEntropy(options, args, log);
+  if (options.suites.includes("sustained")) await runSustained(options, args, log);
   log(`bench took ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }
 
