@@ -103,8 +103,28 @@ if (serial || suites.length < 2) {
 mkdirSync(".tmp", { recursive: true });
 writeFileSync(".tmp/last-test-run.json", JSON.stringify(results.map(({ label, code, seconds, output }) => ({ label, code, seconds, ...(label.startsWith("uvu") ? counts({ code, output }) : {}) })), null, 2));
 if (writeReport) writeTestReport(results, { passed, failed, skipped });
+if (failed > 0) printFailures(results);
 console.log(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ""}`);
 process.exit(failed > 0 ? 1 : 0);
+
+/**
+ * Repeats each failure at the very end, where a truncated CI log still shows it: the files whose
+ * count fell short, then uvu's FAIL blocks (message and first stack lines).
+ */
+function printFailures(results) {
+  console.log("\n== failures");
+  for (const result of results) {
+    const plain = result.output.replace(/\u001b\[[0-9;]*m/g, "");
+    if (!result.label.startsWith("uvu")) {
+      if (result.code !== 0) console.log(`-- ${result.label} failed:\n${plain.split("\n").slice(-30).join("\n")}`);
+      continue;
+    }
+    for (const row of perFile(result.output)) if (row.passed < row.total) console.log(`-- ${result.label}: ${row.file} ${row.passed} / ${row.total}`);
+    const blocks = plain.split(/^(?=\s+FAIL )/m).slice(1);
+    for (const block of blocks) console.log(block.split("\n").slice(0, 14).join("\n"));
+    if (blocks.length === 0 && result.code !== 0) console.log(`-- ${result.label} exited ${result.code}:\n${plain.split("\n").slice(-30).join("\n")}`);
+  }
+}
 
 /** Per-file counts from uvu's output: a file name line, then "(passed / total)". */
 function perFile(output) {
