@@ -138,14 +138,8 @@ export class ClusterRequests {
     const { quorum: r, primaryQuorum: pr, timeoutMs } = resolveRequestOptions("get", options, this.#config());
     // While keys move, reads stay on the old replicas: they hold every acknowledged write (writes
     // reach W of them), and the new ones are complete only once streaming has finished.
-    const result = (await this.#send("get", keyBytes, r, pr, timeoutMs, null, {
-      type: MessageType.requestGet,
-      key: keyBytes,
-      r,
-      timeoutMs,
-      pr,
-    })) as { values: Uint8Array[]; context: string; coordinator: number };
-    return { values: [...result.values], context: result.context, coordinator: result.coordinator };
+    const result = (await this.#send("get", keyBytes, r, pr, timeoutMs, null, null, "")) as GetResult;
+    return { values: result.values.slice(), context: result.context, coordinator: result.coordinator };
   }
 
   async #write(action: "put" | "delete", key: Uint8Array, value: Uint8Array | null, options: WriteOptions | undefined): Promise<WriteResult> {
@@ -157,9 +151,8 @@ export class ClusterRequests {
     // whichever ring serves the next read, W of its replicas hold the write.
     const moving = this.#moving();
     const pendingList = moving ? moving.ring.preferenceList(key, moving.n) : null;
-    const body = { type: MessageType.requestPut, key, value, context, w, timeoutMs, pruneThreshold: this.#config().pruneThreshold, pw };
-    const result = (await this.#send(action, key, w, pw, timeoutMs, pendingList, body)) as { context: string; values: Uint8Array[]; coordinator: number };
-    return { context: result.context, values: [...result.values], coordinator: result.coordinator };
+    const result = (await this.#send(action, key, w, pw, timeoutMs, pendingList, value, context)) as WriteResult;
+    return { context: result.context, values: result.values.slice(), coordinator: result.coordinator };
   }
 
   /** See Cluster.joinContexts. */
@@ -174,15 +167,25 @@ export class ClusterRequests {
    * Routes a request (router.ts) and hands it to its coordinator. Refused at once, "not-applied",
    * when fewer replicas are up than it needs: nothing is sent.
    */
-  #send(action: RequestAction, key: Uint8Array, required: number, primariesRequired: number, timeoutMs: number, pendingList: number[] | null, body: Message): Promise<unknown> {
+  #send(
+    action: RequestAction,
+    key: Uint8Array,
+    required: number,
+    primariesRequired: number,
+    timeoutMs: number,
+    pendingList: number[] | null,
+    value: Uint8Array | null,
+    context: string,
+  ): Promise<unknown> {
     // The key's nodes in ring order: N primaries, then up to N fallbacks (enough stand-ins for
     // every primary to be down).
-    const n = this.#config().n;
-    const order = this.#ring().preferenceList(key, Math.min(this.#config().nodes, 2 * n));
+    const config = this.#config();
+    const n = config.n;
+    const order = this.#ring().preferenceList(key, Math.min(config.nodes, 2 * n));
     const route = routeRequest({
       action,
-      preferenceList: order.slice(0, n),
-      fallbacks: order.slice(n),
+      preferenceList: order.length > n ? order.slice(0, n) : order,
+      fallbacks: order.length > n ? order.slice(n) : [],
       pendingList,
       required,
       primariesRequired,
@@ -192,19 +195,46 @@ export class ClusterRequests {
       const { acknowledged, replicas, detail } = route;
       return Promise.reject(new QuorumError({ action, acknowledged, required, replicas, outcome: "not-applied", detail }));
     }
+    // One message object per request, in the exact shape the frame codec encodes; requestId and
+    // timeoutMs are filled in at the first send, and a retry (rare) sends a copy with its own.
+    const message: { type: MessageType; [field: string]: unknown } =
+      action === "get"
+        ? { type: MessageType.requestGet, requestId: 0, key, preferenceList: route.preferenceList, r: required, timeoutMs, fallbacks: route.fallbacks, pr: primariesRequired }
+        : {
+            type: MessageType.requestPut,
+            requestId: 0,
+            key,
+            value,
+            context,
+            preferenceList: route.preferenceList,
+            w: required,
+            timeoutMs,
+            pruneThreshold: config.pruneThreshold,
+            fallbacks: route.fallbacks,
+            pw: primariesRequired,
+          };
+    if (route.quorumGroups !== undefined) message["quorumGroups"] = route.quorumGroups;
+    let sent = false;
     // The coordinator answers by its deadline; the table retries reads and refusals on the next
     // candidate and guards against a coordinator that died or hangs (request_table.ts).
-    const message = { ...body, ...route.fields };
     return this.#requests.open({
       action,
       replicas: route.replicas,
       required,
       candidates: route.candidates,
       timeoutMs,
-      send: (coordinator, requestId, remainingMs) => this.#transport.send(coordinator, { ...message, requestId, timeoutMs: remainingMs }),
-      available: (node) => !this.#unavailable.has(node),
+      send: (coordinator, requestId, remainingMs) => {
+        if (sent) return this.#transport.send(coordinator, { ...message, requestId, timeoutMs: remainingMs });
+        sent = true;
+        message["requestId"] = requestId;
+        message["timeoutMs"] = remainingMs;
+        this.#transport.send(coordinator, message);
+      },
+      available: this.#available,
     });
   }
+
+  readonly #available = (node: number): boolean => !this.#unavailable.has(node);
 
   /** A message from a node to the main thread: a response, or an inspection's read reply. */
   onMessage(message: Message): void {
@@ -214,12 +244,10 @@ export class ClusterRequests {
       return waiting?.(message.reply as ReadReply);
     }
     if (message.type !== MessageType.response) return;
-    const result = message.result as { ok: true } | { ok: false; error: PlainError; retry?: boolean };
-    this.#requests.settle(
-      message.requestId as number,
-      message.node as number,
-      result.ok ? { ok: true, value: { ...result, coordinator: message.node as number } } : { ok: false, error: decodeError(result.error), retry: result.retry === true },
-    );
+    const result = message.result as { ok: true; context: string; values: Uint8Array[] } | { ok: false; error: PlainError; retry?: boolean };
+    const node = message.node as number;
+    if (result.ok) this.#requests.settle(message.requestId as number, node, { ok: true, value: { context: result.context, values: result.values, coordinator: node } });
+    else this.#requests.settle(message.requestId as number, node, { ok: false, error: decodeError(result.error), retry: result.retry === true });
   }
 
   /**

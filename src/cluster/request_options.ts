@@ -31,7 +31,9 @@ export function resolveRequestOptions(
   options: unknown,
   defaults: { readonly n: number; readonly w: number; readonly r: number; readonly requestTimeoutMs: number },
 ): ResolvedRequest {
-  if (options === undefined) options = {};
+  if (options === undefined) {
+    return { quorum: action === "get" ? defaults.r : defaults.w, primaryQuorum: 0, timeoutMs: defaults.requestTimeoutMs, context: "" };
+  }
   if (typeof options !== "object" || options === null || Array.isArray(options)) {
     throw new LoomTypeError(`${action} failed: options must be an object, got ${describe(options)}`);
   }

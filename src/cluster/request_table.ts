@@ -13,12 +13,12 @@
  *   may hold it) and is never sent again silently;
  * - nothing answers: the guard fails the request after twice its timeout plus a second.
  *
- * Every deadline lives in one min-heap under one Clock timer: no timer per request or attempt.
+ * Every deadline lives in one DeadlineQueue (one min-heap, one Clock timer): no timer per request or attempt.
  * `drain(mark)` waits until every request numbered below `mark` has finished (ring changes and
  * close() use it). Pure apart from the Clock.
  */
-import type { Clock, TimerHandle } from "../io/clock.ts";
-import { MinHeap } from "../util/min_heap.ts";
+import type { Clock } from "../io/clock.ts";
+import { DeadlineQueue } from "../util/deadline_queue.ts";
 import { BusyError, QuorumError } from "../util/errors.ts";
 import { limits } from "../util/limits.ts";
 
@@ -64,15 +64,21 @@ export class RequestTable {
   readonly #clock: Clock;
   readonly #pending = new Map<number, Pending>();
   readonly #drainWaiters = new Set<() => void>();
-  /** (due time, request id): a request's entry is current while its `dueMs` matches. */
-  readonly #deadlines = new MinHeap<{ atMs: number; id: number }>((a, b) => a.atMs < b.atMs);
-  #timer: { handle: TimerHandle; atMs: number } | undefined;
+  /** Every request's next deadline under one timer; an entry is current while the request's `dueMs` matches. */
+  readonly #deadlines: DeadlineQueue;
   #nextRequestId = 1;
   /** Attempts sent again to another coordinator since the start. */
   retries = 0;
 
   constructor(clock: Clock) {
     this.#clock = clock;
+    // keepAlive: a caller awaits each request, so its deadline is owed to someone.
+    this.#deadlines = new DeadlineQueue({
+      clock,
+      dueOf: (id) => this.#pending.get(id)?.dueMs,
+      onDue: (id, nowMs) => this.#onDue(id, nowMs),
+      keepAlive: true,
+    });
   }
 
   get size(): number {
@@ -203,63 +209,30 @@ export class RequestTable {
     this.#pending.delete(id);
     pending.dueMs = Number.NaN; // its heap entry is stale from now on
     // The timer keeps the process alive: once nothing is in flight it must not stay armed.
-    if (this.#pending.size === 0) this.#disarm();
-    for (const wake of [...this.#drainWaiters]) wake();
+    if (this.#pending.size === 0) this.#deadlines.clear();
+    if (this.#drainWaiters.size > 0) for (const wake of [...this.#drainWaiters]) wake();
   }
 
-  /** Nothing in flight: drops every (stale) deadline and the timer. */
-  #disarm(): void {
-    this.#deadlines.retain(() => false);
-    if (this.#timer) this.#clock.clearTimer(this.#timer.handle);
-    this.#timer = undefined;
-  }
+  // ---- deadlines: one queue, one timer ---------------------------------------------------------
 
-  // ---- deadlines: one heap, one timer ---------------------------------------------------------
-
-  /** Puts the request's next due time in the heap (the entry it had before goes stale). */
+  /** Puts the request's next due time in the queue (the entry it had before goes stale). */
   #schedule(id: number, pending: Pending): void {
     const dueMs = Math.min(pending.attemptAtMs, pending.guardAtMs);
     if (dueMs === pending.dueMs) return;
     pending.dueMs = dueMs;
-    this.#deadlines.push({ atMs: dueMs, id });
-    this.#arm();
+    this.#deadlines.schedule(id, dueMs);
   }
 
-  /** Arms the one timer for the earliest current entry. */
-  #arm(): void {
-    let first = this.#deadlines.peek();
-    while (first !== undefined && this.#pending.get(first.id)?.dueMs !== first.atMs) {
-      this.#deadlines.pop();
-      first = this.#deadlines.peek();
-    }
-    if (first === undefined) {
-      if (this.#timer) this.#clock.clearTimer(this.#timer.handle);
-      this.#timer = undefined;
+  /** A request's deadline passed: its guard fails it, or a read's attempt deadline tries the next candidate. */
+  #onDue(id: number, nowMs: number): void {
+    const pending = this.#pending.get(id)!;
+    pending.dueMs = Number.NaN;
+    if (nowMs >= pending.guardAtMs) {
+      const coordinator = pending.request.candidates[Math.min(pending.tried, pending.request.candidates.length - 1)]!;
+      this.#abandon(id, pending, `coordinating node ${coordinator} did not answer within ${pending.guardMs} ms`);
       return;
     }
-    if (this.#timer && this.#timer.atMs <= first.atMs) return;
-    if (this.#timer) this.#clock.clearTimer(this.#timer.handle);
-    const atMs = first.atMs;
-    // keepAlive: a caller awaits each request, so its deadline is owed to someone.
-    this.#timer = { atMs, handle: this.#clock.setTimer(Math.max(0, atMs - this.#clock.nowMs()), () => this.#fire(), { keepAlive: true }) };
-  }
-
-  #fire(): void {
-    this.#timer = undefined;
-    const nowMs = this.#clock.nowMs();
-    for (let first = this.#deadlines.peek(); first !== undefined && first.atMs <= nowMs; first = this.#deadlines.peek()) {
-      this.#deadlines.pop();
-      const pending = this.#pending.get(first.id);
-      if (!pending || pending.dueMs !== first.atMs) continue;
-      pending.dueMs = Number.NaN;
-      if (nowMs >= pending.guardAtMs) {
-        const coordinator = pending.request.candidates[Math.min(pending.tried, pending.request.candidates.length - 1)]!;
-        this.#abandon(first.id, pending, `coordinating node ${coordinator} did not answer within ${pending.guardMs} ms`);
-        continue;
-      }
-      // A read's attempt deadline: the next candidate gets it, the earlier attempts may still win.
-      if (!this.#retry(first.id, pending)) this.#schedule(first.id, pending);
-    }
-    this.#arm();
+    // A read's attempt deadline: the next candidate gets it, the earlier attempts may still win.
+    if (!this.#retry(id, pending)) this.#schedule(id, pending);
   }
 }

@@ -22,8 +22,12 @@ export type Route =
       readonly candidates: readonly number[];
       /** N: the replicas the request addresses in the current ring. */
       readonly replicas: number;
-      /** Fields the request message carries: the ordered replica list, fallbacks, quorum groups while moving. */
-      readonly fields: Readonly<Record<string, unknown>>;
+      /** The replicas in the order the message names them: the coordinator first (a fresh array). */
+      readonly preferenceList: number[];
+      /** The stand-ins the message names (a fresh array). */
+      readonly fallbacks: number[];
+      /** While keys move: the old ring's and the new ring's replicas, W needed of each. */
+      readonly quorumGroups?: number[][];
     }
   | { readonly ok: false; readonly acknowledged: 0; readonly replicas: number; readonly detail: string };
 
@@ -43,6 +47,13 @@ export function routeRequest(request: {
 }): Route {
   const { preferenceList, fallbacks, pendingList, required, primariesRequired, down } = request;
   const replicas = preferenceList.length;
+  // The common case first, with no array but the ones the message keeps: every primary up, no keys
+  // moving. The coordinator is the first primary, so the list is already in message order.
+  if (pendingList === null && required <= replicas && primariesRequired <= replicas && noneDown(preferenceList, down)) {
+    const candidates = preferenceList.slice();
+    for (const node of fallbacks) if (!down.has(node)) candidates.push(node);
+    return { ok: true, coordinator: preferenceList[0]!, candidates, replicas, preferenceList: preferenceList.slice(), fallbacks: fallbacks.slice() };
+  }
   const up = preferenceList.filter((node) => !down.has(node));
   const moving = pendingList !== null && !(pendingList.length === preferenceList.length && pendingList.every((node) => preferenceList.includes(node)));
   const standIns = moving ? [] : fallbacks.filter((node) => !down.has(node));
@@ -57,12 +68,16 @@ export function routeRequest(request: {
   }
   const coordinator = up[0] ?? standIns[0]!;
   const ordered = up.length > 0 ? [coordinator, ...preferenceList.filter((node) => node !== coordinator)] : [...preferenceList];
-  const base = { preferenceList: ordered, fallbacks: [...fallbacks] };
   const candidates = [...up, ...standIns];
-  if (!moving) return { ok: true, coordinator, candidates, replicas, fields: base };
+  if (!moving) return { ok: true, coordinator, candidates, replicas, preferenceList: ordered, fallbacks: [...fallbacks] };
   const pendingUp = pendingList.filter((node) => !down.has(node)).length;
   const pendingNeeded = Math.min(required, pendingList.length);
   if (pendingUp < pendingNeeded) return refuse(`only ${pendingUp} of replicas ${pendingList.join(", ")} ${pendingUp === 1 ? "is" : "are"} up, ${pendingNeeded} needed`);
   for (const node of pendingList) if (!ordered.includes(node)) ordered.push(node);
-  return { ok: true, coordinator, candidates: up, replicas, fields: { ...base, quorumGroups: [[...preferenceList], [...pendingList]] } };
+  return { ok: true, coordinator, candidates: up, replicas, preferenceList: ordered, fallbacks: [...fallbacks], quorumGroups: [[...preferenceList], [...pendingList]] };
+}
+
+function noneDown(nodes: readonly number[], down: { has(node: number): boolean }): boolean {
+  for (const node of nodes) if (down.has(node)) return false;
+  return true;
 }

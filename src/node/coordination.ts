@@ -7,7 +7,7 @@
  * Thread contract: the thread that owns the node's store. Pure over the injected store, Clock,
  * Transport and signer.
  */
-import type { Clock, TimerHandle } from "../io/clock.ts";
+import type { Clock } from "../io/clock.ts";
 import {
   createGetSession,
   onReply as onGetReply,
@@ -34,6 +34,7 @@ import type { TrackedStore } from "../storage/tracked_store.ts";
 import type { Version } from "../storage/version_set_format.ts";
 import { MessageType } from "../transport/message_types.ts";
 import type { Transport } from "../transport/transport.ts";
+import { DeadlineQueue } from "../util/deadline_queue.ts";
 import { encodeError } from "../util/error_codec.ts";
 import { BusyError, ClosedError, IoError, QuorumError } from "../util/errors.ts";
 import type { ContextSigner } from "../version/context_signer.ts";
@@ -86,7 +87,9 @@ export class Coordination {
   readonly #targets: CoordinationOptions["targets"];
   readonly #storeFailure: () => Error | undefined;
   readonly #hintHolders: CoordinationOptions["hintHolders"];
-  readonly #sessions = new Map<number, { session: Session; timer: TimerHandle; startedMs: number }>();
+  readonly #sessions = new Map<number, { readonly session: Session; readonly dueMs: number; readonly startedMs: number }>();
+  /** Every session's deadline under one timer (a session is current while its `dueMs` matches). */
+  readonly #deadlines: DeadlineQueue;
   readonly latency = { put: new LatencySamples(), get: new LatencySamples() };
   readonly #requests = { put: 0, get: 0, failed: 0 };
   siblingWarnings = 0;
@@ -103,6 +106,11 @@ export class Coordination {
     this.#targets = options.targets;
     this.#storeFailure = options.failure;
     this.#hintHolders = options.hintHolders;
+    this.#deadlines = new DeadlineQueue({
+      clock: options.clock,
+      dueOf: (requestId) => this.#sessions.get(requestId)?.dueMs,
+      onDue: (requestId) => this.#expire(requestId),
+    });
   }
 
   /** Requests coordinated (put counts deletes) and failed. */
@@ -231,16 +239,21 @@ export class Coordination {
 
   /** Keeps a session until its deadline (read repair may continue after the response). */
   #track(requestId: number, session: Session, timeoutMs: number): void {
-    const timer = this.#clock.setTimer(timeoutMs, () => {
-      const tracked = this.#sessions.get(requestId);
-      if (!tracked) return;
-      const nowMs = this.#now(); // the clock never fires a timer before its deadline
-      if (tracked.session.kind === "put") this.#runPutEffects(tracked.session.session, onPutTick(tracked.session.session, nowMs));
-      else this.#runGetEffects(tracked.session.session, onGetTick(tracked.session.session, nowMs));
-      this.#sessions.delete(requestId);
-    });
-    this.#sessions.set(requestId, { session, timer, startedMs: this.#clock.nowMs() });
+    const startedMs = this.#clock.nowMs();
+    const dueMs = startedMs + timeoutMs;
+    this.#sessions.set(requestId, { session, dueMs, startedMs });
+    this.#deadlines.schedule(requestId, dueMs);
     this.#requests[session.kind]++;
+  }
+
+  /** A session's deadline passed: it times out what it still waits for, then is forgotten. */
+  #expire(requestId: number): void {
+    const tracked = this.#sessions.get(requestId)!;
+    const nowMs = this.#now(); // the clock never fires a timer before its deadline
+    if (tracked.session.kind === "put") this.#runPutEffects(tracked.session.session, onPutTick(tracked.session.session, nowMs));
+    else this.#runGetEffects(tracked.session.session, onGetTick(tracked.session.session, nowMs));
+    this.#sessions.delete(requestId);
+    if (this.#sessions.size === 0) this.#deadlines.clear();
   }
 
   onPutReply(requestId: number, from: number, ok: boolean): void {
@@ -260,12 +273,9 @@ export class Coordination {
     if (tracked.session.session.finished) this.#retire(requestId);
   }
 
-  /** Forgets a session that can take no more input, and its deadline timer. */
+  /** Forgets a session that can take no more input (its deadline entry goes stale). */
   #retire(requestId: number): void {
-    const tracked = this.#sessions.get(requestId);
-    if (!tracked) return;
-    this.#clock.clearTimer(tracked.timer);
-    this.#sessions.delete(requestId);
+    if (this.#sessions.delete(requestId) && this.#sessions.size === 0) this.#deadlines.clear();
   }
 
   /** `slotVersions`: what the written copy held, read in this same synchronous block. */
@@ -290,7 +300,11 @@ export class Coordination {
         }
         case "send": {
           const hintFor = hints?.get(effect.to);
-          this.#transport.send(effect.to, { ...effect.message, type: MessageType.replicate, ...(hintFor === undefined ? {} : { hintFor }) });
+          const { requestId, key, versions } = effect.message;
+          this.#transport.send(
+            effect.to,
+            hintFor === undefined ? { type: MessageType.replicate, requestId, key, versions } : { type: MessageType.replicate, requestId, key, versions, hintFor },
+          );
           break;
         }
         case "respond":
@@ -313,9 +327,15 @@ export class Coordination {
           this.#replica.repair(effect.key, effect.versions, hints?.get(this.#nodeId));
           break;
         case "send": {
-          const type = effect.message.type === "read" ? MessageType.read : MessageType.repair;
           const hintFor = hints?.get(effect.to);
-          this.#transport.send(effect.to, { ...effect.message, type, ...(hintFor === undefined ? {} : { hintFor }) });
+          const message = effect.message;
+          if (message.type === "read") {
+            const { requestId, key } = message;
+            this.#transport.send(effect.to, hintFor === undefined ? { type: MessageType.read, requestId, key } : { type: MessageType.read, requestId, key, hintFor });
+          } else {
+            const { key, versions } = message;
+            this.#transport.send(effect.to, hintFor === undefined ? { type: MessageType.repair, key, versions } : { type: MessageType.repair, key, versions, hintFor });
+          }
           break;
         }
         case "respond":
@@ -364,10 +384,10 @@ export class Coordination {
     this.#transport.send(MAIN_PEER, { type: MessageType.response, requestId, node: this.#nodeId, result: { ok: false, error: encodeError(error), ...(retry ? { retry } : {}) } });
   }
 
-  /** Stops every session's timer. */
+  /** Stops every session's deadline. */
   stop(): void {
-    for (const { timer } of this.#sessions.values()) this.#clock.clearTimer(timer);
     this.#sessions.clear();
+    this.#deadlines.clear();
   }
 }
 

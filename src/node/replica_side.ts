@@ -146,7 +146,10 @@ export class ReplicaSide {
   async onReplicate(from: number, message: Message): Promise<void> {
     let ok = false;
     try {
-      ok = await this.slot(message.hintFor as number | undefined).merge(message.key as Uint8Array, message.versions as Version[]);
+      const hintFor = message.hintFor as number | undefined;
+      const key = message.key as Uint8Array;
+      const versions = message.versions as Version[];
+      ok = await (hintFor === undefined ? this.mergeLocal(key, versions) : this.slot(hintFor).merge(key, versions));
     } catch {
       ok = false;
     }
@@ -160,7 +163,7 @@ export class ReplicaSide {
   readLocal(key: Uint8Array, hintFor?: number): ReadReply {
     if (this.#failure()) return { ok: false };
     try {
-      return { ok: true, versions: this.slot(hintFor).get(key) };
+      return { ok: true, versions: hintFor === undefined || !this.#hints ? this.#store.get(key) : this.#hints.get(hintFor, key) };
     } catch {
       return { ok: false };
     }
@@ -170,7 +173,8 @@ export class ReplicaSide {
   onRead(from: number, message: Message): void {
     const hintFor = message.hintFor as number | undefined;
     const reply = this.readLocal(message.key as Uint8Array, hintFor);
-    this.#transport.send(from, { type: MessageType.readReply, requestId: message.requestId, reply, ...(hintFor === undefined ? {} : { hintFor }) });
+    const requestId = message.requestId;
+    this.#transport.send(from, hintFor === undefined ? { type: MessageType.readReply, requestId, reply } : { type: MessageType.readReply, requestId, reply, hintFor });
   }
 
   /** The copy a replica-side operation addresses: this node's own store, or its hints for `hintFor`. */
