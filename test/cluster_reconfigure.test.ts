@@ -267,7 +267,7 @@ reconfigure("a node that crashes while keys move to it fails the move with LOOM_
     const adding = cluster.addNode();
     adding.catch(() => {});
     // Crash node 3 once it has merged streamed keys: the move is then half done.
-    await eventually(async () => (await cluster.stats()).nodes.find((node) => node.nodeId === 3)!.streamed.keysReceived > 0);
+    await eventually(async () => (await cluster.stats()).nodes.find((node) => node.nodeId === 3)!.streamed.keysReceived > 0, { timeoutMs: 40_000, what: "node 3 merged a stream chunk" });
     await cluster.faults.crash(3);
     await rejectsWithCode(() => adding, "LOOM_RING_CHANGE", /node 3 went down while keys moved/);
     assert.equal(cluster.ring().nodes, [0, 1, 2]);
@@ -301,7 +301,9 @@ reconfigure("an abandoned move stops its streams: the sources send nothing more"
     const change = cluster.configure({ vnodesPerNode: 64 }); // ~10 s of streaming at 300 keys a second
     change.catch(() => {});
     const received = async () => (await cluster.stats()).nodes.reduce((sum, node) => sum + node.streamed.keysReceived, 0);
-    await eventually(async () => (await received()) > 0); // streaming is under way
+    // Streaming is under way. The move plans first and a source waits for a chunk's worth of
+    // its rate: on a machine loaded by both suites side by side this has taken over 10 s.
+    await eventually(async () => (await received()) > 0, { timeoutMs: 40_000, what: "a stream chunk was merged" });
     await cluster.faults.crash(4);
     await rejectsWithCode(() => change, "LOOM_RING_CHANGE", /node 4 went down/);
     // Keys the targets merged from stream chunks (gossip keeps every node sending all the time).
