@@ -263,6 +263,21 @@ test("the rule is idempotent, associative and order-independent over random 3-re
   }
 });
 
+test("one or two versions merge exactly as the general rule merges them (its short path changes nothing)", () => {
+  for (let seed = 1; seed <= 6; seed++) {
+    const simulation = runSimulation({ seed, replicas: 3, clients: 4, pruneThreshold: clockEntriesMax }, 300);
+    const prng = createPrng(seed * 77);
+    for (let round = 0; round < 400; round++) {
+      const a = prng.pick(simulation.created).version;
+      const b = prng.chance(0.2) ? a : prng.pick(simulation.created).version;
+      // Three inputs with an exact duplicate take the general path, and the duplicate counts once.
+      assert.equal(keysOf(merge([a, b])), keysOf(merge([a, b, a])), `seed ${seed} round ${round}: two`);
+      assert.equal(keysOf(merge([b, a])), keysOf(merge([a, b, b])), `seed ${seed} round ${round}: two, other order`);
+      assert.equal(keysOf(merge([a])), keysOf(merge([a, a, a])), `seed ${seed} round ${round}: one`);
+    }
+  }
+});
+
 test("replicas that sync agree with the rule, and no write is lost", () => {
   for (let seed = 20; seed <= 30; seed++) {
     const simulation = runSimulation({ seed, replicas: 3, clients: 5, pruneThreshold: clockEntriesMax }, 400);

@@ -121,28 +121,44 @@ export class ClusterRequests {
     this.#checkOpen = options.checkOpen;
   }
 
-  /** See Cluster.put. Every failure is a rejection; refusals come before anything is sent. */
-  async put(key: KeyInput, value: ValueInput, options?: WriteOptions): Promise<WriteResult> {
-    const keyBytes = ownBytes(key, toKeyBytes("put", key));
-    const valueBytes = ownBytes(value, toValueBytes("put", value));
-    return this.#write("put", keyBytes, valueBytes, options);
+  /**
+   * See Cluster.put. Every failure is a rejection; refusals come before anything is sent. Not an
+   * async function: the request goes out in this call and the caller gets the table's promise
+   * itself, settled with a result object made for it alone (one promise and no copy per layer).
+   */
+  put(key: KeyInput, value: ValueInput, options?: WriteOptions): Promise<WriteResult> {
+    try {
+      const keyBytes = ownBytes(key, toKeyBytes("put", key));
+      const valueBytes = ownBytes(value, toValueBytes("put", value));
+      return this.#write("put", keyBytes, valueBytes, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
-  async delete(key: KeyInput, options?: WriteOptions): Promise<WriteResult> {
-    return this.#write("delete", ownBytes(key, toKeyBytes("delete", key)), null, options);
+  delete(key: KeyInput, options?: WriteOptions): Promise<WriteResult> {
+    try {
+      return this.#write("delete", ownBytes(key, toKeyBytes("delete", key)), null, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
-  async get(key: KeyInput, options?: RequestOptions): Promise<GetResult> {
-    const keyBytes = ownBytes(key, toKeyBytes("get", key));
-    this.#checkOpen("get");
-    const { quorum: r, primaryQuorum: pr, timeoutMs } = resolveRequestOptions("get", options, this.#config());
-    // While keys move, reads stay on the old replicas: they hold every acknowledged write (writes
-    // reach W of them), and the new ones are complete only once streaming has finished.
-    const result = (await this.#send("get", keyBytes, r, pr, timeoutMs, null, null, "")) as GetResult;
-    return { values: result.values.slice(), context: result.context, coordinator: result.coordinator };
+  get(key: KeyInput, options?: RequestOptions): Promise<GetResult> {
+    try {
+      const keyBytes = ownBytes(key, toKeyBytes("get", key));
+      this.#checkOpen("get");
+      const { quorum: r, primaryQuorum: pr, timeoutMs } = resolveRequestOptions("get", options, this.#config());
+      // While keys move, reads stay on the old replicas: they hold every acknowledged write (writes
+      // reach W of them), and the new ones are complete only once streaming has finished.
+      return this.#send("get", keyBytes, r, pr, timeoutMs, null, null, "") as Promise<GetResult>;
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
-  async #write(action: "put" | "delete", key: Uint8Array, value: Uint8Array | null, options: WriteOptions | undefined): Promise<WriteResult> {
+  /** Throws synchronously on a refusal; the public methods turn that into a rejection. */
+  #write(action: "put" | "delete", key: Uint8Array, value: Uint8Array | null, options: WriteOptions | undefined): Promise<WriteResult> {
     this.#checkOpen(action);
     const { quorum: w, primaryQuorum: pw, timeoutMs, context } = resolveRequestOptions(action, options, this.#config());
     // A bad context (made up, altered, another key's or cluster's) is refused here, before anything is sent.
@@ -151,8 +167,7 @@ export class ClusterRequests {
     // whichever ring serves the next read, W of its replicas hold the write.
     const moving = this.#moving();
     const pendingList = moving ? moving.ring.preferenceList(key, moving.n) : null;
-    const result = (await this.#send(action, key, w, pw, timeoutMs, pendingList, value, context)) as WriteResult;
-    return { context: result.context, values: result.values.slice(), coordinator: result.coordinator };
+    return this.#send(action, key, w, pw, timeoutMs, pendingList, value, context) as Promise<WriteResult>;
   }
 
   /** See Cluster.joinContexts. */
@@ -246,7 +261,8 @@ export class ClusterRequests {
     if (message.type !== MessageType.response) return;
     const result = message.result as { ok: true; context: string; values: Uint8Array[] } | { ok: false; error: PlainError; retry?: boolean };
     const node = message.node as number;
-    if (result.ok) this.#requests.settle(message.requestId as number, node, { ok: true, value: { context: result.context, values: result.values, coordinator: node } });
+    // The caller's result, made here once: `values` is the decoder's fresh array of fresh copies.
+    if (result.ok) this.#requests.settle(message.requestId as number, node, { ok: true, value: { values: result.values, context: result.context, coordinator: node } });
     else this.#requests.settle(message.requestId as number, node, { ok: false, error: decodeError(result.error), retry: result.retry === true });
   }
 

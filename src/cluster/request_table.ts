@@ -48,8 +48,8 @@ interface Pending {
   readonly reject: (error: unknown) => void;
   /** The candidate tried last (index into request.candidates). */
   tried: number;
-  /** Coordinators sent the request that may still answer. */
-  readonly outstanding: Set<number>;
+  /** Coordinators sent the request that may still answer (one, but for a read tried again). */
+  readonly outstanding: number[];
   /** When the request's own deadline passes (a retry gets what is left of it). */
   readonly deadlineMs: number;
   readonly guardMs: number;
@@ -108,7 +108,7 @@ export class RequestTable {
         resolve,
         reject,
         tried: 0,
-        outstanding: new Set([request.candidates[0]!]),
+        outstanding: [request.candidates[0]!],
         deadlineMs: nowMs + request.timeoutMs,
         guardMs,
         guardAtMs: nowMs + guardMs,
@@ -130,14 +130,14 @@ export class RequestTable {
   settle(id: number, from: number, outcome: { ok: true; value: unknown } | { ok: false; error: unknown; retry?: boolean }): void {
     const pending = this.#pending.get(id);
     if (!pending) return;
-    pending.outstanding.delete(from);
+    removeFrom(pending.outstanding, from);
     if (outcome.ok) {
       this.#finish(id, pending);
       pending.resolve(outcome.value);
       return;
     }
     if (outcome.retry && this.#retry(id, pending)) return;
-    if (pending.outstanding.size > 0 && pending.request.action === "get") return;
+    if (pending.outstanding.length > 0 && pending.request.action === "get") return;
     this.#finish(id, pending);
     pending.reject(outcome.error);
   }
@@ -148,9 +148,9 @@ export class RequestTable {
    */
   abandonCoordinatedBy(node: number, detail: string): void {
     for (const [id, pending] of [...this.#pending]) {
-      if (!pending.outstanding.delete(node)) continue;
+      if (!removeFrom(pending.outstanding, node)) continue;
       if (pending.request.action === "get" && this.#retry(id, pending)) continue;
-      if (pending.outstanding.size > 0 && pending.request.action === "get") continue;
+      if (pending.outstanding.length > 0 && pending.request.action === "get") continue;
       this.#abandon(id, pending, detail);
     }
   }
@@ -183,9 +183,9 @@ export class RequestTable {
     }
     for (let next = pending.tried + 1; next < candidates.length; next++) {
       const candidate = candidates[next]!;
-      if (pending.outstanding.has(candidate) || !pending.request.available(candidate)) continue;
+      if (pending.outstanding.includes(candidate) || !pending.request.available(candidate)) continue;
       pending.tried = next;
-      pending.outstanding.add(candidate);
+      pending.outstanding.push(candidate);
       const isGet = pending.request.action === "get";
       pending.attemptAtMs = isGet && next + 1 < candidates.length ? this.#clock.nowMs() + Math.max(1, Math.floor(pending.request.timeoutMs * READ_ATTEMPT_SHARE)) : Number.POSITIVE_INFINITY;
       this.#schedule(id, pending);
@@ -235,4 +235,12 @@ export class RequestTable {
     // A read's attempt deadline: the next candidate gets it, the earlier attempts may still win.
     if (!this.#retry(id, pending)) this.#schedule(id, pending);
   }
+}
+
+/** Removes `node` from `nodes`; says whether it was there. */
+function removeFrom(nodes: number[], node: number): boolean {
+  const index = nodes.indexOf(node);
+  if (index === -1) return false;
+  nodes.splice(index, 1);
+  return true;
 }

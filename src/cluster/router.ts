@@ -22,10 +22,13 @@ export type Route =
       readonly candidates: readonly number[];
       /** N: the replicas the request addresses in the current ring. */
       readonly replicas: number;
-      /** The replicas in the order the message names them: the coordinator first (a fresh array). */
-      readonly preferenceList: number[];
-      /** The stand-ins the message names (a fresh array). */
-      readonly fallbacks: number[];
+      /**
+       * The replicas in the order the message names them, the coordinator first: the array given
+       * when that order is already right (the caller gives arrays it owns), else a fresh one.
+       */
+      readonly preferenceList: readonly number[];
+      /** The stand-ins the message names: the array given, or a fresh one. */
+      readonly fallbacks: readonly number[];
       /** While keys move: the old ring's and the new ring's replicas, W needed of each. */
       readonly quorumGroups?: number[][];
     }
@@ -52,7 +55,7 @@ export function routeRequest(request: {
   if (pendingList === null && required <= replicas && primariesRequired <= replicas && noneDown(preferenceList, down)) {
     const candidates = preferenceList.slice();
     for (const node of fallbacks) if (!down.has(node)) candidates.push(node);
-    return { ok: true, coordinator: preferenceList[0]!, candidates, replicas, preferenceList: preferenceList.slice(), fallbacks: fallbacks.slice() };
+    return { ok: true, coordinator: preferenceList[0]!, candidates, replicas, preferenceList, fallbacks };
   }
   const up = preferenceList.filter((node) => !down.has(node));
   const moving = pendingList !== null && !(pendingList.length === preferenceList.length && pendingList.every((node) => preferenceList.includes(node)));

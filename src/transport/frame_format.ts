@@ -303,7 +303,10 @@ class FrameReader {
 
   string(): string {
     const view = this.bytes("string", transportLimits.frameStringBytesMax);
-    if (view.length <= 64) {
+    // Char by char only for the shortest strings: each += makes a new string, and past about a
+    // dozen bytes TextDecoder is faster (measured on Node 20: 8 bytes 83 vs 179 ns, 16 bytes 281
+    // vs 179 ns, 64 bytes 881 vs 205 ns); contexts are longer than that.
+    if (view.length <= 12) {
       let text = "";
       let ascii = true;
       for (let i = 0; i < view.length; i++) {
