@@ -221,6 +221,38 @@ test("a replica wiped while down through the grace does not take back the expire
   for (let index = 0; index < keys; index++) assert.equal((await sim.run(sim.core.get(`key-${index}`))).values, []);
 });
 
+test("a replica wiped after a delete stores the expired tombstone while another replica may still hold the deleted value: a read of the two does not bring it back", async () => {
+  // Found by register seed 517: a delete acknowledged by a and c missed b; a was wiped, so the
+  // tombstone lived on c alone. Past the grace, c offered it to the empty a, which declined it as
+  // if it had purged the key ("I hold nothing"), and a read answered by a and b returned the
+  // deleted value. An empty replica may decline an expired tombstone only when the sender saw
+  // every other replica hold it.
+  const sim = await SimCluster.create({ seed: 21, settings: { nodes: 3, n: 3, w: 2, r: 2, vnodesPerNode: 8, antiEntropy: { intervalMs: 200, tombstoneGraceMs: 2000 } } });
+  const key = "doomed";
+  const [a, c, b] = sim.core.preferenceList(key) as [number, number, number];
+  const held = (node: number) => sim.host.lifeOf(node)!.store.get(encoder.encode(key));
+  const written = await sim.run(sim.core.put(key, "old"));
+  await sim.runFor(500);
+  for (const node of [a, b, c]) assert.is(held(node).length, 1, `node ${node} holds the value`);
+  sim.faults.partition([b], [a, c]); // the delete reaches a (its coordinator) and c only
+  await sim.run(sim.core.delete(key, { context: written.context }));
+  sim.faults.partition([a], [b], [c]);
+  await sim.run(sim.faults.wipe(a)); // the tombstone is on c alone; b still holds "old"
+  await sim.runFor(3000); // past the grace
+  sim.faults.partition([a, c], [b]); // c offers a the expired tombstone; b is out of reach
+  await sim.runFor(1500);
+  assert.ok(held(a).length > 0 && held(a).every((version) => version.value === null), "the wiped replica took the tombstone");
+  assert.is((await sim.run(sim.host.control(c).stats(false))).antiEntropy.tombstonesPurged, 0, "c waits for b");
+  sim.faults.crash(c);
+  sim.faults.heal();
+  await sim.runFor(1000);
+  assert.equal((await sim.run(sim.core.get(key))).values, [], "a read answered by a and b: the delete wins");
+  await sim.run(sim.faults.restart(c));
+  await sim.runFor(4000);
+  for (const replica of await sim.run(sim.core.replicaValues(key))) assert.equal(replica.values ?? [], [], `node ${replica.node} holds nothing`);
+  assert.equal((await sim.run(sim.core.get(key))).values, []);
+});
+
 test("an agreement is dated when the initiator's tree was sent: a reply delayed past a delete does not count as the peer holding it", async () => {
   const sim = await SimCluster.create({ seed: 3, settings: { nodes: 3, n: 2, w: 1, r: 2, vnodesPerNode: 8, antiEntropy: { intervalMs: 200, tombstoneGraceMs: 2000 } } });
   const key = "doomed";

@@ -3,8 +3,9 @@
  * scan the store for their keys of the differing segments and send each key's item hash
  * (aeHashes), then push the entries whose hash the other side lacks (aeEntries, paced to
  * antiEntropy.keysPerSecond and acknowledged by aeAck once merged); each merges what it receives
- * like a repair. Expired tombstones for a key the receiver holds nothing of are not stored again:
- * the sender hears aePurged. A session that hears nothing for sessionIdleMs is dropped. Requires
+ * like a repair. Expired tombstones for a key the receiver holds nothing of, because it purged them
+ * or because the sender saw every other replica hold them (or nothing), are not stored again: the
+ * sender hears aePurged. A session that hears nothing for sessionIdleMs is dropped. Requires
  * the injected options, the trees (replicas, leaf correction), the tombstone grace, and whether the
  * node stopped. Pure over the injected store, transport and clock.
  */
@@ -33,6 +34,16 @@ const SCAN_YIELD_KEYS = 1024;
  */
 export function sessionIdleMs(intervalMs: number): number {
   return Math.max(1000, 2 * intervalMs);
+}
+
+/**
+ * An entry of an aeEntries message. `heldElsewhere`: the entry is tombstones only and the sender
+ * saw every replica of the key but the receiver hold them or nothing (TombstonePurge.heldByAllBut).
+ */
+interface PushedEntry {
+  readonly key: Uint8Array;
+  readonly versions: readonly Version[];
+  readonly heldElsewhere?: true;
 }
 
 /** One exchange's repair step with one peer (at most one per peer at a time). */
@@ -222,11 +233,13 @@ export class RepairSessions {
     let index = 0;
     do {
       if (!this.#live(session)) return;
-      const entries: { key: Uint8Array; versions: Version[] }[] = [];
+      const entries: PushedEntry[] = [];
       for (const key of keys.slice(index, index + ENTRIES_PER_MESSAGE)) {
         const versions = this.#options.store.get(key);
         if (versions.length === 0) continue;
-        entries.push({ key, versions });
+        // A tombstone every other replica holds (or nothing of): the peer, if empty, may decline it.
+        if (deletedAtOf(versions) !== undefined && this.#tombstones.heldByAllBut(key, session.peer)) entries.push({ key, versions, heldElsewhere: true });
+        else entries.push({ key, versions });
         this.#stats.bytesSent += entryBytes(key, versions);
       }
       index += ENTRIES_PER_MESSAGE;
@@ -279,7 +292,7 @@ export class RepairSessions {
    * message of the peer's push marks its side of the session done.
    */
   async onEntries(from: number, message: Message): Promise<void> {
-    const entries = message.entries as readonly { key: Uint8Array; versions: readonly Version[] }[];
+    const entries = message.entries as readonly PushedEntry[];
     this.#stats.keysReceived += entries.length;
     if (this.#stopped()) return;
     const absent: Uint8Array[] = [];
@@ -287,9 +300,16 @@ export class RepairSessions {
       // A key this node does not replicate (the sender's ring differs for a moment) is not taken:
       // a copy outside the replica set is one no purge would ever wait for.
       if (this.#trees.peersOf(entry.key).length === 0) return false;
-      // Tombstones past their grace for a key this node holds nothing of: nothing here to delete,
-      // so they are not stored again; the sender learns it may purge them.
-      const gone = deletedAtOf(entry.versions) !== undefined && this.#tombstones.expired(entry.versions) && this.#options.store.get(entry.key).length === 0;
+      // Tombstones past their grace for a key this node holds nothing of, because it purged them
+      // or because the sender saw every other replica hold them (or nothing): nothing here or
+      // elsewhere is left to delete, so they are not stored again; the sender learns it may purge
+      // them. Otherwise another replica may still hold the deleted value (this node may be empty
+      // because it was wiped, not because it purged): they are stored like any repair.
+      const gone =
+        deletedAtOf(entry.versions) !== undefined &&
+        this.#tombstones.expired(entry.versions) &&
+        this.#options.store.get(entry.key).length === 0 &&
+        (entry.heldElsewhere === true || this.#tombstones.purgedHere(entry.key, entry.versions));
       if (gone) absent.push(entry.key);
       return !gone;
     });

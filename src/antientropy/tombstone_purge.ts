@@ -8,10 +8,11 @@
  * Pure over the injected store and clock.
  */
 import type { Version } from "../storage/version_set_format.ts";
+import { dominanceMergeRule } from "../version/sibling_merge_rule.ts";
 import { decodeVersion } from "../version/version_codec.ts";
 import type { AntiEntropyOptions } from "./anti_entropy_options.ts";
 import type { AntiEntropyCounters } from "./anti_entropy_stats.ts";
-import { segmentOf } from "./item_hash.ts";
+import { itemHash, segmentOf } from "./item_hash.ts";
 import type { SegmentAgreements } from "./segment_agreements.ts";
 import { deletedAtOf, type TombstoneKey } from "./tree_build.ts";
 import type { TreeUpkeep } from "./tree_upkeep.ts";
@@ -32,6 +33,13 @@ interface Pending {
    * hint since, so it does not count.
    */
   allowedSinceMs: number | undefined;
+}
+
+/** A key this node purged in this life: the tombstones it dropped, and when (wall time). */
+interface Purged {
+  readonly key: Uint8Array;
+  readonly versions: readonly Version[];
+  readonly atMs: number;
 }
 
 interface Sighting {
@@ -55,6 +63,11 @@ export class TombstonePurge {
   readonly #agreements: SegmentAgreements;
   readonly #stopped: () => boolean;
   readonly #tombstones = new Map<string, Pending>();
+  /**
+   * Keys this node purged in this life and has held nothing of since, until every other replica
+   * agreed on their segment after the purge (then none holds the tombstone to offer it again).
+   */
+  readonly #purged = new Map<string, Purged>();
   #purging = false;
 
   constructor(parts: TombstonePurgeParts) {
@@ -72,10 +85,12 @@ export class TombstonePurge {
 
   clear(): void {
     this.#tombstones.clear();
+    this.#purged.clear();
   }
 
   /** A write landed: only a key that held or now holds nothing but tombstones is (or becomes) a purge candidate. */
   onWrite(key: Uint8Array, before: readonly Version[], after: readonly Version[]): void {
+    if (this.#purged.size > 0 && after.length > 0) this.#purged.delete(hexOf(key));
     const deletedAtMs = deletedAtOf(after);
     if (deletedAtMs === undefined && deletedAtOf(before) === undefined) return;
     const id = hexOf(key);
@@ -85,6 +100,9 @@ export class TombstonePurge {
 
   /** A rebuild's scan found these tombstone-only keys; those not pending yet are noted at `notedAtMs`. */
   onScanned(tombstones: readonly TombstoneKey[], notedAtMs: number): void {
+    // A rebuild (a start, a new ring or bucket count): the replicas of what was purged may have
+    // changed; a purged key offered again is then stored again, which is always safe.
+    this.#purged.clear();
     for (const { key, deletedAtMs } of tombstones) {
       const id = hexOf(key);
       if (!this.#tombstones.has(id)) this.#tombstones.set(id, { key, deletedAtMs, notedAtMs, heldBy: new Map(), absentAt: new Map(), allowedSinceMs: undefined });
@@ -98,37 +116,73 @@ export class TombstonePurge {
   }
 
   /**
-   * Whether every other replica of a pending tombstone's key holds it, or holds nothing for it.
-   * A peer holds it once it agreed on the key's segment after this node took the tombstone (the
-   * first such sighting is kept). A peer that said it holds nothing counts only if it said so after
-   * every other peer was seen holding the tombstone: from then on no replica holds an older value
-   * without the tombstone, so nothing can refill the empty peer with one. Sightings from an
-   * earlier life of a peer do not count (a restart may have lost what it held in memory).
+   * Whether every other replica of a pending tombstone's key (but `except`, when given) holds it,
+   * or holds nothing for it. A peer holds it once it agreed on the key's segment after this node
+   * took the tombstone (the first such sighting is kept). A peer that said it holds nothing counts
+   * only if it said so after every other peer was seen holding the tombstone: from then on no
+   * replica holds an older value without the tombstone, so nothing can refill the empty peer with
+   * one. Sightings from an earlier life of a peer do not count (a restart may have lost what it
+   * held in memory).
    */
-  #heldEverywhere(pending: Pending, segment: number): boolean {
+  #heldEverywhere(pending: Pending, segment: number, except?: number): boolean {
     let heldSinceMs = 0;
     const absent: Sighting[] = [];
     for (const peer of this.#trees.peersOf(pending.key)) {
-      const generation = this.#options.generationOf(peer);
-      let held = pending.heldBy.get(peer);
-      if (held && held.generation !== generation) {
-        pending.heldBy.delete(peer);
-        held = undefined;
-      }
-      if (!held && this.#agreements.agreedSince(peer, segment, pending.notedAtMs)) {
-        held = { atMs: this.#agreements.agreedAt(peer, segment), generation };
-        pending.heldBy.set(peer, held);
-      }
+      if (peer === except) continue;
+      const held = this.#heldBy(pending, peer, segment);
       if (held) {
         heldSinceMs = Math.max(heldSinceMs, held.atMs);
         continue;
       }
       const gone = pending.absentAt.get(peer);
-      if (!gone || gone.generation !== generation) return false;
+      if (!gone || gone.generation !== this.#options.generationOf(peer)) return false;
       absent.push(gone);
     }
     const since = Math.max(heldSinceMs, pending.allowedSinceMs ?? Number.POSITIVE_INFINITY);
     return absent.every((gone) => gone.atMs > since);
+  }
+
+  /** When `peer`, in its current life, was first seen holding the pending tombstone (undefined: not yet). */
+  #heldBy(pending: Pending, peer: number, segment: number): Sighting | undefined {
+    const generation = this.#options.generationOf(peer);
+    let held = pending.heldBy.get(peer);
+    if (held && held.generation !== generation) {
+      pending.heldBy.delete(peer);
+      held = undefined;
+    }
+    if (!held && this.#agreements.agreedSince(peer, segment, pending.notedAtMs)) {
+      held = { atMs: this.#agreements.agreedAt(peer, segment), generation };
+      pending.heldBy.set(peer, held);
+    }
+    return held;
+  }
+
+  /**
+   * Whether every replica of `key` but `receiver` holds its tombstone or nothing, as the purge
+   * counts it (#heldEverywhere). Only then may `receiver`, holding nothing for the key, decline
+   * the expired tombstone and say so (aePurged): no other replica is left with a value the
+   * tombstone deletes. Holding nothing is not proof of a purge: a replica wiped after the delete,
+   * offered the tombstone while another replica may still hold the deleted value, must store it,
+   * or a read answered by it and that replica brings the value back (and the delete lives on
+   * fewer replicas than it was acknowledged by).
+   */
+  heldByAllBut(key: Uint8Array, receiver: number): boolean {
+    const pending = this.#tombstones.get(hexOf(key));
+    return pending !== undefined && this.#heldEverywhere(pending, segmentOf(key, this.#trees.buckets), receiver);
+  }
+
+  /**
+   * Whether this node purged `key` in this life, holding exactly tombstones that cover `versions`
+   * (they add nothing to them), and has held nothing of it since. When it purged, every other
+   * replica held the tombstones or nothing (#heldEverywhere), so `versions` offered again may be
+   * declined (aePurged) rather than stored and purged once more.
+   */
+  purgedHere(key: Uint8Array, versions: readonly Version[]): boolean {
+    const purged = this.#purged.get(hexOf(key));
+    if (!purged) return false;
+    const merged = dominanceMergeRule.merge([...purged.versions, ...versions]);
+    const [a, b] = [itemHash(key, merged), itemHash(key, purged.versions)];
+    return a.high === b.high && a.low === b.low;
   }
 
   /** Purges the tombstone-only keys past their grace that every other replica holds. */
@@ -138,6 +192,10 @@ export class TombstonePurge {
     try {
       const { tombstoneGraceMs } = this.#options.config();
       const nowMs = this.#options.clock.wallMs();
+      for (const [id, purged] of this.#purged) {
+        const segment = segmentOf(purged.key, this.#trees.buckets);
+        if (this.#trees.peersOf(purged.key).every((peer) => this.#agreements.agreedSince(peer, segment, purged.atMs))) this.#purged.delete(id);
+      }
       for (const [id, pending] of [...this.#tombstones]) {
         if (this.#stopped() || this.#trees.building) return;
         if (!this.#options.purgeAllowed(pending.deletedAtMs)) {
@@ -154,7 +212,11 @@ export class TombstonePurge {
           continue;
         }
         try {
-          if (await this.#options.purge(pending.key, versions)) this.#stats.tombstonesPurged++;
+          if (await this.#options.purge(pending.key, versions)) {
+            this.#stats.tombstonesPurged++;
+            // Still empty (a write landing since would have made the record stale).
+            if (this.#options.store.get(pending.key).length === 0) this.#purged.set(id, { key: pending.key, versions, atMs: this.#options.clock.wallMs() });
+          }
         } catch {
           return; // the store refuses writes: try again next round
         }
