@@ -48,7 +48,9 @@ async function withCluster(options: Parameters<typeof createCluster>[0], body: (
 }
 
 test("W=3 with one of three owners down succeeds through a fallback; its hints drain once it is back, and every primary then holds every write", () =>
-  withCluster({ w: 3, r: 2 }, async (cluster) => {
+  // W = 3 waits for the slowest of three replicas: with both suites side by side on a loaded
+  // machine one put once missed the 5 s deadline by a single acknowledgement.
+  withCluster({ w: 3, r: 2, requestTimeoutMs: 15_000 }, async (cluster) => {
     const keys = keysOf(cluster, 2, 200, "w3-");
     await cluster.faults.crash(2);
     // W = 3: each write is acknowledged by every replica, the stand-in's hint included, so writing
