@@ -13,7 +13,8 @@
  *   may hold it) and is never sent again silently;
  * - nothing answers: the guard fails the request after twice its timeout plus a second.
  *
- * Every deadline lives in one DeadlineQueue (one min-heap, one Clock timer): no timer per request or attempt.
+ * Every deadline lives in one DeadlineQueue (one typed-array heap under one Clock timer): no timer
+ * and no object per request or attempt.
  * `drain(mark)` waits until every request numbered below `mark` has finished (ring changes and
  * close() use it). Pure apart from the Clock.
  */
@@ -207,7 +208,7 @@ export class RequestTable {
 
   #finish(id: number, pending: Pending): void {
     this.#pending.delete(id);
-    pending.dueMs = Number.NaN; // its heap entry is stale from now on
+    pending.dueMs = Number.NaN; // its queue entry is stale from now on
     // The timer keeps the process alive: once nothing is in flight it must not stay armed.
     if (this.#pending.size === 0) this.#deadlines.clear();
     if (this.#drainWaiters.size > 0) for (const wake of [...this.#drainWaiters]) wake();

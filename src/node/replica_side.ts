@@ -50,6 +50,8 @@ export class ReplicaSide {
   readonly #placement: () => Placement;
   readonly #handoff: () => HandoffConfig;
   readonly #failure: () => Error | undefined;
+  /** The node's own store as a slot: made once, as nearly every replica-side operation addresses it. */
+  readonly #own: Slot = { get: (key) => this.#store.get(key), merge: (key, incoming) => this.mergeLocal(key, incoming) };
   /** Read repairs this node could not apply (store refusing writes, sibling limit). */
   #repairsFailed = 0;
 
@@ -146,10 +148,7 @@ export class ReplicaSide {
   async onReplicate(from: number, message: Message): Promise<void> {
     let ok = false;
     try {
-      const hintFor = message.hintFor as number | undefined;
-      const key = message.key as Uint8Array;
-      const versions = message.versions as Version[];
-      ok = await (hintFor === undefined ? this.mergeLocal(key, versions) : this.slot(hintFor).merge(key, versions));
+      ok = await this.slot(message.hintFor as number | undefined).merge(message.key as Uint8Array, message.versions as Version[]);
     } catch {
       ok = false;
     }
@@ -163,7 +162,7 @@ export class ReplicaSide {
   readLocal(key: Uint8Array, hintFor?: number): ReadReply {
     if (this.#failure()) return { ok: false };
     try {
-      return { ok: true, versions: hintFor === undefined || !this.#hints ? this.#store.get(key) : this.#hints.get(hintFor, key) };
+      return { ok: true, versions: this.slot(hintFor).get(key) };
     } catch {
       return { ok: false };
     }
@@ -179,7 +178,7 @@ export class ReplicaSide {
 
   /** The copy a replica-side operation addresses: this node's own store, or its hints for `hintFor`. */
   slot(hintFor: number | undefined): Slot {
-    if (hintFor === undefined || !this.#hints) return { get: (key) => this.#store.get(key), merge: (key, incoming) => this.mergeLocal(key, incoming) };
+    if (hintFor === undefined || !this.#hints) return this.#own;
     const hints = this.#hints;
     return {
       get: (key) => hints.get(hintFor, key),

@@ -3,9 +3,12 @@
  * and a timer per request (an object, a closure and a host timer each, made and cancelled at the
  * rate of requests) costs more than the work it guards. Entries sit in a binary min-heap kept in
  * two typed arrays (due time, id), so an entry allocates nothing and leaves the garbage collector
- * nothing to trace however long it waits; the one timer is armed for the earliest. Cancelling or moving a deadline does not touch the heap: the owner keeps
- * each id's current due time and `dueOf` reports it, so an entry whose time no longer matches is
- * stale and skipped when it comes out.
+ * nothing to trace however long it waits (util/min_heap.ts holds objects: right for the simulator's
+ * timers and the record merge, not for one entry per request); the one timer is armed for the
+ * earliest. Cancelling or moving a deadline does not touch the heap: the owner keeps each id's
+ * current due time and `dueOf` reports it, so an entry whose time no longer matches is stale and
+ * skipped when it comes out. Stale entries stay until their time comes or `clear()`: at most the
+ * request rate times the timeout.
  *
  * Pure apart from the injected Clock (real or virtual), so the same code runs in the worker
  * runtime and in the simulator. Thread: its owner's.
