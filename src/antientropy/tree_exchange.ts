@@ -25,8 +25,14 @@ interface OpenExchange {
   peer: number;
   sentMs: number;
   sentWallMs: number;
-  candidates?: ReadonlySet<number>;
+  candidates?: Candidates;
 }
+
+/**
+ * The segments a first look found different, with both sides' leaves as that look saw them: the
+ * four 32-bit halves of (mine, theirs) per segment.
+ */
+type Candidates = ReadonlyMap<number, readonly [number, number, number, number]>;
 
 export interface TreeExchangeParts {
   readonly options: AntiEntropyOptions;
@@ -72,10 +78,12 @@ export class TreeExchange {
 
   /**
    * Sends `peer` this node's branches for it. With `candidates` (the segments a first comparison
-   * found different), only those still different are repaired: a difference that was a write
-   * still on its way to one replica is gone by the second look.
+   * found different), only those still different and unchanged on both sides are repaired: a
+   * difference that was a write still on its way to one replica is gone by the second look, and
+   * a segment whose leaf moved on either side is taking writes, so its difference may be writes in
+   * flight too; it waits for an exchange that finds it quiet.
    */
-  compare(peer: number, candidates?: ReadonlySet<number>): void {
+  compare(peer: number, candidates?: Candidates): void {
     const exchange = this.#nextExchange++;
     this.#open.set(exchange, { peer, sentMs: this.#options.clock.nowMs(), sentWallMs: this.#options.clock.wallMs(), ...(candidates ? { candidates } : {}) });
     const branches = this.#trees.tree(peer).branches();
@@ -121,17 +129,23 @@ export class TreeExchange {
       this.#agreements.agree(from, "all", open.sentWallMs);
       return;
     }
-    let differing = this.#sortLeaves(from, message, open.sentWallMs);
+    const leaves = new Map<number, readonly [number, number, number, number]>();
+    let differing = this.#sortLeaves(from, message, open.sentWallMs, leaves);
     if (differing.length === 0 || this.#repairs.size > 0) return;
     if (open.candidates === undefined) {
       // Look again in a moment: writes replicating right now make differences that vanish.
-      const candidates = new Set(differing);
+      const candidates = leaves;
       this.#options.clock.setTimer(confirmDelayMs(this.#options.config().intervalMs), () => {
         if (!this.#stopped() && this.#enabled() && !this.#trees.building && this.#repairs.size === 0 && this.#options.isUp(from)) this.compare(from, candidates);
       });
       return;
     }
-    differing = differing.filter((segment) => open.candidates!.has(segment));
+    const before = open.candidates;
+    differing = differing.filter((segment) => {
+      const then = before.get(segment);
+      const now = leaves.get(segment)!;
+      return then !== undefined && then[0] === now[0] && then[1] === now[1] && then[2] === now[2] && then[3] === now[3];
+    });
     if (differing.length === 0) return;
     this.#stats.segmentsDiffering += differing.length;
     this.#stats.bytesSent += differing.length * 4;
@@ -142,9 +156,9 @@ export class TreeExchange {
   /**
    * Compares the peer's leaves in its merkleReply with ours, records the segments found equal as
    * agreed (those of branches it found equal as of `sentWallMs`, the others as of now), and
-   * returns the segments that differ.
+   * returns the segments that differ, putting both leaves of each in `leaves`.
    */
-  #sortLeaves(from: number, message: Message, sentWallMs: number): number[] {
+  #sortLeaves(from: number, message: Message, sentWallMs: number, leaves: Map<number, readonly [number, number, number, number]>): number[] {
     const tree = this.#trees.tree(from);
     const branches = message.branches as number[];
     const theirs = message.leaves as number[];
@@ -168,8 +182,13 @@ export class TreeExchange {
       }
       for (let leaf = 0; leaf < tree.leafCountOf(branch); leaf++) {
         const mine = tree.leaf(start + leaf);
-        const same = mine.high === theirs[base + leaf * 2] && mine.low === theirs[base + leaf * 2 + 1];
-        (same ? agreedNow : differing).push(start + leaf);
+        const high = theirs[base + leaf * 2]!;
+        const low = theirs[base + leaf * 2 + 1]!;
+        if (mine.high === high && mine.low === low) agreedNow.push(start + leaf);
+        else {
+          differing.push(start + leaf);
+          leaves.set(start + leaf, [mine.high, mine.low, high, low]);
+        }
       }
     }
     this.#agreements.agree(from, agreedWhenSent, sentWallMs);

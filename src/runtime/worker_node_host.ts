@@ -89,7 +89,8 @@ export class WorkerNodeHost implements NodeHost {
       controlPort: nodeControlPort,
       jobsPort: nodeJobsPort,
     };
-    const worker = new Worker(workerFileUrl("node"), { workerData, transferList: [nodeMainPort, nodeJobsPort, nodeControlPort] });
+    const young = Number(process.env.LOOMKV_YOUNG_MB ?? 0);
+    const worker = new Worker(workerFileUrl("node"), { workerData, transferList: [nodeMainPort, nodeJobsPort, nodeControlPort], ...(young > 0 ? { resourceLimits: { maxYoungGenerationSizeMb: young } } : {}) });
     const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
     // However the thread ends (close, crash, failed start), stop serving it jobs and control.
     void exited.then(() => {
