@@ -43,6 +43,7 @@
  * Sustained suite flags (3 nodes, 50% puts / 50% gets, 256 in flight, 5 s windows; writes sustained.svg):
  *   --sustained-seconds N  length of the timed run (default 180; --quick: 30)
  *   --sustained-keys N     keys preloaded and then used (default 200,000; --quick: 20,000)
+ *   --sustained-writes W   context (puts carry the client's last write context; default) or blind
  */
 import { cpus, release, totalmem, type } from "node:os";
 import { dirname, join } from "node:path";
@@ -87,6 +88,7 @@ interface RunOptions {
   readonly antiEntropyNodes: readonly number[];
   readonly sustainedSeconds: number;
   readonly sustainedKeys: number;
+  readonly sustainedWrites: "context" | "blind";
 }
 
 const SYSTEMS = ["loomkv", "classic-level", "lmdb-js", "loomkv-fsync-never"] as const;
@@ -108,6 +110,11 @@ function flagValue(args: readonly string[], name: string): string | undefined {
   const value = args[at + 1];
   if (value === undefined || value.startsWith("--")) throw new RangeError(`bench failed: ${name} needs a value`);
   return value;
+}
+
+function sustainedWrites(text: string | undefined): "context" | "blind" {
+  if (text === undefined || text === "context" || text === "blind") return text ?? "context";
+  throw new RangeError(`bench failed: --sustained-writes is ${text}, must be context or blind`);
 }
 
 function positiveInteger(name: string, text: string | undefined, fallback: number): number {
@@ -134,6 +141,7 @@ function parseOptions(args: readonly string[]): RunOptions {
     "--cluster-systems",
     "--sustained-seconds",
     "--sustained-keys",
+    "--sustained-writes",
     "--detection-runs",
     "--fp-seconds",
     "--ae-keys",
@@ -179,6 +187,7 @@ function parseOptions(args: readonly string[]): RunOptions {
     antiEntropyNodes,
     sustainedSeconds: positiveInteger("--sustained-seconds", flagValue(args, "--sustained-seconds"), quick ? 30 : 180),
     sustainedKeys: positiveInteger("--sustained-keys", flagValue(args, "--sustained-keys"), quick ? 20_000 : 200_000),
+    sustainedWrites: sustainedWrites(flagValue(args, "--sustained-writes")),
   };
 }
 
@@ -357,7 +366,7 @@ async function runAntiEntropy(options: RunOptions, args: readonly string[], log:
 async function runSustained(options: RunOptions, args: readonly string[], log: (line: string) => void): Promise<void> {
   log(`sustained suite: ${options.sustainedKeys.toLocaleString("en-US")} keys, ${options.sustainedSeconds} s of 50% puts / 50% gets, 256 in flight`);
   const meter = startLoadMeter();
-  const result = await runSustainedSuite({ keys: options.sustainedKeys, seconds: options.sustainedSeconds, inFlight: 256, windowSeconds: 5, seed: SUSTAINED_SEED, log });
+  const result = await runSustainedSuite({ keys: options.sustainedKeys, seconds: options.sustainedSeconds, inFlight: 256, windowSeconds: 5, seed: SUSTAINED_SEED, writes: options.sustainedWrites, log });
   const machine = machineInfo();
   const chartName = "sustained.svg";
   const generated = renderSustainedResults(result, {

@@ -5,12 +5,18 @@
  * completed operations, put and get latency (perf_hooks histograms, microseconds), errors and the
  * tables held over all nodes. The headline is the last 15 seconds' throughput over the first 15
  * seconds': it falls when reads and writes cost more as tables accumulate.
+ *
+ * Puts carry the context of the client's last completed write of the key (write_contexts.ts), as
+ * a Dynamo client does, unless `writes` is "blind": blind puts of an existing key are kept as
+ * siblings, so with blind writes every key gains a sibling per write and every read and write of
+ * it costs more as the run goes on (a measure of sibling growth, not of tables).
  */
 import { createHistogram, type RecordableHistogram } from "node:perf_hooks";
 import process from "node:process";
 import { createCluster } from "../src/index.ts";
 import { createPrng } from "../src/io/prng.ts";
 import { temporaryDirectory } from "./temp_directories.ts";
+import { WriteContexts } from "./write_contexts.ts";
 
 export interface SustainedOptions {
   readonly keys: number;
@@ -18,6 +24,8 @@ export interface SustainedOptions {
   readonly inFlight: number;
   readonly windowSeconds: number;
   readonly seed: number;
+  /** Puts with the client's last write context of the key (default), or blind puts. */
+  readonly writes?: "context" | "blind";
   readonly log: (line: string) => void;
 }
 
@@ -43,6 +51,9 @@ export interface SustainedResult {
   readonly firstOpsPerSecond: number;
   readonly lastOpsPerSecond: number;
   readonly preloadSeconds: number;
+  /** Gets that returned more than one value; the most values one get returned. */
+  readonly readsWithSiblings: number;
+  readonly siblingsMax: number;
 }
 
 const EDGE_SECONDS = 15;
@@ -61,9 +72,12 @@ export async function runSustainedSuite(options: SustainedOptions): Promise<Sust
   try {
     const value = new Uint8Array(100).fill(0x76);
     const preloadStarted = performance.now();
+    const blind = options.writes === "blind";
+    const contexts = new WriteContexts(cluster, options.keys);
+    const put = (index: number) => (blind ? cluster.put(key(index), value) : contexts.put(index, key(index), value));
     let next = 0;
     await Promise.all(Array.from({ length: 512 }, async () => {
-      while (next < options.keys) await cluster.put(key(next++), value);
+      while (next < options.keys) await put(next++);
     }));
     const preloadSeconds = (performance.now() - preloadStarted) / 1000;
     options.log(`sustained: ${options.keys.toLocaleString("en-US")} keys loaded in ${preloadSeconds.toFixed(1)} s`);
@@ -74,6 +88,8 @@ export async function runSustainedSuite(options: SustainedOptions): Promise<Sust
     let done = 0;
     let errors = 0;
     let windowErrors = 0;
+    let readsWithSiblings = 0;
+    let siblingsMax = 0;
     const windows: SustainedWindow[] = [];
     const started = performance.now();
     const endAt = started + options.seconds * 1000;
@@ -121,8 +137,12 @@ export async function runSustainedSuite(options: SustainedOptions): Promise<Sust
         const isPut = prng.chance(0.5);
         const t0 = performance.now();
         try {
-          if (isPut) await cluster.put(key(index), value);
-          else await cluster.get(key(index));
+          if (isPut) await put(index);
+          else {
+            const { values } = await cluster.get(key(index));
+            if (values.length > 1) readsWithSiblings++;
+            if (values.length > siblingsMax) siblingsMax = values.length;
+          }
           const micros = Math.max(1, Math.round((performance.now() - t0) * 1000));
           (isPut ? puts : gets).record(micros);
         } catch {
@@ -144,7 +164,7 @@ export async function runSustainedSuite(options: SustainedOptions): Promise<Sust
     };
     const full = windows;
     return {
-      options: { keys: options.keys, seconds: options.seconds, inFlight: options.inFlight, windowSeconds: options.windowSeconds, seed: options.seed },
+      options: { keys: options.keys, seconds: options.seconds, inFlight: options.inFlight, windowSeconds: options.windowSeconds, seed: options.seed, writes: blind ? "blind" : "context" },
       windows,
       operations: done,
       errors,
@@ -152,6 +172,8 @@ export async function runSustainedSuite(options: SustainedOptions): Promise<Sust
       firstOpsPerSecond: edge(full),
       lastOpsPerSecond: edge([...full].reverse()),
       preloadSeconds,
+      readsWithSiblings,
+      siblingsMax,
     };
   } finally {
     await cluster.close();
@@ -176,9 +198,10 @@ export function renderSustainedResults(result: SustainedResult, context: { date:
     `## Sustained results of ${context.date}`,
     "",
     `Machine: ${context.machine}. ${context.load} Command: \`${context.command}\`.`,
-    `3 nodes, N=3 W=2 R=2, fsync batch, defaults otherwise; ${options.keys.toLocaleString("en-US")} keys of 16 bytes with 100-byte values preloaded in ${result.preloadSeconds.toFixed(1)} s; then ${options.seconds} s of 50% puts / 50% gets, keys uniform, ${options.inFlight} in flight; windows of ${options.windowSeconds} s.`,
+    `3 nodes, N=3 W=2 R=2, fsync batch, defaults otherwise; ${options.keys.toLocaleString("en-US")} keys of 16 bytes with 100-byte values preloaded in ${result.preloadSeconds.toFixed(1)} s; then ${options.seconds} s of 50% puts / 50% gets, keys uniform, ${options.inFlight} in flight; windows of ${options.windowSeconds} s; ${options.writes === "blind" ? "blind puts (no context: each adds a sibling)" : "each put carries the context of the client's last completed write of the key"}.`,
     "",
     `- **last ${EDGE_SECONDS} s over first ${EDGE_SECONDS} s: ${ratio.toFixed(2)}x** (${Math.round(result.lastOpsPerSecond)} against ${Math.round(result.firstOpsPerSecond)} ops/s)`,
+    `- gets that returned siblings: ${result.readsWithSiblings.toLocaleString("en-US")}; the most values one get returned: ${result.siblingsMax}`,
     `- worst put p99 of a window: ${worstPutP99.toFixed(1)} ms`,
     `- ${result.operations.toLocaleString("en-US")} operations, ${result.errors} errors, ${result.cpuMicrosPerOp.toFixed(1)} µs of CPU per operation (all threads)`,
     "",

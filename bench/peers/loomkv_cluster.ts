@@ -3,14 +3,13 @@
  * driven from this (the main) thread. A round issues all its requests in one event-loop turn, so
  * the cluster sends one batched message per node; reads and updates resolve on R or W replies.
  *
- * Updates carry a causal context, as a Dynamo client should: the bench remembers, per record, the
- * join of the contexts its completed writes returned (`cluster.joinContexts`: contexts are signed,
- * only the cluster can join them), and sends it with the next write of that record. That write
- * then replaces every version the bench has seen acknowledged; only writes still in flight on the
- * same (hot) record stay as siblings, so siblings stay bounded by the depth instead of growing with
- * every blind write (loomkv keeps blind writes as siblings and refuses a key past 64 of them).
+ * Updates carry a causal context, as a Dynamo client should (write_contexts.ts): each replaces
+ * every version the bench has seen acknowledged; only writes still in flight on the same (hot)
+ * record stay as siblings, so siblings stay bounded by the depth instead of growing with every
+ * blind write (loomkv keeps blind writes as siblings and refuses a key past 64 of them).
  */
 import { createCluster, type Cluster, type ClusterConfig } from "../../src/index.ts";
+import { WriteContexts } from "../write_contexts.ts";
 import { loadValue, recordKey, type OperationStream, type YcsbData } from "../ycsb_workload.ts";
 import type { YcsbPeer } from "./ycsb_peer.ts";
 
@@ -49,8 +48,8 @@ export class LoomClusterPeer implements YcsbPeer {
   readonly requestPath: string;
   readonly #cluster: Cluster;
   readonly #loadInFlight: number;
-  /** Per record, the join of the contexts returned by its completed writes ("" before the load). */
-  #contexts: string[] = [];
+  /** Per record, the context of its completed writes. */
+  #contexts: WriteContexts | undefined;
   #reads = 0;
   #readsWithSiblings = 0;
   #siblingsMax = 0;
@@ -64,12 +63,13 @@ export class LoomClusterPeer implements YcsbPeer {
   }
 
   async load(data: YcsbData): Promise<void> {
-    this.#contexts = new Array<string>(data.recordCount).fill("");
+    const contexts = new WriteContexts(this.#cluster, data.recordCount);
+    this.#contexts = contexts;
     for (let start = 0; start < data.recordCount; start += this.#loadInFlight) {
       const end = Math.min(data.recordCount, start + this.#loadInFlight);
       const writes: Promise<void>[] = [];
       for (let record = start; record < end; record++) {
-        writes.push(this.#cluster.put(recordKey(record), loadValue(data, record)).then(({ context }) => void (this.#contexts[record] = context)));
+        writes.push(contexts.put(record, recordKey(record), loadValue(data, record)));
       }
       await Promise.all(writes);
     }
@@ -93,12 +93,8 @@ export class LoomClusterPeer implements YcsbPeer {
     if (values.length > this.#siblingsMax) this.#siblingsMax = values.length;
   }
 
-  async #update(record: number, key: Uint8Array, value: Uint8Array): Promise<void> {
-    const sent = this.#contexts[record]!;
-    const { context } = await this.#cluster.put(key, value, { context: sent });
-    const held = this.#contexts[record]!;
-    // Contexts are signed by the cluster: only it can join them.
-    this.#contexts[record] = held === sent ? context : this.#cluster.joinContexts(key, [held, context]);
+  #update(record: number, key: Uint8Array, value: Uint8Array): Promise<void> {
+    return this.#contexts!.put(record, key, value);
   }
 
   async readOne(key: Uint8Array): Promise<void> {
