@@ -14,7 +14,7 @@
  *   Deno:  npx deno run -A --v8-flags=--expose-gc bench/run.ts --quick
  *
  * Flags:
- *   --suite S           storage, cluster, failure, antientropy, sustained or all (default all)
+ *   --suite S           storage, cluster, failure, antientropy, sustained, datasize or all (default all)
  *   --quick             smoke run: 100k keys, 10k records, 300 ms per task; writes .tmp/benchmarks-quick.md
  *   --time-ms N         tinybench time budget per task (default 1000)
  *   --out PATH          report path (default docs/benchmarks.md; --quick: .tmp/benchmarks-quick.md);
@@ -44,6 +44,10 @@
  *   --sustained-seconds N  length of the timed run (default 180; --quick: 30)
  *   --sustained-keys N     keys preloaded and then used (default 200,000; --quick: 20,000)
  *   --sustained-writes W   context (puts carry the client's last write context; default) or blind
+ *
+ * Data-size suite flags (3 nodes, uniformly random gets of loaded keys, --in-flight in flight):
+ *   --datasize-keys a,b    key counts, each on a fresh cluster (default 100000,1000000; --quick: 10000,100000)
+ *   --datasize-gets N      gets per timed round, 3 rounds (default 100,000; --quick: 20,000)
  */
 import { cpus, release, totalmem, type } from "node:os";
 import { dirname, join } from "node:path";
@@ -60,13 +64,14 @@ import { runYcsbSuite, YCSB_SYSTEMS, type YcsbRunResult, type YcsbSystemId } fro
 import { renderChart } from "./ycsb_chart.ts";
 import { failureSection, renderFailureResults, runFailureSuite } from "./failure.bench.ts";
 import { antiEntropySection, renderAntiEntropyResults, runAntiEntropySuite } from "./antientropy.bench.ts";
+import { dataSizeSection, renderDataSizeResults, runDataSizeSuite } from "./data_size.bench.ts";
 import { renderSustainedChart, renderSustainedResults, runSustainedSuite, sustainedSection } from "./sustained.bench.ts";
 import { removeBenchDirectories } from "./temp_directories.ts";
 import { renderYcsbResults, ycsbSection } from "./ycsb_report.ts";
 import { createYcsbData, hottestRecordShare, WORKLOADS } from "./ycsb_workload.ts";
 
-type Suite = "storage" | "cluster" | "failure" | "antientropy" | "sustained";
-const SUITES: readonly Suite[] = ["storage", "cluster", "failure", "antientropy", "sustained"];
+type Suite = "storage" | "cluster" | "failure" | "antientropy" | "sustained" | "datasize";
+const SUITES: readonly Suite[] = ["storage", "cluster", "failure", "antientropy", "sustained", "datasize"];
 
 interface RunOptions {
   readonly suites: readonly Suite[];
@@ -89,6 +94,8 @@ interface RunOptions {
   readonly sustainedSeconds: number;
   readonly sustainedKeys: number;
   readonly sustainedWrites: "context" | "blind";
+  readonly dataSizeKeys: readonly number[];
+  readonly dataSizeGets: number;
 }
 
 const SYSTEMS = ["loomkv", "classic-level", "lmdb-js", "loomkv-fsync-never"] as const;
@@ -98,6 +105,7 @@ const SEED = 20_240_601;
 const YCSB_SEED = 20_240_602;
 const ANTI_ENTROPY_SEED = 20_240_603;
 const SUSTAINED_SEED = 20_240_604;
+const DATA_SIZE_SEED = 20_240_605;
 /** Rounds of --in-flight operations per tinybench iteration of a cluster throughput task. */
 const ROUNDS_PER_ITERATION = 4;
 const MiB = 2 ** 20;
@@ -110,6 +118,13 @@ function flagValue(args: readonly string[], name: string): string | undefined {
   const value = args[at + 1];
   if (value === undefined || value.startsWith("--")) throw new RangeError(`bench failed: ${name} needs a value`);
   return value;
+}
+
+function keyCounts(text: string | undefined, fallback: readonly number[]): readonly number[] {
+  if (text === undefined) return fallback;
+  const counts = text.split(",").map((part) => positiveInteger("--datasize-keys", part, 0));
+  if (counts.some((count, index) => index > 0 && count <= counts[index - 1]!)) throw new RangeError(`bench failed: --datasize-keys is ${text}, must be increasing counts`);
+  return counts;
 }
 
 function sustainedWrites(text: string | undefined): "context" | "blind" {
@@ -142,6 +157,8 @@ function parseOptions(args: readonly string[]): RunOptions {
     "--sustained-seconds",
     "--sustained-keys",
     "--sustained-writes",
+    "--datasize-keys",
+    "--datasize-gets",
     "--detection-runs",
     "--fp-seconds",
     "--ae-keys",
@@ -188,6 +205,8 @@ function parseOptions(args: readonly string[]): RunOptions {
     sustainedSeconds: positiveInteger("--sustained-seconds", flagValue(args, "--sustained-seconds"), quick ? 30 : 180),
     sustainedKeys: positiveInteger("--sustained-keys", flagValue(args, "--sustained-keys"), quick ? 20_000 : 200_000),
     sustainedWrites: sustainedWrites(flagValue(args, "--sustained-writes")),
+    dataSizeKeys: keyCounts(flagValue(args, "--datasize-keys"), quick ? [10_000, 100_000] : [100_000, 1_000_000]),
+    dataSizeGets: positiveInteger("--datasize-gets", flagValue(args, "--datasize-gets"), quick ? 20_000 : 100_000),
   };
 }
 
@@ -386,6 +405,24 @@ async function runSustained(options: RunOptions, args: readonly string[], log: (
   }
 }
 
+async function runDataSize(options: RunOptions, args: readonly string[], log: (line: string) => void): Promise<void> {
+  log(`data size suite: ${options.dataSizeKeys.map((count) => count.toLocaleString("en-US")).join(" and ")} keys, ${options.dataSizeGets.toLocaleString("en-US")} gets per round`);
+  const meter = startLoadMeter();
+  const result = await runDataSizeSuite({ keyCounts: options.dataSizeKeys, gets: options.dataSizeGets, rounds: 3, inFlight: options.inFlight, seed: DATA_SIZE_SEED, log });
+  const machine = machineInfo();
+  const generated = renderDataSizeResults(result, {
+    date: new Date().toISOString(),
+    command: commandLine(args),
+    machine: `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB.toFixed(0)} GiB RAM, ${machine.os}; ${machine.runtime}`,
+    load: describeLoad(meter(), cpus().length),
+  });
+  log(`\n${generated}\n`);
+  if (options.out) {
+    writeReport(options.out, generated, dataSizeSection);
+    log(`report written to ${options.out}`);
+  }
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const options = parseOptions(args);
@@ -406,6 +443,7 @@ async function main(): Promise<void> {
   }
   if (options.suites.includes("antientropy")) await runAntiEntropy(options, args, log);
   if (options.suites.includes("sustained")) await runSustained(options, args, log);
+  if (options.suites.includes("datasize")) await runDataSize(options, args, log);
   log(`bench took ${((performance.now() - started) / 1000).toFixed(0)} s`);
 }
 
