@@ -119,6 +119,29 @@ async function sentBy(sim: SimCluster, node: number): Promise<number> {
   return (await sim.run(sim.host.control(node).stats(false))).antiEntropy.bytesSent;
 }
 
+test("under steady writes to every segment, exchanges send no segment to repair: a segment whose leaf moves between the two looks is taking writes", async () => {
+  // 16 buckets and 32 writers: every segment takes writes between any two looks of an exchange.
+  const sim = await SimCluster.create({ seed: 14, settings: { nodes: 3, n: 3, w: 2, r: 2, vnodesPerNode: 8, antiEntropy: { intervalMs: 200, buckets: 16 } } });
+  const endMs = sim.clock.nowMs() + 3000;
+  let written = 0;
+  const lanes = Array.from({ length: 32 }, async (_, lane) => {
+    while (sim.clock.nowMs() < endMs) {
+      await sim.core.put(`steady-${lane}-${written++ % 64}`, "x").catch(() => {});
+    }
+  });
+  await sim.run(Promise.all(lanes));
+  let exchanges = 0;
+  for (const node of sim.host.running) {
+    const stats = (await sim.run(sim.host.control(node).stats(false))).antiEntropy;
+    exchanges += stats.exchanges;
+    assert.is(stats.segmentsDiffering, 0, `node ${node} sent segments to repair under steady writes`);
+  }
+  assert.ok(exchanges >= 20, `exchanges ran (${exchanges})`);
+  assert.ok(written > 1000, `the writers kept writing (${written} puts)`);
+  const settled = await settle(sim);
+  assert.ok(settled.convergenceRounds !== null, "roots agreed once the writes stopped");
+});
+
 test("the bucket count changes live: trees are rebuilt while writes go on, and replicas still converge", async () => {
   const sim = await SimCluster.create({ seed: 13, settings: { nodes: 4, n: 3, vnodesPerNode: 8, antiEntropy: { intervalMs: 200 } } });
   for (let index = 0; index < 200; index++) await sim.run(sim.core.put(`key-${index}`, `value-${index}`));
