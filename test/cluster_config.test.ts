@@ -40,6 +40,8 @@ test("wrong types, unknown settings and out-of-range values get typed errors", a
   await rejectsWithCode(configuring({ vnodesPerNode: 5000 }), "LOOM_OUT_OF_RANGE", /vnodesPerNode is 5000/);
   await rejectsWithCode(configuring({ pruneThreshold: 0 }), "LOOM_OUT_OF_RANGE", /pruneThreshold is 0/);
   await rejectsWithCode(configuring({ antiEntropy: { buckets: 1000 } }), "LOOM_OUT_OF_RANGE", /must be a power of two/);
+  await rejectsWithCode(configuring({ readFanout: "some" }), "LOOM_INVALID_ARGUMENT", /readFanout must be "quorum" or "all", got "some"/);
+  assert.is(applyConfigChange("configure", clusterConfigDefaults, { readFanout: "all" }).readFanout, "all");
 });
 
 test("gossip timeouts must leave room for a few missed heartbeats and outlast the failure time", async () => {

@@ -90,6 +90,53 @@ test("with 2 of 5 nodes down, fallbacks take the writes (sloppy quorum), and pw=
 });
 
 
+test("a read asks R replicas, asks the third when one of them is paused, and answers long before its timeout; readFanout all asks every replica", async () => {
+  // Gossip would mark the paused node down after failAfterMs and route around it; a long
+  // failAfterMs keeps it "up", so the reads must get past it on their own.
+  const cluster = await createCluster({ nodes: 3, n: 3, w: 2, r: 2, vnodesPerNode: 16, requestTimeoutMs: 20_000, gossip: { failAfterMs: 60_000, cleanupAfterMs: 120_000 } });
+  try {
+    const keys = Array.from({ length: 400 }, (_, index) => `fan-${index}`).filter((key) => cluster.preferenceList(key)[1] === 2).slice(0, 40);
+    for (const key of keys) await cluster.put(key, `v ${key}`);
+    const readsOn = async () => (await cluster.stats()).nodes.reduce((sum, node) => sum + node.reads.speculative, 0);
+    const before = await readsOn();
+    const pausing = cluster.faults.pause(2, 3000);
+    await sleep(50);
+    const started = performance.now();
+    const answers = await Promise.all(keys.map((key) => cluster.get(key)));
+    const elapsedMs = performance.now() - started;
+    await pausing;
+    assert.equal(answers.map((answer) => text(answer.values)), keys.map((key) => [`v ${key}`]));
+    // The main thread would try the next coordinator after a quarter of the 20 s timeout.
+    assert.ok(elapsedMs < 2500, `${keys.length} reads took ${elapsedMs.toFixed(0)} ms: they waited for the paused replica`);
+    assert.ok((await readsOn()) - before >= keys.length, "each read asked node 3 too");
+    // A stale replica third in line: a quorum read never asks it; with readFanout "all" a plain
+    // read asks it and repairs it.
+    const stale = Array.from({ length: 400 }, (_, index) => `third-${index}`).find((key) => cluster.preferenceList(key)[2] === 2)!;
+    await cluster.put(stale, "old", { w: 3 });
+    await cluster.configure({ antiEntropy: { enabled: false } });
+    await cluster.faults.crash(2);
+    await cluster.put(stale, "newer", { context: (await cluster.get(stale)).context });
+    await cluster.faults.restart(2);
+    await cluster.get(stale);
+    await sleep(200);
+    assert.equal((await cluster.replicaValues(stale)).map(({ node, values }) => [node, values && text(values)]).sort(), [[0, ["newer"]], [1, ["newer"]], [2, ["old"]]], "a quorum read left the third replica alone");
+    // Nodes apply a configuration within a round of receiving it: read until one read asked all.
+    await cluster.configure({ readFanout: "all" });
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      await cluster.get(stale);
+      await sleep(50);
+      const held = await cluster.replicaValues(stale);
+      if (held.every(({ values }) => values && text(values).join() === "newer")) break;
+      if (Date.now() > deadline) assert.unreachable(`read repair did not reach every replica: ${JSON.stringify(held.map(({ node, values }) => [node, values && text(values)]))}`);
+      await sleep(50);
+    }
+  } finally {
+    await cluster.close();
+    rmSync(cluster.dataDir, { recursive: true, force: true });
+  }
+});
+
 test("close finishes while a node's disk is full, and the data directory opens again with what was acknowledged", async () => {
   const cluster = await createCluster({ nodes: 3, vnodesPerNode: 16, requestTimeoutMs: GENEROUS_REQUEST_TIMEOUT_MS });
   try {

@@ -176,7 +176,7 @@ test("a node refuses a forged context that reaches it, and writes nothing", asyn
   const network = new SimNetwork({ prng: createPrng(4) });
   const signer = createContextSigner(new Uint8Array(16).fill(0x11));
   const lease = CounterLease.open(fs, STORE_DIRECTORY);
-  const node = new NodeCore({ nodeId: 0, store, transport: network.endpoint(0), clock: new SimClock(), signer, lease, actor: 0, prng: createPrng(5), generation: 1, settings: { members: [0], ring: { nodes: [0], vnodesPerNode: 8, n: 1 }, gossip: clusterConfigDefaults.gossip, handoff: clusterConfigDefaults.handoff, antiEntropy: clusterConfigDefaults.antiEntropy, cleanupsPending: [] } });
+  const node = new NodeCore({ nodeId: 0, store, transport: network.endpoint(0), clock: new SimClock(), signer, lease, actor: 0, prng: createPrng(5), generation: 1, settings: { members: [0], ring: { nodes: [0], vnodesPerNode: 8, n: 1 }, gossip: clusterConfigDefaults.gossip, handoff: clusterConfigDefaults.handoff, antiEntropy: clusterConfigDefaults.antiEntropy, readFanout: clusterConfigDefaults.readFanout, cleanupsPending: [] } });
   const main = network.endpoint(MAIN_PEER);
   const answers = new Map<number, { ok: boolean; error?: PlainError }>();
   main.onMessage((_from, message) => {

@@ -7,7 +7,9 @@ import {
   type GetSession,
   onReply as onGetReply,
   onTick as onGetTick,
+  onWiden as onGetWiden,
 } from "../src/coordinator/get_session.ts";
+import { RoundTripEstimate } from "../src/coordinator/round_trip_estimate.ts";
 import {
   createPutSession,
   onReply as onPutReply,
@@ -18,7 +20,7 @@ import {
 import { QuorumError, toQuorumError } from "../src/coordinator/quorum_error.ts";
 import { applyReplicated, siblingLimits } from "../src/coordinator/replica_apply.ts";
 import type { Version } from "../src/storage/version_set_format.ts";
-import { LoomRangeError } from "../src/util/errors.ts";
+import { LoomRangeError, LoomTypeError } from "../src/util/errors.ts";
 import { createContextSigner } from "../src/version/context_signer.ts";
 import { type CausalContext, emptyContext, join, update } from "../src/version/dotted_version_vector.ts";
 import { decodeContext, decodeVersion, encodeVersion } from "../src/version/version_codec.ts";
@@ -399,6 +401,73 @@ test("a read responds with its counts when R replicas cannot answer", () => {
     { ok: false, error: { code: "LOOM_QUORUM", acknowledged: 2, required: 3 } },
   ]);
   assert.equal(onGetReply(timedOut, 1, { ok: true, versions: [newer] }, 1_101), [], "a late answer changes nothing");
+});
+
+const kinds = (effects: readonly GetEffect[]): string[] => effects.map((effect) => (effect.kind === "send" ? `${effect.message.type} ${effect.to}` : effect.kind));
+
+function askingSession(r: number, ask: number): GetSession {
+  const { session, effects } = createGetSession({ requestId: 3, key, preferenceList: [0, 1, 2], self: 0, r, ask, timeoutMs: 100, nowMs: 1_000, signer });
+  assert.equal(kinds(effects), ["read-local", "read 1", "read 2"].slice(0, ask));
+  return session;
+}
+
+test("a read that asks R replicas answers and repairs from them alone, and never asks the third", () => {
+  const session = askingSession(2, 2);
+  assert.equal(onGetReply(session, 0, { ok: true, versions: [newer] }, 1_001), []);
+  const answered = onGetReply(session, 1, { ok: true, versions: [older] }, 1_002);
+  assert.equal(kinds(answered), ["respond", "repair 1"], "every replica asked answered: the response, then read repair at once");
+  const result = responses(answered)[0]!.result;
+  assert.equal(result.ok && texts(result.values), ["new"]);
+  assert.ok(session.finished, "nothing more is awaited");
+  assert.equal(onGetWiden(session), [], "a finished read asks nobody");
+  assert.equal(onGetReply(session, 2, { ok: true, versions: [concurrent] }, 1_003), [], "an answer from a replica never asked is ignored");
+});
+
+test("a refusal from an asked replica asks the others, which can still make up R", () => {
+  const session = askingSession(2, 2);
+  onGetReply(session, 0, { ok: true, versions: [newer] }, 1_001);
+  assert.equal(kinds(onGetReply(session, 1, { ok: false }, 1_002)), ["read 2"]);
+  const answered = onGetReply(session, 2, { ok: true, versions: [newer] }, 1_003);
+  assert.equal(kinds(answered), ["respond"], "every replica now asked answered or refused; none lacks a version");
+  assert.equal(responses(answered)[0]!.result.ok, true);
+  assert.ok(session.finished);
+});
+
+test("widening a slow read asks every replica not asked yet, once, and the first R answers respond", () => {
+  const session = askingSession(2, 2);
+  onGetReply(session, 0, { ok: true, versions: [older] }, 1_001);
+  assert.equal(kinds(onGetWiden(session)), ["read 2"]);
+  assert.equal(onGetWiden(session), [], "every replica was asked already");
+  const answered = onGetReply(session, 2, { ok: true, versions: [newer] }, 1_003);
+  assert.equal(kinds(answered), ["respond"], "node 1 is still awaited: repair waits for it or the deadline");
+  const result = responses(answered)[0]!.result;
+  assert.equal(result.ok && texts(result.values), ["new"]);
+  assert.equal(repairTargets(onGetReply(session, 1, { ok: true, versions: [older] }, 1_004)), ["local", "node 1"]);
+  assert.ok(session.finished);
+});
+
+test("a read session refuses an ask below r or above the preference list", () => {
+  for (const ask of [1, 4, 2.5]) {
+    assert.throws(() => createGetSession({ requestId: 3, key, preferenceList: [0, 1, 2], self: 0, r: 2, ask, timeoutMs: 100, nowMs: 1_000, signer }), isError(ask === 2.5 ? LoomTypeError : LoomRangeError));
+  }
+});
+
+test("the speculative wait is the 99th percentile of the last window of round trips, within its floor and ceiling", () => {
+  const estimate = new RoundTripEstimate({ floorMs: 1, ceilingMs: 50, window: 100 });
+  assert.is(estimate.waitMs, 50, "before a window filled: the ceiling");
+  for (let index = 0; index < 99; index++) estimate.add(2);
+  assert.is(estimate.waitMs, 50, "still one sample short");
+  estimate.add(Number.NaN);
+  estimate.add(-1);
+  assert.is(estimate.waitMs, 50, "a sample that is no number of ms is ignored");
+  estimate.add(2);
+  assert.is(estimate.waitMs, 2, "steady round trips: the wait is theirs");
+  for (let index = 0; index < 100; index++) estimate.add(index < 98 ? 3 : 30);
+  assert.is(estimate.waitMs, 30, "the slowest one in a hundred sets the wait");
+  for (let index = 0; index < 100; index++) estimate.add(0.1);
+  assert.is(estimate.waitMs, 1, "never under the floor");
+  for (let index = 0; index < 100; index++) estimate.add(400);
+  assert.is(estimate.waitMs, 50, "never past the ceiling");
 });
 
 test("a read of a key no replica holds returns no values and the empty context", () => {

@@ -45,6 +45,16 @@ export interface ClusterConfig {
    * plays the same part. @default 5000
    */
   readonly streamKeysPerSecond: number;
+  /**
+   * Which replicas a read asks. "quorum" (Cassandra's way) asks R of the N, the coordinator's own
+   * copy first, and the others only when one of those refuses or has not answered within about one
+   * round trip (a speculative retry: the smoothed answer time plus four deviations, learnt per
+   * node); read repair then mends the replicas asked, anti-entropy the rest. "all" (Riak's way)
+   * asks all N and repairs every replica that answers, for a third more read work per get at
+   * N=3, R=2. Reads with pr, or with stand-ins or hints about for their replicas, always ask
+   * all. @default "quorum"
+   */
+  readonly readFanout: "quorum" | "all";
   readonly gossip: GossipConfig;
   readonly antiEntropy: AntiEntropyConfig;
   readonly handoff: HandoffConfig;
@@ -65,12 +75,13 @@ export const clusterConfigDefaults: ClusterConfig = {
   pruneThreshold: 16,
   requestTimeoutMs: 5000,
   streamKeysPerSecond: 5_000,
+  readFanout: "quorum",
   gossip: { intervalMs: 100, failAfterMs: 1000, cleanupAfterMs: 30_000 },
   antiEntropy: { enabled: true, buckets: 1024, intervalMs: 10_000, keysPerSecond: 5_000, tombstoneGraceMs: 86_400_000 },
   handoff: { windowMs: 3 * 60 * 60 * 1000, bytesPerTargetMax: 64 * 1024 * 1024, keysPerSecond: 5_000 },
 };
 
-const KNOWN_FIELDS = new Set(["nodes", "n", "w", "r", "vnodesPerNode", "pruneThreshold", "requestTimeoutMs", "streamKeysPerSecond", "gossip", "antiEntropy", "handoff"]);
+const KNOWN_FIELDS = new Set(["nodes", "n", "w", "r", "vnodesPerNode", "pruneThreshold", "requestTimeoutMs", "streamKeysPerSecond", "readFanout", "gossip", "antiEntropy", "handoff"]);
 const KNOWN_HANDOFF = new Set(["windowMs", "bytesPerTargetMax", "keysPerSecond"]);
 const KNOWN_GOSSIP = new Set(["intervalMs", "failAfterMs", "cleanupAfterMs"]);
 const KNOWN_ANTI_ENTROPY = new Set(["enabled", "buckets", "intervalMs", "keysPerSecond", "tombstoneGraceMs"]);
@@ -106,6 +117,9 @@ export function validateClusterConfig(action: string, config: ClusterConfig): Cl
   integerIn(action, "pruneThreshold", config.pruneThreshold, 1, limits.clockEntriesMax);
   integerIn(action, "requestTimeoutMs", config.requestTimeoutMs, 1, 600_000);
   integerIn(action, "streamKeysPerSecond", config.streamKeysPerSecond, 100, 10_000_000);
+  if (config.readFanout !== "quorum" && config.readFanout !== "all") {
+    throw new LoomTypeError(`${action} failed: readFanout must be "quorum" or "all", got ${describe(config.readFanout)}`);
+  }
   const { gossip, antiEntropy } = config;
   integerIn(action, "gossip.intervalMs", gossip.intervalMs, 1, 60_000);
   integerIn(action, "gossip.failAfterMs", gossip.failAfterMs, 1, 3_600_000);

@@ -435,6 +435,7 @@ export class ClusterCore {
       gossip: this.#config.gossip,
       handoff: this.#config.handoff,
       antiEntropy: this.#config.antiEntropy,
+      readFanout: this.#config.readFanout,
       cleanupsPending: [...this.#pendingCleanups].sort((a, b) => a - b),
     };
   }

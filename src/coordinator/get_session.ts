@@ -1,17 +1,20 @@
 /**
  * The coordinator's state machine for one read of one key, with read repair.
  *
- * `createGetSession` asks every replica of the preference list (the local store through a
- * read-local effect, the others through read messages). `onReply` collects their version sets and
- * responds, exactly once, as soon as R replicas answered: the merge of the answers so far (the
- * dominance merge rule: versions no other version dominates, newest first). It fails (LOOM_QUORUM)
- * as soon as R answers are impossible, or at `deadlineMs`.
+ * `createGetSession` asks the first `ask` replicas of the preference list (all of them unless told
+ * otherwise; the local store through a read-local effect, the others through read messages).
+ * `onReply` collects their version sets and responds, exactly once, as soon as R replicas answered:
+ * the merge of the answers so far (the dominance merge rule: versions no other version dominates,
+ * newest first). A refusal, or `widen` (the coordinator's speculative retry, when the asked ones
+ * are slow), asks the replicas not asked yet. It fails (LOOM_QUORUM) as soon as R answers are
+ * impossible, or at `deadlineMs`.
  *
- * Read repair runs once, when every replica answered (or refused) or at the deadline, whichever
- * comes first, and only after the response: the answers are merged again (late ones included) and
- * every replica whose answer lacked a version of that merge receives it (the local store through a
- * store-local effect). Replicas that answered with an equal set, and replicas that never answered,
- * are left alone. Pure: see put_session.ts and docs/coordinator.md.
+ * Read repair runs once, when every replica asked answered (or refused) or at the deadline,
+ * whichever comes first, and only after the response: the answers are merged again (late ones
+ * included) and every replica whose answer lacked a version of that merge receives it (the local
+ * store through a store-local effect). Replicas that answered with an equal set, and replicas that
+ * never answered or were never asked, are left alone (anti-entropy covers them). Pure: see
+ * put_session.ts and docs/coordinator.md.
  */
 import type { Version } from "../storage/version_set_format.ts";
 import { assert } from "../util/assert.ts";
@@ -21,7 +24,7 @@ import { join } from "../version/dotted_version_vector.ts";
 import { dominanceMergeRule } from "../version/sibling_merge_rule.ts";
 import { decodeVersion, encodeContext } from "../version/version_codec.ts";
 import type { QuorumFailure } from "./quorum_error.ts";
-import { checkSessionBasics, checkSigner } from "./session_checks.ts";
+import { checkInteger, checkSessionBasics, checkSigner } from "./session_checks.ts";
 
 export interface GetSessionOptions {
   readonly requestId: number;
@@ -32,6 +35,11 @@ export interface GetSessionOptions {
   readonly self: number;
   /** Answers required, 1..N. */
   readonly r: number;
+  /**
+   * Replicas asked at first: the first `ask` of the preference list (r..N; default N, every one).
+   * The others are asked on a refusal or on `widen`.
+   */
+  readonly ask?: number;
   readonly timeoutMs: number;
   readonly nowMs: number;
   /** Signs the context the read returns, bound to `key` (docs/versioning.md). */
@@ -90,6 +98,8 @@ export class GetSession {
   /** Answers in arrival order. */
   readonly #answers = new Map<number, readonly Version[]>();
   readonly #refused = new Set<number>();
+  /** Replicas asked so far: the first #asked of the preference list. */
+  #asked: number;
   #responded = false;
   #finished = false;
 
@@ -103,6 +113,12 @@ export class GetSession {
     this.primaryQuorum = options.primaryQuorum ?? null;
     this.#signer = options.signer;
     this.deadlineMs = options.nowMs + options.timeoutMs;
+    this.#asked = Math.min(options.ask ?? this.preferenceList.length, this.preferenceList.length);
+  }
+
+  /** Replicas asked so far (the first ones of the preference list). */
+  get asked(): number {
+    return this.#asked;
   }
 
   get responded(): boolean {
@@ -117,16 +133,34 @@ export class GetSession {
   /** Records one replica's answer; the first answer of each replica in the list counts. */
   reply(from: number, reply: ReadReply, nowMs: number): GetEffect[] {
     if (this.#finished) return [];
-    if (!this.preferenceList.includes(from) || this.#answers.has(from) || this.#refused.has(from)) {
+    const index = this.preferenceList.indexOf(from);
+    if (index < 0 || index >= this.#asked || this.#answers.has(from) || this.#refused.has(from)) {
       return this.tick(nowMs);
     }
     if (reply.ok) this.#answers.set(from, [...reply.versions]);
     else this.#refused.add(from);
-    if (this.#answers.size + this.#refused.size === this.preferenceList.length) return this.#finish();
-    const effects: GetEffect[] = [];
+    // A refusal before the response: the replicas not asked yet may still make up R.
+    const effects: GetEffect[] = !reply.ok && !this.#responded ? this.widen() : [];
+    if (this.#answers.size + this.#refused.size === this.#asked) return [...effects, ...this.#finish()];
     if (!this.#responded && this.#enough()) effects.push(this.#respondMerged());
     if (!this.#responded && this.#impossible()) effects.push(this.#fail());
-    return [...effects, ...this.tick(nowMs)];
+    const ticked = this.tick(nowMs);
+    return ticked.length === 0 ? effects : [...effects, ...ticked];
+  }
+
+  /**
+   * Asks every replica not asked yet (a speculative retry: the ones asked are slow or down).
+   * Nothing once the session responded or when every replica was asked.
+   */
+  widen(): GetEffect[] {
+    if (this.#responded || this.#finished || this.#asked === this.preferenceList.length) return [];
+    const effects: GetEffect[] = [];
+    for (let index = this.#asked; index < this.preferenceList.length; index++) {
+      const to = this.preferenceList[index]!;
+      effects.push(to === this.self ? { kind: "read-local", key: this.key } : { kind: "send", to, message: { type: "read", requestId: this.requestId, key: this.key } });
+    }
+    this.#asked = this.preferenceList.length;
+    return effects;
   }
 
   /** R answers, of which pr from primaries when asked. */
@@ -192,15 +226,22 @@ export function createGetSession(options: GetSessionOptions): { session: GetSess
   const action = "get session";
   checkSessionBasics(action, options, { name: "r", value: options.r });
   checkSigner(action, options.signer);
-  const { key, requestId } = options;
+  const { key, requestId, preferenceList } = options;
+  if (options.ask !== undefined) checkInteger(action, "ask", options.ask, options.r, preferenceList.length);
+  const ask = options.ask ?? preferenceList.length;
   const effects: GetEffect[] = [{ kind: "read-local", key }];
-  for (const to of options.preferenceList.slice(1)) effects.push({ kind: "send", to, message: { type: "read", requestId, key } });
+  for (let index = 1; index < ask; index++) effects.push({ kind: "send", to: preferenceList[index]!, message: { type: "read", requestId, key } });
   return { session: new GetSession(options), effects };
 }
 
 /** Feeds one replica's answer (`from` = self for the local read). Returns the effects to run. */
 export function onReply(session: GetSession, from: number, reply: ReadReply, nowMs: number): GetEffect[] {
   return session.reply(from, reply, nowMs);
+}
+
+/** Asks the replicas not asked yet (speculative retry); see GetSession.widen. */
+export function onWiden(session: GetSession): GetEffect[] {
+  return session.widen();
 }
 
 /** Feeds the time; at the deadline fails an unanswered session and repairs. */

@@ -12,6 +12,7 @@ import {
   createGetSession,
   onReply as onGetReply,
   onTick as onGetTick,
+  onWiden as onGetWiden,
   type GetEffect,
   type GetResult,
   type GetSession,
@@ -27,6 +28,7 @@ import {
   type PutSession,
 } from "../coordinator/put_session.ts";
 import { toQuorumError, type QuorumFailure } from "../coordinator/quorum_error.ts";
+import { RoundTripEstimate } from "../coordinator/round_trip_estimate.ts";
 import { applyReplicated, TooManySiblingsError, type TooManySiblingsFailure } from "../coordinator/replica_apply.ts";
 import type { HintStore } from "../handoff/hint_store.ts";
 import type { Targets } from "../handoff/stand_ins.ts";
@@ -73,6 +75,20 @@ export interface CoordinationOptions {
   readonly failure: () => Error | undefined;
   /** The nodes holding hints for a target (this one included), and whether each is up. */
   readonly hintHolders: HintHolders;
+  /** The replicas a read asks first (the cluster's readFanout setting, read per request). */
+  readonly readFanout: () => ReadFanout;
+}
+
+/** "quorum": a read asks R replicas, then the rest after a round trip or a refusal; "all": all N. */
+export type ReadFanout = "quorum" | "all";
+
+/** A session in flight: its deadline, and before it the time of its speculative retry. */
+interface Tracked {
+  readonly session: Session;
+  /** The due time in the deadline queue: the speculative retry's time until it ran, then the deadline. */
+  dueMs: number;
+  readonly deadlineMs: number;
+  readonly startedMs: number;
 }
 
 export class Coordination {
@@ -87,7 +103,12 @@ export class Coordination {
   readonly #targets: CoordinationOptions["targets"];
   readonly #storeFailure: () => Error | undefined;
   readonly #hintHolders: CoordinationOptions["hintHolders"];
-  readonly #sessions = new Map<number, { readonly session: Session; readonly dueMs: number; readonly startedMs: number }>();
+  readonly #readFanout: () => ReadFanout;
+  readonly #sessions = new Map<number, Tracked>();
+  /** Round trips of the reads this node asked of other replicas: when to ask the others too. */
+  readonly readRoundTrip = new RoundTripEstimate();
+  /** Reads that asked the replicas they had not asked yet (slow or refusing ones). */
+  speculativeReads = 0;
   /** Every session's deadline under one timer (a session is current while its `dueMs` matches). */
   readonly #deadlines: DeadlineQueue;
   readonly latency = { put: new LatencySamples(), get: new LatencySamples() };
@@ -106,10 +127,11 @@ export class Coordination {
     this.#targets = options.targets;
     this.#storeFailure = options.failure;
     this.#hintHolders = options.hintHolders;
+    this.#readFanout = options.readFanout;
     this.#deadlines = new DeadlineQueue({
       clock: options.clock,
       dueOf: (requestId) => this.#sessions.get(requestId)?.dueMs,
-      onDue: (requestId) => this.#expire(requestId),
+      onDue: (requestId) => this.#due(requestId),
     });
   }
 
@@ -210,6 +232,11 @@ export class Coordination {
     if (failure) return this.#refuse(request.requestId, new IoError(`get failed: node ${this.#nodeId} serves no reads: its store failed: ${failure.message}`, "", { outcome: "not-applied" }));
     const targets = this.#targets(request.preferenceList, request.fallbacks ?? [], false);
     if (request.pr && targets.primaries.length < request.pr) return this.#refusePrimaries(request.requestId, "get", targets, request.pr);
+    const companions = companionsOf(request.preferenceList, targets, this.#hintHolders);
+    const r = Math.min(request.r, targets.list.length);
+    // Only a read of primaries with no hints about can ask R of them: a stand-in's or a hint
+    // holder's answer completes a primary's, and pr counts primaries among whoever answers.
+    const quorumOnly = r < targets.list.length && this.#readFanout() === "quorum" && !request.pr && targets.hints.size === 0 && companions.size === 0;
     let created: { session: GetSession; effects: GetEffect[] };
     try {
       created = createGetSession({
@@ -217,7 +244,8 @@ export class Coordination {
         key: request.key,
         preferenceList: targets.list,
         self: this.#nodeId,
-        r: Math.min(request.r, targets.list.length),
+        r,
+        ...(quorumOnly ? { ask: r } : {}),
         ...(request.pr ? { primaryQuorum: { nodes: targets.primaries, needed: request.pr } } : {}),
         timeoutMs: request.timeoutMs,
         nowMs: this.#now(),
@@ -226,8 +254,12 @@ export class Coordination {
     } catch (error) {
       return this.#refuse(request.requestId, error);
     }
-    const companions = companionsOf(request.preferenceList, targets, this.#hintHolders);
-    this.#track(request.requestId, { kind: "get", session: created.session, action: "get", replicas: request.preferenceList.length, hints: targets.hints, companions }, request.timeoutMs);
+    this.#track(
+      request.requestId,
+      { kind: "get", session: created.session, action: "get", replicas: request.preferenceList.length, hints: targets.hints, companions },
+      request.timeoutMs,
+      quorumOnly ? this.readRoundTrip.waitMs : undefined,
+    );
     for (const group of companions.values()) {
       for (const holder of [...group.waiting]) {
         if (holder === this.#nodeId) this.onGetReply(request.requestId, holder, this.#replica.readLocal(request.key, group.target), group.target);
@@ -237,18 +269,37 @@ export class Coordination {
     this.#runGetEffects(created.session, created.effects);
   }
 
-  /** Keeps a session until its deadline (read repair may continue after the response). */
-  #track(requestId: number, session: Session, timeoutMs: number): void {
+  /**
+   * Keeps a session until its deadline (read repair may continue after the response); a read that
+   * asked only some replicas asks the others at `widenAfterMs` if it has not answered by then.
+   */
+  #track(requestId: number, session: Session, timeoutMs: number, widenAfterMs?: number): void {
     const startedMs = this.#clock.nowMs();
-    const dueMs = startedMs + timeoutMs;
-    this.#sessions.set(requestId, { session, dueMs, startedMs });
+    const deadlineMs = startedMs + timeoutMs;
+    const dueMs = widenAfterMs === undefined ? deadlineMs : Math.min(deadlineMs, startedMs + widenAfterMs);
+    this.#sessions.set(requestId, { session, dueMs, deadlineMs, startedMs });
     this.#deadlines.schedule(requestId, dueMs);
     this.#requests[session.kind]++;
   }
 
-  /** A session's deadline passed: it times out what it still waits for, then is forgotten. */
-  #expire(requestId: number): void {
+  /** A session's due time came: its speculative retry, or its deadline. */
+  #due(requestId: number): void {
     const tracked = this.#sessions.get(requestId)!;
+    if (tracked.dueMs < tracked.deadlineMs) {
+      tracked.dueMs = tracked.deadlineMs;
+      this.#deadlines.schedule(requestId, tracked.dueMs);
+      if (tracked.session.kind === "get") {
+        const effects = onGetWiden(tracked.session.session);
+        if (effects.length > 0) this.speculativeReads++;
+        this.#runGetEffects(tracked.session.session, effects);
+      }
+      return;
+    }
+    this.#expire(requestId, tracked);
+  }
+
+  /** A session's deadline passed: it times out what it still waits for, then is forgotten. */
+  #expire(requestId: number, tracked: Tracked): void {
     const nowMs = this.#now(); // the clock never fires a timer before its deadline
     if (tracked.session.kind === "put") this.#runPutEffects(tracked.session.session, onPutTick(tracked.session.session, nowMs));
     else this.#runGetEffects(tracked.session.session, onGetTick(tracked.session.session, nowMs));
@@ -266,6 +317,7 @@ export class Coordination {
   onGetReply(requestId: number, from: number, reply: ReadReply, hintFor?: number): void {
     const tracked = this.#sessions.get(requestId);
     if (tracked?.session.kind !== "get") return;
+    if (from !== this.#nodeId && hintFor === undefined) this.readRoundTrip.add(this.#clock.nowMs() - tracked.startedMs);
     const answer = throughCompanions(tracked.session.companions, from, reply, hintFor);
     if (answer === undefined) return;
     this.#runGetEffects(tracked.session.session, onGetReply(tracked.session.session, answer.from, answer.reply, this.#now()));

@@ -144,6 +144,7 @@ export class NodeCore {
       targets: (primaries, fallbacks, strict) => this.#targets(primaries, fallbacks, strict),
       failure: () => this.#storeFailure(),
       hintHolders: (target) => this.#hintHolders(target),
+      readFanout: () => this.#settings.readFanout,
     });
     if (options.hints) {
       const hints = options.hints;
@@ -349,6 +350,7 @@ export class NodeCore {
       requests: this.#coordination.requests,
       latencyMs: { put: this.#coordination.latency.put.summary(), get: this.#coordination.latency.get.summary() },
       siblingWarnings: this.#coordination.siblingWarnings,
+      reads: { speculative: this.#coordination.speculativeReads, readWaitMs: this.#coordination.readRoundTrip.waitMs },
       repairsFailed: this.#replica.repairsFailed,
       antiEntropy: this.antiEntropy.stats(),
       gossip: {

@@ -64,6 +64,8 @@ export interface NodeSettings {
    */
   readonly cleanupsPending: readonly number[];
   readonly antiEntropy: AntiEntropyConfig;
+  /** Which replicas a read asks first (ClusterConfig.readFanout). */
+  readonly readFanout: "quorum" | "all";
 }
 
 export type { RingSpec } from "../ring/ring_spec.ts";

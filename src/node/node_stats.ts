@@ -45,6 +45,12 @@ export interface NodeStats {
   readonly requests: { readonly put: number; readonly get: number; readonly failed: number };
   readonly latencyMs: { readonly put: ReturnType<LatencySamples["summary"]>; readonly get: ReturnType<LatencySamples["summary"]> };
   readonly siblingWarnings: number;
+  /**
+   * Reads this node coordinated that asked only R replicas and then the others too (one of those
+   * asked was slower than `readWaitMs` or refused), and that wait: the smoothed round trip of a
+   * replica's read answer plus four deviations (ms).
+   */
+  readonly reads: { readonly speculative: number; readonly readWaitMs: number };
   /** Read repairs this node could not apply (its store refused the write). */
   readonly repairsFailed: number;
   /** This node's gossip view: each member's status and generation, and how often it marked one down. */
