@@ -5,7 +5,9 @@ import {
   bloomProbeCount,
   BloomFilterBuilder,
   buildBloomFilter,
+  keyHashes,
   mayContain,
+  mayContainHashes,
 } from "../src/storage/bloom.ts";
 import { utf8Encode } from "../src/util/bytes.ts";
 import { createPrng } from "../src/io/prng.ts";
@@ -72,6 +74,25 @@ test("a filter never reports a present key absent, whatever the key length and b
     const filter = buildBloomFilter(keys, bitsPerKey);
     for (const key of keys) assert.ok(mayContain(filter, key), `false negative at ${bitsPerKey} bits per key`);
   }
+});
+
+test("a key hashed once answers every filter as hashing it per filter does", () => {
+  const random = prng(11);
+  const tables = Array.from({ length: 4 }, (_, table) => Array.from({ length: 2_000 }, (_, index) => utf8Encode(`t${table}-key-${index}`)));
+  const filters = tables.map((keys, table) => buildBloomFilter(keys, [1, 4, 10, 32][table]));
+  const hashes = { first: 0, second: 0 };
+  let positives = 0;
+  for (let index = 0; index < 5_000; index++) {
+    const key = random() < 0.5 ? tables[index % 4]![index % 2_000]! : utf8Encode(`absent-${index}`);
+    keyHashes(key, hashes);
+    for (const filter of filters) {
+      const answer = mayContainHashes(filter, hashes);
+      assert.is(answer, mayContain(filter, key));
+      if (answer) positives++;
+    }
+  }
+  assert.ok(positives > 2_500, "present keys were found");
+  assert.is(mayContainHashes(new Uint8Array(1), hashes), false, "an empty filter matches nothing");
 });
 
 test("the serialized filter is the bit array followed by the probe count", () => {

@@ -3,6 +3,7 @@ import { Worker } from "node:worker_threads";
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Memtable } from "../src/storage/memtable.ts";
+import { keyHashes } from "../src/storage/bloom.ts";
 import { RecordKind, SEQUENCE_MAX, type StoredRecord } from "../src/storage/record.ts";
 import { AssertionError } from "../src/util/assert.ts";
 import { compareBytes } from "../src/util/bytes.ts";
@@ -215,6 +216,23 @@ test("attach refuses a buffer that is not a frozen memtable arena", async () => 
   await rejectsWithCode(() => Memtable.attach(new ArrayBuffer(ARENA_BYTES) as unknown as SharedArrayBuffer), "LOOM_INVALID_ARGUMENT");
   memtable.freeze();
   assert.is(Memtable.attach(memtable.buffer).entryCount, 0);
+});
+
+test("the writer's key filter never rules out an inserted key and rules out most others; an attached reader has none", async () => {
+  const memtable = Memtable.create({ arenaBytes: 1 << 20 });
+  const encoder = new TextEncoder();
+  const hashes = { first: 0, second: 0 };
+  let inserted = 0;
+  while (memtable.insert(encoder.encode(`key-${inserted}`), inserted + 1, RecordKind.put, new Uint8Array(100))) inserted++;
+  assert.ok(inserted > 5_000, `the arena took ${inserted} records`);
+  for (let index = 0; index < inserted; index++) assert.ok(memtable.mayContain(keyHashes(encoder.encode(`key-${index}`), hashes)), `key-${index} was ruled out`);
+  let positives = 0;
+  for (let index = 0; index < 20_000; index++) if (memtable.mayContain(keyHashes(encoder.encode(`absent-${index}`), hashes))) positives++;
+  assert.ok(positives < 20_000 * 0.03, `${positives} of 20,000 absent keys passed the filter`);
+  memtable.freeze();
+  assert.ok(Memtable.attach(memtable.buffer).mayContain(keyHashes(encoder.encode("absent-0"), hashes)), "no filter: every key may be there");
+  const reused = Memtable.create({ arenaBytes: 1 << 20, reuse: memtable.buffer });
+  assert.is(reused.mayContain(keyHashes(encoder.encode("key-0"), hashes)), false, "a reused arena starts with an empty filter");
 });
 
 test("a frozen memtable refuses inserts but still serves reads", async () => {

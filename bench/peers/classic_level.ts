@@ -9,21 +9,22 @@ import { packageVersion } from "./package_version.ts";
 const WRITE_OPTIONS = { sync: false } as const;
 
 export async function openClassicLevelPeer(options: PeerOpenOptions): Promise<ClassicLevelPeer> {
-  const db = new ClassicLevel<Uint8Array, Uint8Array>(options.directory, { keyEncoding: "view", valueEncoding: "view" });
+  const cacheSize = options.cacheBytes ?? 8 * 2 ** 20;
+  const db = new ClassicLevel<Uint8Array, Uint8Array>(options.directory, { keyEncoding: "view", valueEncoding: "view", cacheSize });
   await db.open();
-  return new ClassicLevelPeer(db);
+  return new ClassicLevelPeer(db, cacheSize);
 }
 
 export class ClassicLevelPeer implements BenchPeer {
   readonly name = "classic-level";
   readonly version = packageVersion("classic-level");
-  readonly durability =
-    "sync: false (defaults otherwise: 4 MiB write buffer, 8 MiB block cache, Snappy): a write resolves once LevelDB appended it to its log with write(2), no fsync; survives a process crash, not power loss";
+  readonly durability: string;
   readonly readPath = "db.getSync (classic-level 3, synchronous)";
   readonly #db: ClassicLevel<Uint8Array, Uint8Array>;
 
-  constructor(db: ClassicLevel<Uint8Array, Uint8Array>) {
+  constructor(db: ClassicLevel<Uint8Array, Uint8Array>, cacheSize: number) {
     this.#db = db;
+    this.durability = `sync: false, block cache ${cacheSize / 2 ** 20} MiB (defaults otherwise: 4 MiB write buffer, Snappy): a write resolves once LevelDB appended it to its log with write(2), no fsync; survives a process crash, not power loss`;
   }
 
   put(key: Uint8Array, value: Uint8Array): Promise<void> {

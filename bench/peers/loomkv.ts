@@ -18,13 +18,18 @@ export interface LoomPeerOptions extends PeerOpenOptions {
 const EMPTY_VERSION = new Uint8Array(0);
 
 const DURABILITY: Record<FsyncPolicy, string> = {
-  batch: "fsync \"batch\" (2 ms group window): a write resolves after the fdatasync that closes its window; survives power loss",
+  batch: "fsync \"batch\" (group commit: a write resolves after the fdatasync it shares with the writes that arrived while the previous one ran); survives power loss",
   always: "fsync \"always\": a write resolves after the fdatasync of its event-loop turn; survives power loss",
   never: "fsync \"never\": a write resolves once written to the OS (write(2), no fsync); survives a process crash, not power loss",
 };
 
 export async function openLoomPeer(options: LoomPeerOptions): Promise<LoomPeer> {
-  const store = await openStore({ directory: options.directory, fsync: options.fsync, memtableBytes: options.memtableBytes });
+  const store = await openStore({
+    directory: options.directory,
+    fsync: options.fsync,
+    memtableBytes: options.memtableBytes,
+    ...(options.cacheBytes === undefined ? {} : { blockCacheBytes: options.cacheBytes }),
+  });
   return new LoomPeer(store, options.name ?? "loomkv");
 }
 

@@ -44,4 +44,10 @@ export interface BenchPeer {
 export interface PeerOpenOptions {
   /** An empty directory owned by this peer for the run. */
   readonly directory: string;
+  /**
+   * Block cache bytes, where the system has a block cache of its own (loomkv, classic-level): the
+   * same budget for each, so the comparison is of read paths, not of cache sizes. lmdb-js reads
+   * through the OS page cache and takes none.
+   */
+  readonly cacheBytes?: number;
 }

@@ -88,19 +88,71 @@ export function bloomFalsePositiveRate(options: { keyCount: number; filterBits: 
 }
 
 /**
+ * The two hashes of a key that every filter probes with (the seeds are fixed), computed once so
+ * that a point read probing many tables' filters hashes the key once: `keyHashes(key, into)`, then
+ * `mayContainHashes(filter, into)` per filter.
+ */
+export interface KeyHashes {
+  first: number;
+  second: number;
+}
+
+/** Fills `into` with the hashes of `key`; no allocation. */
+export function keyHashes(key: Uint8Array, into: KeyHashes): KeyHashes {
+  hashKey(key);
+  into.first = hashFirst;
+  into.second = hashSecond;
+  return into;
+}
+
+/**
  * True if `key` may be in the set the filter was built from; false means certainly absent.
  * `filter` may be a view into a larger buffer; it is neither copied nor modified. A filter shorter
  * than 2 bytes matches nothing; a probe count above 30 (reserved) matches everything.
  */
 export function mayContain(filter: Uint8Array, key: Uint8Array): boolean {
+  hashKey(key);
+  return probe(filter, hashFirst, hashSecond);
+}
+
+/**
+ * An empty filter of at least `bits` bits (the serialized form above) probing `probes` times per
+ * key, for a set that grows one key at a time (`addHashes`): a memtable's.
+ */
+export function emptyBloomFilter(bits: number, probes: number): Uint8Array {
+  assert(Number.isInteger(probes) && probes >= 1 && probes <= PROBES_MAX, `bloom filter probes must be 1..${PROBES_MAX}`);
+  const byteCount = Math.ceil(Math.min(FILTER_BITS_MAX, Math.max(FILTER_BITS_MIN, bits)) / 8);
+  const filter = new Uint8Array(byteCount + 1);
+  filter[byteCount] = probes;
+  return filter;
+}
+
+/** Adds a key, by the hashes `keyHashes` computed, to a filter made by `emptyBloomFilter`. */
+export function addHashes(filter: Uint8Array, hashes: KeyHashes): void {
+  const bits = (filter.length - 1) * 8;
+  const probes = filter[filter.length - 1]!;
+  let position = hashes.first % bits;
+  const step = hashes.second % bits;
+  for (let i = 0; i < probes; i++) {
+    filter[position >>> 3]! |= 1 << (position & 7);
+    position += step;
+    if (position >= bits) position -= bits;
+  }
+}
+
+/** mayContain for a key whose hashes `keyHashes` computed. */
+export function mayContainHashes(filter: Uint8Array, hashes: KeyHashes): boolean {
+  return probe(filter, hashes.first, hashes.second);
+}
+
+function probe(filter: Uint8Array, first: number, second: number): boolean {
   const length = filter.length;
   if (length < 2) return false;
   const probes = filter[length - 1]!;
   if (probes > PROBES_MAX) return true;
   const bits = (length - 1) * 8;
-  hashKey(key);
-  let position = hashFirst % bits;
-  const step = hashSecond % bits;
+  let position = first % bits;
+  const step = second % bits;
   for (let i = 0; i < probes; i++) {
     if ((filter[position >>> 3]! & (1 << (position & 7))) === 0) return false;
     position += step;

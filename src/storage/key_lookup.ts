@@ -1,10 +1,12 @@
 /**
  * Point reads: the records of one key from the active memtable, the frozen memtables (newest
- * first), then the tables newest first, each table skipped when its Bloom filter says no; a put
- * record ends the search, merge records accumulate, and the merge rule resolves what was found.
+ * first), then the tables newest first, each memtable or table skipped when its Bloom filter says
+ * no (the key is hashed once for all the filters); a put record ends the search, merge records accumulate,
+ * and the merge rule resolves what was found.
  * Synchronous (a table read may block on a pread).
  */
 import { ClosedError } from "../util/errors.ts";
+import { keyHashes, type KeyHashes } from "./bloom.ts";
 import { limits } from "../util/limits.ts";
 import { RecordKind, type StoredRecord } from "./record.ts";
 import { resolveRecords } from "./record_resolution.ts";
@@ -21,6 +23,9 @@ export function lookup(store: StoreState, key: KeyInput): Version[] {
   return resolveRecords(records, store.rule, true).versions;
 }
 
+/** The key's filter hashes (memtables and tables hash alike), reused by every lookup (lookups are synchronous, one at a time). */
+const hashes: KeyHashes = { first: 0, second: 0 };
+
 /** Records of `key` from every source, newest first, stopping at the first put record. */
 function collect(store: StoreState, key: Uint8Array): StoredRecord[] {
   const collected: StoredRecord[] = [];
@@ -31,14 +36,16 @@ function collect(store: StoreState, key: Uint8Array): StoredRecord[] {
     }
     return false;
   };
-  if (take(store.active.memtable.recordsFor(key, true))) return collected;
-  for (const slot of store.frozen) if (take(slot.memtable.recordsFor(key, true))) return collected;
+  keyHashes(key, hashes); // once for every memtable's and table's filter
+  const active = store.active.memtable;
+  if (active.mayContain(hashes) && take(active.recordsFor(key, true))) return collected;
+  for (const slot of store.frozen) if (slot.memtable.mayContain(hashes) && take(slot.memtable.recordsFor(key, true))) return collected;
   for (const table of store.tables) {
-    if (!table.reader.mayContain(key)) {
+    if (!table.reader.mayContainHashes(hashes)) {
       store.bloomSkips++;
       continue;
     }
-    if (take(table.reader.recordsFor(key))) return collected;
+    if (take(table.reader.recordsFor(key, true))) return collected;
   }
   return collected;
 }

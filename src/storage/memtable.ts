@@ -70,6 +70,17 @@ import { assert } from "../util/assert.ts";
 import { describe, LoomRangeError, LoomTypeError } from "../util/errors.ts";
 import { limits } from "../util/limits.ts";
 import { isRecordKind, RecordKind, SEQUENCE_MAX, type StoredRecord } from "./record.ts";
+import { addHashes, emptyBloomFilter, keyHashes, mayContainHashes, type KeyHashes } from "./bloom.ts";
+
+/**
+ * The writer's key filter: one bit per this many arena bytes (a 64 MiB arena: 512 KiB), probed 5
+ * times per key. At the 150-odd bytes a 16-byte key with a 100-byte value takes in the arena that
+ * is about 10 bits per key, 1% false positives; smaller records get fewer bits each.
+ */
+const FILTER_ARENA_BYTES_PER_BIT = 16;
+const FILTER_PROBES = 5;
+/** Scratch for insert's hashing (inserts are synchronous, one at a time per thread). */
+const insertHashes: KeyHashes = { first: 0, second: 0 };
 
 const MAGIC = 0x4d544c4d;
 const FORMAT_VERSION = 1;
@@ -135,6 +146,12 @@ export class Memtable {
   readonly #predecessors = new Int32Array(HEIGHT_MAX);
   /** Writer only: mulberry32 state for heights. */
   #randomState: number;
+  /**
+   * Writer only: a Bloom filter of every key inserted, so that a point read of a key this
+   * memtable lacks (most keys, once there are tables) skips the skiplist search. Kept beside the
+   * arena, not in it: the arena format and the threads that attach it are unchanged.
+   */
+  #filter: Uint8Array | undefined;
 
   private constructor(buffer: SharedArrayBuffer, seed: number) {
     this.buffer = buffer;
@@ -173,6 +190,7 @@ export class Memtable {
     }
     if (reuse !== undefined) new Uint8Array(reuse).fill(0);
     const memtable = new Memtable(reuse ?? new SharedArrayBuffer(arenaBytes), seed);
+    memtable.#filter = emptyBloomFilter(arenaBytes / FILTER_ARENA_BYTES_PER_BIT, FILTER_PROBES);
     const words = memtable.#words;
     words[WORD_MAGIC] = MAGIC;
     words[WORD_FORMAT_VERSION] = FORMAT_VERSION;
@@ -298,6 +316,7 @@ export class Memtable {
     }
     this.#noteSequence(sequence);
     words[WORD_ENTRY_COUNT] = words[WORD_ENTRY_COUNT]! + 1;
+    if (this.#filter !== undefined) addHashes(this.#filter, keyHashes(key, insertHashes));
     return true;
   }
 
@@ -317,6 +336,15 @@ export class Memtable {
       record = words[(record >> 2) + RECORD_NEXT]!;
     }
     return out;
+  }
+
+  /**
+   * False when no record of the key (by the hashes bloom.keyHashes computed) was ever inserted:
+   * a point read may skip this memtable. True may be a false positive, and always for a memtable
+   * attached from another thread (it has no filter).
+   */
+  mayContain(hashes: KeyHashes): boolean {
+    return this.#filter === undefined || mayContainHashes(this.#filter, hashes);
   }
 
   /** The newest record of `key`, or undefined. Allocates only the result (record and two views). */

@@ -14,7 +14,7 @@
 import type { FileHandle, FileSystem } from "../io/file_system.ts";
 import { ClosedError, CorruptionError, LoomTypeError, describe } from "../util/errors.ts";
 import type { BlockCache } from "./block_cache.ts";
-import { mayContain } from "./bloom.ts";
+import { mayContain, mayContainHashes, type KeyHashes } from "./bloom.ts";
 import type { StoredRecord } from "./record.ts";
 import {
   BLOCK_TRAILER_BYTES,
@@ -136,15 +136,22 @@ export class SSTableReader {
     return mayContain(this.#filter, key);
   }
 
+  /** mayContain for a key hashed once with `keyHashes` (a point read probing every table). */
+  mayContainHashes(hashes: KeyHashes): boolean {
+    this.#checkOpen("mayContain");
+    return mayContainHashes(this.#filter, hashes);
+  }
+
   /**
    * Every record of `key`, newest (highest sequence) first; [] if none. Records are copies: the
    * key and the payloads are views into one fresh buffer per data block read (never into a block,
    * cached or not), and all returned records share one key array.
-   * A key's records may continue over several data blocks; all are returned.
+   * A key's records may continue over several data blocks; all are returned. `filterChecked`: the
+   * caller already asked this table's filter (mayContainHashes said yes), so it is not asked again.
    */
-  recordsFor(key: Uint8Array): StoredRecord[] {
+  recordsFor(key: Uint8Array, filterChecked = false): StoredRecord[] {
     this.#checkKey("recordsFor", key);
-    if (!mayContain(this.#filter, key)) return [];
+    if (!filterChecked && !mayContain(this.#filter, key)) return [];
     let block = findSeparator(this.#index, key);
     const blockCount = this.#index.count;
     if (block >= blockCount) return [];
