@@ -7,16 +7,23 @@
  *
  * Systems: the loomkv cluster with 3 and with 5 node workers (N=3 W=2 R=2, fsync "batch"), the
  * storage engine alone (one Store in this thread: the cluster ÷ alone ratio is the replication
- * cost), and Redis through ioredis, pipelined (skipped, with the reason, when redis-server is not
- * installed or ioredis cannot load).
+ * cost), and Redis through ioredis, pipelined, without persistence and with an append-only file
+ * fsync'ed every second (skipped, with the reason, when redis-server is not installed or ioredis
+ * cannot load).
+ *
+ * CPU per operation: for each throughput task, this process's CPU time (process.cpuUsage(): every
+ * thread, so a loomkv cluster's node workers and storage pool included) over the operations the
+ * task ran, warm-up included; for Redis also the server process's (from /proc), so that the
+ * server's cost per operation can be set beside loomkv's whole cost.
  */
+import process from "node:process";
 import { Bench, type Task } from "tinybench";
 import type { YcsbPeer } from "./peers/ycsb_peer.ts";
 import { profilePhase, type ProfileResult } from "./storage.bench.ts";
 import { STREAM_OPERATIONS, WORKLOADS, type OperationStream, type WorkloadId, type YcsbData } from "./ycsb_workload.ts";
 import { temporaryDirectory } from "./temp_directories.ts";
 
-export const YCSB_SYSTEMS = ["loomkv-3", "loomkv-5", "store-alone", "redis"] as const;
+export const YCSB_SYSTEMS = ["loomkv-3", "loomkv-5", "store-alone", "redis", "redis-aof"] as const;
 export type YcsbSystemId = (typeof YCSB_SYSTEMS)[number];
 /** Systems whose single-read latency is measured (the latency target compares these two). */
 const LATENCY_SYSTEMS: readonly YcsbSystemId[] = ["loomkv-3", "redis"];
@@ -46,6 +53,10 @@ export interface WorkloadMeasurement {
   /** tinybench's relative margin of error of the mean iteration time, in percent. */
   readonly rmePercent: number;
   readonly iterations: number;
+  /** This process's CPU (all threads) per operation, µs. */
+  readonly cpuUsPerOp: number;
+  /** The server process's CPU per operation, µs (Redis only). */
+  readonly serverCpuUsPerOp?: number;
 }
 
 export interface LatencyMeasurement {
@@ -90,7 +101,7 @@ interface Opened {
  * runtime that cannot load one (ioredis on Deno, say) skips it instead of failing the suite.
  */
 async function openSystem(id: YcsbSystemId, inFlight: number): Promise<Opened | YcsbSkip> {
-  if (id === "redis") return openRedis();
+  if (id === "redis" || id === "redis-aof") return openRedis(id);
   const { directory, cleanup } = temporaryDirectory(id);
   try {
     if (id === "store-alone") {
@@ -107,22 +118,22 @@ async function openSystem(id: YcsbSystemId, inFlight: number): Promise<Opened | 
   }
 }
 
-async function openRedis(): Promise<Opened | YcsbSkip> {
+async function openRedis(id: "redis" | "redis-aof"): Promise<Opened | YcsbSkip> {
   const { findRedisServer, startRedisServer } = await import("./peers/redis_server.ts");
   const found = findRedisServer();
-  if ("missing" in found) return { id: "redis", reason: found.missing };
+  if ("missing" in found) return { id, reason: found.missing };
   let redis: typeof import("./peers/redis.ts");
   try {
     redis = await import("./peers/redis.ts");
   } catch (error) {
-    return { id: "redis", reason: `ioredis could not be loaded on this runtime: ${error instanceof Error ? error.message : String(error)}` };
+    return { id, reason: `ioredis could not be loaded on this runtime: ${error instanceof Error ? error.message : String(error)}` };
   }
-  const server = await startRedisServer(found.version);
+  const server = await startRedisServer(found.version, id === "redis" ? "none" : "aof-everysec");
   try {
     return { peer: await redis.openRedisPeer(server), cleanup: () => {} };
   } catch (error) {
     await server.stop();
-    return { id: "redis", reason: `ioredis could not talk to redis-server on this runtime: ${error instanceof Error ? error.message : String(error)}` };
+    return { id, reason: `ioredis could not talk to redis-server on this runtime: ${error instanceof Error ? error.message : String(error)}` };
   }
 }
 
@@ -136,29 +147,47 @@ function completed(task: Task): { mean: number; p50: number; p99: number; rme: n
   return { mean, p50, p99, rme, runs: task.runs };
 }
 
-/** One iteration: `operationsPerIteration` stream operations in rounds of `inFlight`. */
-export function throughputTask(peer: YcsbPeer, stream: OperationStream, options: Pick<YcsbSuiteOptions, "operationsPerIteration" | "inFlight">): () => Promise<void> {
+/**
+ * One iteration: `operationsPerIteration` stream operations in rounds of `inFlight`. `counter`
+ * (optional) counts the operations run, for CPU per operation.
+ */
+export function throughputTask(
+  peer: YcsbPeer,
+  stream: OperationStream,
+  options: Pick<YcsbSuiteOptions, "operationsPerIteration" | "inFlight">,
+  counter?: { operations: number },
+): () => Promise<void> {
   let cursor = 0;
   return async () => {
     for (let done = 0; done < options.operationsPerIteration; done += options.inFlight) {
       await peer.runRound(stream, cursor, options.inFlight);
       cursor = (cursor + options.inFlight) % STREAM_OPERATIONS;
+      if (counter) counter.operations += options.inFlight;
     }
   };
 }
 
 async function measureWorkload(peer: YcsbPeer, stream: OperationStream, options: YcsbSuiteOptions): Promise<WorkloadMeasurement> {
   const bench = new Bench({ time: options.taskTimeMs, warmupTime: Math.min(250, options.taskTimeMs / 4), warmupIterations: 2, iterations: 8, throws: true });
-  bench.add(`${peer.name} ${stream.workload.id}`, throughputTask(peer, stream, options));
+  const counter = { operations: 0 };
+  bench.add(`${peer.name} ${stream.workload.id}`, throughputTask(peer, stream, options, counter));
+  const serverBefore = peer.serverCpuMicros?.();
+  const cpuBefore = process.cpuUsage();
   await bench.run();
+  const cpu = process.cpuUsage(cpuBefore);
+  const serverAfter = peer.serverCpuMicros?.();
   const result = completed(bench.tasks[0]!);
-  const measurement = {
+  const operations = Math.max(1, counter.operations);
+  const measurement: WorkloadMeasurement = {
     workload: stream.workload.id,
     perSecond: (options.operationsPerIteration * 1000) / result.mean,
     rmePercent: result.rme,
     iterations: result.runs,
+    cpuUsPerOp: (cpu.user + cpu.system) / operations,
+    ...(serverBefore !== undefined && serverAfter !== undefined ? { serverCpuUsPerOp: (serverAfter - serverBefore) / operations } : {}),
   };
-  options.log(`  ${peer.name} ${stream.workload.label}: ${Math.round(measurement.perSecond).toLocaleString("en-US")} ops/s ±${measurement.rmePercent.toFixed(1)}%`);
+  const server = measurement.serverCpuUsPerOp === undefined ? "" : `, server ${measurement.serverCpuUsPerOp.toFixed(1)} µs CPU/op`;
+  options.log(`  ${peer.name} ${stream.workload.label}: ${Math.round(measurement.perSecond).toLocaleString("en-US")} ops/s ±${measurement.rmePercent.toFixed(1)}%, ${measurement.cpuUsPerOp.toFixed(1)} µs CPU/op in this process${server}`);
   return measurement;
 }
 

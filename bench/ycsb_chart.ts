@@ -15,7 +15,7 @@ export interface ChartModel {
 const WIDTH = 820;
 const HEIGHT = 420;
 const MARGIN = { left: 64, right: 16, top: 44, bottom: 96 } as const;
-const COLORS: Record<string, string> = { "loomkv-3": "#1f5fa8", "loomkv-5": "#6fa8dc", "store-alone": "#3a9a4b", redis: "#c8372d" };
+const COLORS: Record<string, string> = { "loomkv-3": "#1f5fa8", "loomkv-5": "#6fa8dc", "store-alone": "#3a9a4b", redis: "#c8372d", "redis-aof": "#e69138" };
 const FALLBACK_COLOR = "#777777";
 
 function escapeXml(text: string): string {

@@ -23,7 +23,7 @@ export async function openRedisPeer(server: RedisServer): Promise<RedisPeer> {
 }
 
 export class RedisPeer implements YcsbPeer {
-  readonly name = "redis";
+  readonly name: string;
   readonly version: string;
   readonly durability: string;
   readonly requestPath: string;
@@ -34,7 +34,11 @@ export class RedisPeer implements YcsbPeer {
     this.#client = client;
     this.#server = server;
     this.version = `redis-server ${server.version}, ioredis ${packageVersion("ioredis")}`;
-    this.durability = "no persistence (`--save '' --appendonly no`): a SET is acknowledged from memory; survives nothing (not even a process crash), no replica";
+    this.name = server.persistence === "none" ? "redis" : "redis AOF everysec";
+    this.durability =
+      server.persistence === "none"
+        ? "no persistence (`--save '' --appendonly no`): a SET is acknowledged from memory; survives nothing (not even a process crash), no replica"
+        : "append-only file, `appendfsync everysec`: a SET is acknowledged once written to the AOF (write(2)), which is fsync'ed once a second in a background thread; survives a process crash, loses up to about a second on power loss, no replica";
     this.requestPath = `one ioredis client, one TCP connection to 127.0.0.1; a round is one pipeline() + exec(); server flags: ${server.flags.join(" ")}`;
   }
 
@@ -57,6 +61,10 @@ export class RedisPeer implements YcsbPeer {
       else pipeline.set(bufferOf(stream.keys[at]!), bufferOf(stream.values[at]!));
     }
     checkReplies(await pipeline.exec(), true);
+  }
+
+  serverCpuMicros(): number | undefined {
+    return this.#server.cpuMicros();
   }
 
   async readOne(key: Uint8Array): Promise<void> {

@@ -1,16 +1,22 @@
 /**
  * A throwaway redis-server for the benchmark: found on PATH, started on a free loopback port with
- * its own temporary directory and no persistence (`--save "" --appendonly no`), stopped and
- * removed at the end. When redis-server is not installed, `findRedisServer` says so and the
+ * its own temporary directory, without persistence (`--save "" --appendonly no`) or with an
+ * append-only file synced every second (`--appendonly yes --appendfsync everysec`, what Redis
+ * users run for durability), stopped and removed at the end. `cpuMicros` reads the server
+ * process's CPU time (all its threads) from /proc, for CPU per operation beside loomkv's. When redis-server is not installed, `findRedisServer` says so and the
  * bench runs without Redis.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createConnection, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 export const REDIS_HOST = "127.0.0.1";
+/** "none": acknowledged from memory; "aof-everysec": appended to the AOF, fsync'ed once a second. */
+export type RedisPersistence = "none" | "aof-everysec";
+/** Clock ticks per second of /proc's CPU times (USER_HZ: 100 on Linux). */
+const USER_HZ = 100;
 /** How long a starting server may take to accept connections. */
 const START_TIMEOUT_MS = 10_000;
 
@@ -20,6 +26,9 @@ export interface RedisServer {
   readonly version: string;
   /** The server's command line flags, for the report. */
   readonly flags: readonly string[];
+  readonly persistence: RedisPersistence;
+  /** CPU time the server process has used (user + system, every thread), in µs; undefined without /proc. */
+  cpuMicros(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -69,10 +78,11 @@ function canConnect(port: number): Promise<boolean> {
 }
 
 /** Starts redis-server; resolves once it accepts connections. REQUIRES: findRedisServer() found it. */
-export async function startRedisServer(version: string): Promise<RedisServer> {
+export async function startRedisServer(version: string, persistence: RedisPersistence = "none"): Promise<RedisServer> {
   const port = await freePort();
   const directory = mkdtempSync(join(tmpdir(), "loomkv-bench-redis-"));
-  const flags = ["--port", String(port), "--bind", REDIS_HOST, "--save", "", "--appendonly", "no", "--dir", directory, "--loglevel", "warning"];
+  const durable = persistence === "aof-everysec" ? ["--appendonly", "yes", "--appendfsync", "everysec"] : ["--appendonly", "no"];
+  const flags = ["--port", String(port), "--bind", REDIS_HOST, "--save", "", ...durable, "--dir", directory, "--loglevel", "warning"];
   const child = spawn("redis-server", flags, { stdio: ["ignore", "ignore", "pipe"] });
   const entry = { child, directory };
   live.add(entry);
@@ -92,5 +102,15 @@ export async function startRedisServer(version: string): Promise<RedisServer> {
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  return { port, version, flags: flags.map((flag) => (flag === "" ? "''" : flag === directory ? "<temp dir>" : flag)), stop };
+  const cpuMicros = (): number | undefined => {
+    try {
+      // Fields after the command name (which is in parentheses): utime and stime are the 12th and 13th.
+      const stat = readFileSync(`/proc/${child.pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return ((Number(fields[11]) + Number(fields[12])) * 1_000_000) / USER_HZ;
+    } catch {
+      return undefined;
+    }
+  };
+  return { port, version, persistence, flags: flags.map((flag) => (flag === "" ? "''" : flag === directory ? "<temp dir>" : flag)), cpuMicros, stop };
 }

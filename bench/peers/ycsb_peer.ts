@@ -28,6 +28,11 @@ export interface YcsbPeer {
   runRound(stream: OperationStream, start: number, count: number): Promise<void>;
   /** One read of `key`, awaited by the caller before the next (latency). */
   readOne(key: Uint8Array): Promise<void>;
+  /**
+   * CPU time (µs, cumulative) of a server process outside this one (Redis), read before and after
+   * a task; absent for systems that run inside this process (their CPU is process.cpuUsage()).
+   */
+  serverCpuMicros?(): number | undefined;
   /** Facts worth printing next to the figures (siblings seen, records, memory). */
   describe(): Promise<Record<string, string | number>>;
   close(): Promise<void>;
