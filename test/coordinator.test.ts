@@ -454,13 +454,16 @@ test("a read session refuses an ask below r or above the preference list", () =>
 
 test("the speculative wait is the 99th percentile of the last window of round trips, within its floor and ceiling", () => {
   const estimate = new RoundTripEstimate({ floorMs: 1, ceilingMs: 50, window: 100 });
-  assert.is(estimate.waitMs, 50, "before a window filled: the ceiling");
-  for (let index = 0; index < 99; index++) estimate.add(2);
-  assert.is(estimate.waitMs, 50, "still one sample short");
+  assert.is(estimate.waitMs, 50, "before any estimate: the ceiling");
+  for (let index = 0; index < 63; index++) estimate.add(index === 0 ? 40 : 2);
   estimate.add(Number.NaN);
   estimate.add(-1);
-  assert.is(estimate.waitMs, 50, "a sample that is no number of ms is ignored");
+  assert.is(estimate.waitMs, 50, "a sample that is no number of ms is ignored: still one short of a first estimate");
   estimate.add(2);
+  assert.is(estimate.waitMs, 40, "a first estimate after 64 samples: their slowest");
+  for (let index = 0; index < 36; index++) estimate.add(2);
+  assert.is(estimate.waitMs, 40, "the first window holds the slow sample (1 in 100)");
+  for (let index = 0; index < 100; index++) estimate.add(2);
   assert.is(estimate.waitMs, 2, "steady round trips: the wait is theirs");
   for (let index = 0; index < 100; index++) estimate.add(index < 98 ? 3 : 30);
   assert.is(estimate.waitMs, 30, "the slowest one in a hundred sets the wait");
