@@ -58,7 +58,7 @@ export class LoomClusterPeer implements YcsbPeer {
     this.#cluster = cluster;
     this.#loadInFlight = options.loadInFlight;
     this.name = `loomkv ${options.nodes} nodes`;
-    this.durability = `N=${options.n} W=${options.w} R=${options.r}, fsync "batch" on every node: an update resolves once W replicas have fdatasync'ed it (2 ms group window); survives power loss of N - W replicas`;
+    this.durability = `N=${options.n} W=${options.w} R=${options.r}, fsync "batch" on every node: an update resolves once W replicas have fdatasync'ed it (group commit, no fixed window); survives power loss of N - W replicas`;
     this.requestPath = `Cluster.put/get from the main thread; requests of one turn go as one message per coordinating node (worker thread), which replicates over MessagePorts; requestTimeoutMs ${options.requestTimeoutMs}`;
   }
 

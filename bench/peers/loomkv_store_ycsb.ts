@@ -20,7 +20,7 @@ export async function openLoomStorePeer(options: { directory: string; memtableBy
 export class LoomStorePeer implements YcsbPeer {
   readonly name = "storage engine alone";
   readonly version = "workspace";
-  readonly durability = "one Store, fsync \"batch\": an update resolves after the fdatasync that closes its 2 ms group window; survives power loss, no replica";
+  readonly durability = "one Store, fsync \"batch\": an update resolves after the fdatasync it shares with the writes that queued behind the previous one (group commit, no fixed window); survives power loss, no replica";
   readonly requestPath = "Store.get (synchronous) and Store.put in this thread; no worker, no message";
   readonly #store: Store;
 
