@@ -90,7 +90,7 @@ test("with 2 of 5 nodes down, fallbacks take the writes (sloppy quorum), and pw=
 });
 
 
-test("a read asks R replicas, asks the third when one of them is paused, and answers long before its timeout; readFanout all asks every replica", async () => {
+test("a read asks R replicas, asks the third when one of them is paused, and answers long before its timeout; one known down is asked last; readFanout all asks every replica", async () => {
   // Gossip would mark the paused node down after failAfterMs and route around it; a long
   // failAfterMs keeps it "up", so the reads must get past it on their own.
   const cluster = await createCluster({ nodes: 3, n: 3, w: 2, r: 2, vnodesPerNode: 16, requestTimeoutMs: 20_000, gossip: { failAfterMs: 60_000, cleanupAfterMs: 120_000 } });
@@ -115,6 +115,11 @@ test("a read asks R replicas, asks the third when one of them is paused, and ans
     await cluster.put(stale, "old", { w: 3 });
     await cluster.configure({ antiEntropy: { enabled: false } });
     await cluster.faults.crash(2);
+    // A replica the coordinator knows is down is asked last: no read waits for it.
+    const beforeCrashReads = await readsOn();
+    const whileDown = await Promise.all(keys.map((key) => cluster.get(key)));
+    assert.equal(whileDown.map((answer) => text(answer.values)), keys.map((key) => [`v ${key}`]));
+    assert.is((await readsOn()) - beforeCrashReads, 0, "reads with the second replica down did not wait for it");
     await cluster.put(stale, "newer", { context: (await cluster.get(stale)).context });
     await cluster.faults.restart(2);
     await cluster.get(stale);

@@ -438,6 +438,7 @@ test("widening a slow read asks every replica not asked yet, once, and the first
   onGetReply(session, 0, { ok: true, versions: [older] }, 1_001);
   assert.equal(kinds(onGetWiden(session)), ["read 2"]);
   assert.equal(onGetWiden(session), [], "every replica was asked already");
+  assert.equal([0, 1, 2, 7].map((node) => session.askedFirst(node)), [true, true, false, false], "node 2 was asked by the widen, not at the start");
   const answered = onGetReply(session, 2, { ok: true, versions: [newer] }, 1_003);
   assert.equal(kinds(answered), ["respond"], "node 1 is still awaited: repair waits for it or the deadline");
   const result = responses(answered)[0]!.result;

@@ -47,9 +47,10 @@ export interface ClusterConfig {
   readonly streamKeysPerSecond: number;
   /**
    * Which replicas a read asks. "quorum" (Cassandra's way) asks R of the N, the coordinator's own
-   * copy first, and the others only when one of those refuses or has not answered within about one
-   * round trip (a speculative retry: the smoothed answer time plus four deviations, learnt per
-   * node); read repair then mends the replicas asked, anti-entropy the rest. "all" (Riak's way)
+   * copy first (then those its gossip shows up), and the others only when one of those refuses or
+   * has not answered within the 99th percentile of the node's recent read round trips (a
+   * speculative retry); read repair then mends the replicas asked, anti-entropy the rest (with
+   * anti-entropy off, only "all" lets reads mend every replica). "all" (Riak's way)
    * asks all N and repairs every replica that answers, for a third more read work per get at
    * N=3, R=2. Reads with pr, or with stand-ins or hints about for their replicas, always ask
    * all. @default "quorum"

@@ -100,6 +100,8 @@ export class GetSession {
   readonly #refused = new Set<number>();
   /** Replicas asked so far: the first #asked of the preference list. */
   #asked: number;
+  /** Replicas asked at the start (the rest only by a widen). */
+  readonly #askedFirst: number;
   #responded = false;
   #finished = false;
 
@@ -114,6 +116,13 @@ export class GetSession {
     this.#signer = options.signer;
     this.deadlineMs = options.nowMs + options.timeoutMs;
     this.#asked = Math.min(options.ask ?? this.preferenceList.length, this.preferenceList.length);
+    this.#askedFirst = this.#asked;
+  }
+
+  /** Whether `node` was asked when the session started (its answer's time is a round trip). */
+  askedFirst(node: number): boolean {
+    const index = this.preferenceList.indexOf(node);
+    return index >= 0 && index < this.#askedFirst;
   }
 
   /** Replicas asked so far (the first ones of the preference list). */

@@ -38,7 +38,9 @@ export class RoundTripEstimate {
   constructor(options: RoundTripEstimateOptions = {}) {
     this.#floorMs = options.floorMs ?? 1;
     this.#ceilingMs = options.ceilingMs ?? 250;
-    this.#window = new Float64Array(options.window ?? 1024);
+    const window = options.window ?? 1024;
+    if (!Number.isInteger(window) || window < 1) throw new RangeError(`round trip estimate: window is ${window}, must be a positive integer`);
+    this.#window = new Float64Array(window);
     this.#waitMs = this.#ceilingMs;
   }
 

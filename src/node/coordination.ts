@@ -77,6 +77,8 @@ export interface CoordinationOptions {
   readonly hintHolders: HintHolders;
   /** The replicas a read asks first (the cluster's readFanout setting, read per request). */
   readonly readFanout: () => ReadFanout;
+  /** Whether this node's gossip shows `node` up: a read asking only R asks those first. */
+  readonly isUp: (node: number) => boolean;
 }
 
 /** "quorum": a read asks R replicas, then the rest after a round trip or a refusal; "all": all N. */
@@ -104,6 +106,7 @@ export class Coordination {
   readonly #storeFailure: () => Error | undefined;
   readonly #hintHolders: CoordinationOptions["hintHolders"];
   readonly #readFanout: () => ReadFanout;
+  readonly #isUp: (node: number) => boolean;
   readonly #sessions = new Map<number, Tracked>();
   /** Round trips of the reads this node asked of other replicas: when to ask the others too. */
   readonly readRoundTrip = new RoundTripEstimate();
@@ -128,6 +131,7 @@ export class Coordination {
     this.#storeFailure = options.failure;
     this.#hintHolders = options.hintHolders;
     this.#readFanout = options.readFanout;
+    this.#isUp = options.isUp;
     this.#deadlines = new DeadlineQueue({
       clock: options.clock,
       dueOf: (requestId) => this.#sessions.get(requestId)?.dueMs,
@@ -242,7 +246,9 @@ export class Coordination {
       created = createGetSession({
         requestId: request.requestId,
         key: request.key,
-        preferenceList: targets.list,
+        // Asking R of them: the ones this node sees up first, or a read would wait out the
+        // speculative retry for a replica it knows is down.
+        preferenceList: quorumOnly ? this.#upFirst(targets.list) : targets.list,
         self: this.#nodeId,
         r,
         ...(quorumOnly ? { ask: r } : {}),
@@ -267,6 +273,20 @@ export class Coordination {
       }
     }
     this.#runGetEffects(created.session, created.effects);
+  }
+
+  /** `list` with the nodes this node sees up first (itself first of all), each group in list order. */
+  #upFirst(list: readonly number[]): readonly number[] {
+    let ordered = true;
+    for (let index = 1, down = false; index < list.length; index++) {
+      const up = this.#isUp(list[index]!);
+      if (up && down) ordered = false;
+      down ||= !up;
+    }
+    if (ordered) return list; // the common case: nobody down, or the down ones last already
+    const self = list[0]!;
+    const rest = list.slice(1);
+    return [self, ...rest.filter((node) => this.#isUp(node)), ...rest.filter((node) => !this.#isUp(node))];
   }
 
   /**
@@ -317,7 +337,11 @@ export class Coordination {
   onGetReply(requestId: number, from: number, reply: ReadReply, hintFor?: number): void {
     const tracked = this.#sessions.get(requestId);
     if (tracked?.session.kind !== "get") return;
-    if (from !== this.#nodeId && hintFor === undefined) this.readRoundTrip.add(this.#clock.nowMs() - tracked.startedMs);
+    // A round trip: an answer from a replica asked at the start (a widened one's time includes the
+    // wait, and would ratchet the wait up), and not a refusal (a failed store refuses at once).
+    if (reply.ok && from !== this.#nodeId && hintFor === undefined && tracked.session.session.askedFirst(from)) {
+      this.readRoundTrip.add(this.#clock.nowMs() - tracked.startedMs);
+    }
     const answer = throughCompanions(tracked.session.companions, from, reply, hintFor);
     if (answer === undefined) return;
     this.#runGetEffects(tracked.session.session, onGetReply(tracked.session.session, answer.from, answer.reply, this.#now()));

@@ -145,6 +145,7 @@ export class NodeCore {
       failure: () => this.#storeFailure(),
       hintHolders: (target) => this.#hintHolders(target),
       readFanout: () => this.#settings.readFanout,
+      isUp: (node) => node === this.nodeId || this.#gossip.isUp(node),
     });
     if (options.hints) {
       const hints = options.hints;

@@ -46,9 +46,9 @@ export interface NodeStats {
   readonly latencyMs: { readonly put: ReturnType<LatencySamples["summary"]>; readonly get: ReturnType<LatencySamples["summary"]> };
   readonly siblingWarnings: number;
   /**
-   * Reads this node coordinated that asked only R replicas and then the others too (one of those
-   * asked was slower than `readWaitMs` or refused), and that wait: the smoothed round trip of a
-   * replica's read answer plus four deviations (ms).
+   * Reads this node coordinated that asked only R replicas and then, one of those not having
+   * answered within `readWaitMs`, the others too (a refusal also asks the others, uncounted);
+   * `readWaitMs` is the 99th percentile of this node's last window of read round trips (ms).
    */
   readonly reads: { readonly speculative: number; readonly readWaitMs: number };
   /** Read repairs this node could not apply (its store refused the write). */
