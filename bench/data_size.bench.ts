@@ -5,7 +5,10 @@
  * uniformly random gets of loaded keys (a prng, so every run asks the same keys), 512 in flight,
  * in several rounds: ops/s and CPU per get over all threads, counted until the stores are idle.
  * The process's RSS after the load, and the tables and block caches held, say what the data costs
- * in memory. The headline is gets at the largest count over gets at the smallest.
+ * in memory, with a breakdown of what the nodes report holding (memtables, block caches, Bloom
+ * filters, table indexes, each node thread's V8 heap) beside the main thread's heap; the rest of the
+ * RSS is what no counter names (the storage pool's threads, code, stacks, allocator slack). The
+ * headline is gets at the largest count over gets at the smallest.
  */
 import process from "node:process";
 import { createCluster, type Cluster } from "../src/index.ts";
@@ -34,6 +37,15 @@ export interface DataSizeRow {
   readonly rssMiB: number;
   readonly tables: number;
   readonly tableMiB: number;
+  /** MiB, summed over the nodes (and the main thread's heap), when the RSS was read. */
+  readonly memory: {
+    readonly nodeHeaps: number;
+    readonly mainHeap: number;
+    readonly memtables: number;
+    readonly blockCaches: number;
+    readonly filters: number;
+    readonly indexes: number;
+  };
 }
 
 export interface DataSizeResult {
@@ -51,6 +63,10 @@ async function untilIdle(cluster: Cluster): Promise<void> {
     if (nodes.every((node) => node.store.backgroundJobs === 0)) return;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+function sumMiB(values: readonly number[]): number {
+  return values.reduce((sum, value) => sum + value, 0) / 1048576;
 }
 
 function median(values: readonly number[]): number {
@@ -103,6 +119,14 @@ async function measure(keys: number, options: DataSizeOptions): Promise<DataSize
       rssMiB: process.memoryUsage().rss / 1048576,
       tables: nodes.reduce((sum, node) => sum + node.store.tables, 0),
       tableMiB: nodes.reduce((sum, node) => sum + node.store.tableBytes, 0) / 1048576,
+      memory: {
+        nodeHeaps: sumMiB(nodes.map((node) => node.heap?.totalBytes ?? 0)),
+        mainHeap: process.memoryUsage().heapTotal / 1048576,
+        memtables: sumMiB(nodes.map((node) => node.store.memory.memtableBytes)),
+        blockCaches: sumMiB(nodes.map((node) => node.store.memory.blockCacheBytes)),
+        filters: sumMiB(nodes.map((node) => node.store.memory.filterBytes)),
+        indexes: sumMiB(nodes.map((node) => node.store.memory.indexBytes)),
+      },
     };
     options.log(`data size: ${keys.toLocaleString("en-US")} keys loaded in ${loadSeconds.toFixed(1)} s; ${Math.round(row.getsPerSecond)} gets/s, ${row.cpuMicrosPerGet.toFixed(1)} µs CPU per get; RSS ${row.rssMiB.toFixed(0)} MiB; ${row.tables} tables, ${row.tableMiB.toFixed(0)} MiB`);
     return row;
@@ -137,8 +161,18 @@ export function renderDataSizeResults(result: DataSizeResult, context: { date: s
     "",
     `- **gets at ${last.keys.toLocaleString("en-US")} keys over gets at ${first.keys.toLocaleString("en-US")} keys: ${(last.getsPerSecond / first.getsPerSecond).toFixed(2)}x** ops/s, ${(last.cpuMicrosPerGet / first.cpuMicrosPerGet).toFixed(2)}x CPU per get`,
     "",
-    "| keys | load s | gets/s | CPU µs/get | CPU µs/get, each round | RSS after load MiB | tables (all nodes) | table MiB |",
+    "| keys | load s | gets/s | CPU µs/get | CPU µs/get, each round | RSS after the gets MiB | tables (all nodes) | table MiB |",
     "|---:|---:|---:|---:|---|---:|---:|---:|",
     ...rows.map((row) => `| ${row.keys.toLocaleString("en-US")} | ${row.loadSeconds.toFixed(1)} | ${Math.round(row.getsPerSecond).toLocaleString("en-US")} | ${row.cpuMicrosPerGet.toFixed(1)} | ${row.cpuSamples.map((value) => value.toFixed(1)).join(", ")} | ${row.rssMiB.toFixed(0)} | ${row.tables} | ${row.tableMiB.toFixed(0)} |`),
+    "",
+    `Memory when the RSS was read (MiB; nodes summed; target at 1M keys: RSS ≤ 512 MiB). Node heaps and the main heap are V8's reserved heaps (\`v8.getHeapStatistics().total_heap_size\`, \`process.memoryUsage().heapTotal\`); memtables (arena bytes in use), block caches, Bloom filters and table indexes live outside the heaps; the rest is what no counter names: the storage pool's threads, code, stacks, untouched-then-touched arena pages and allocator slack.`,
+    "",
+    "| keys | RSS | node heaps | main heap | memtables | block caches | Bloom filters | table indexes | rest |",
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ...rows.map((row) => {
+      const m = row.memory;
+      const listed = m.nodeHeaps + m.mainHeap + m.memtables + m.blockCaches + m.filters + m.indexes;
+      return `| ${row.keys.toLocaleString("en-US")} | ${row.rssMiB.toFixed(0)} | ${m.nodeHeaps.toFixed(0)} | ${m.mainHeap.toFixed(0)} | ${m.memtables.toFixed(0)} | ${m.blockCaches.toFixed(0)} | ${m.filters.toFixed(1)} | ${m.indexes.toFixed(1)} | ${(row.rssMiB - listed).toFixed(0)} |`;
+    }),
   ].join("\n");
 }

@@ -13,6 +13,7 @@
  */
 import { randomBytes } from "node:crypto";
 import process from "node:process";
+import { getHeapStatistics } from "node:v8";
 import { parentPort, workerData, type MessagePort } from "node:worker_threads";
 import { FaultyFileSystem, type DiskFault } from "../src/io/faulty_file_system.ts";
 import { createPrng } from "../src/io/prng.ts";
@@ -71,7 +72,10 @@ ports.connect(MAIN_PEER, data.mainPort);
 const node = life.core;
 
 const control: NodeWorkerControl = {
-  stats: async (scan: boolean) => node.stats({ scan }),
+  stats: async (scan: boolean) => {
+    const heap = getHeapStatistics();
+    return { ...node.stats({ scan }), heap: { usedBytes: heap.used_heap_size, totalBytes: heap.total_heap_size, externalBytes: heap.external_memory ?? 0 } };
+  },
   stream: (plan: StreamPlan) => node.streams.streamKeys(plan),
   cleanup: (ring: RingSpec, keysPerSecond: number, freshActor: number) => node.cleanup(ring, keysPerSecond, freshActor),
   abortStream: async (streamId: number) => node.streams.abortStream(streamId),

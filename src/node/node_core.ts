@@ -375,6 +375,7 @@ export class NodeCore {
         backgroundJobs: store.backgroundJobs,
         compactions: store.compactions,
         failure: this.#storeFailure()?.message ?? null,
+        memory: store.memory,
       },
     };
   }

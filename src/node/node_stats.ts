@@ -2,6 +2,7 @@
  * A node's counters as `stats()` reports them: requests coordinated and their latency, key counts
  * from a scan, the transport's and the store's figures, keys streamed by ring changes. Pure.
  */
+import type { StoreStats } from "../storage/store_stats.ts";
 import type { AntiEntropyStats } from "../antientropy/anti_entropy.ts";
 import type { StoreEntry } from "../storage/store.ts";
 import type { TransportStats } from "../transport/transport.ts";
@@ -37,6 +38,11 @@ export interface KeyCounts {
 }
 
 export interface NodeStats {
+  /**
+   * The node thread's V8 heap (v8.getHeapStatistics(): used and reserved heap, and the external
+   * memory V8 accounts for, such as array buffers), when the node runs on a worker thread.
+   */
+  readonly heap?: { readonly usedBytes: number; readonly totalBytes: number; readonly externalBytes: number };
   readonly nodeId: number;
   /** Only when asked for with `scan` (a full store scan). */
   readonly keys?: KeyCounts;
@@ -92,6 +98,8 @@ export interface NodeStats {
      * failed fsync; null while healthy. A restart on a healthy disk clears it.
      */
     readonly failure: string | null;
+    /** Memory the store holds outside the JS heap (memtables, block cache, filters, indexes); see StoreStats. */
+    readonly memory: StoreStats["memory"];
     readonly compactions: number;
   };
 }

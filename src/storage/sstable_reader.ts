@@ -131,6 +131,15 @@ export class SSTableReader {
   }
 
   /** False if the table certainly holds no record of `key` (Bloom filter; no IO). */
+  /** Bytes this reader holds in memory for the table's life: its Bloom filter and decoded index. */
+  get memoryBytes(): { readonly filter: number; readonly index: number } {
+    const index = this.#index;
+    return {
+      filter: this.#filter.byteLength,
+      index: index.separatorBytes.byteLength + index.separatorStarts.byteLength + index.offsets.byteLength + index.sizes.byteLength,
+    };
+  }
+
   mayContain(key: Uint8Array): boolean {
     this.#checkKey("mayContain", key);
     return mayContain(this.#filter, key);

@@ -20,6 +20,12 @@ export interface StoreStats {
   readonly bloomSkips: number;
   readonly blockCache: { readonly hits: number; readonly misses: number; readonly bytes: number };
   readonly recovery: RecoveryReport;
+  /**
+   * Memory the store holds outside the JS heap: memtable arena bytes in use (active and frozen;
+   * the arenas are SharedArrayBuffers), block cache bytes, and every table's Bloom filter and
+   * decoded index.
+   */
+  readonly memory: { readonly memtableBytes: number; readonly blockCacheBytes: number; readonly filterBytes: number; readonly indexBytes: number };
 }
 
 export function storeStats(store: StoreState): StoreStats {
@@ -37,5 +43,19 @@ export function storeStats(store: StoreState): StoreStats {
     bloomSkips: store.bloomSkips,
     blockCache: store.cache.stats(),
     recovery: store.recovery,
+    memory: memoryOf(store),
   };
+}
+
+function memoryOf(store: StoreState): StoreStats["memory"] {
+  let memtableBytes = store.active.memtable.usedBytes;
+  for (const slot of store.frozen) memtableBytes += slot.memtable.usedBytes;
+  let filterBytes = 0;
+  let indexBytes = 0;
+  for (const table of store.tables) {
+    const held = table.reader.memoryBytes;
+    filterBytes += held.filter;
+    indexBytes += held.index;
+  }
+  return { memtableBytes, blockCacheBytes: store.cache.stats().bytes, filterBytes, indexBytes };
 }
