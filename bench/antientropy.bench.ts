@@ -29,6 +29,7 @@ import { openLoomClusterPeer } from "./peers/loomkv_cluster.ts";
 import { REPLICATION, REQUEST_TIMEOUT_MS, throughputTask } from "./ycsb.bench.ts";
 import { recordKey, VALUE_BYTES, type YcsbData } from "./ycsb_workload.ts";
 import { temporaryDirectory } from "./temp_directories.ts";
+import { median } from "./cluster_figures.ts";
 
 export interface AntiEntropySuiteOptions {
   /** Keys loaded into the wipe and divergence cluster (every node holds each one). */
@@ -516,13 +517,6 @@ const count = (value: number) => Math.round(value).toLocaleString("en-US");
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(2)} MiB`;
 const percent = (share: number) => `${(100 * share).toFixed(Math.abs(share) < 0.001 ? 2 : 1)}%`;
 const seconds = (ms: number | undefined) => (ms === undefined ? `not within ${CONVERGE_LIMIT_MS / 1000} s` : `${(ms / 1000).toFixed(2)} s`);
-
-/** The middle value (the mean of the two middle ones for an even count): one slow arm on a shared machine does not move it. */
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
 
 
 function renderWipe(result: AntiEntropySuiteResult): string[] {

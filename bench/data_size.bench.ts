@@ -13,6 +13,7 @@
 import process from "node:process";
 import { createCluster, type Cluster } from "../src/index.ts";
 import { createPrng } from "../src/io/prng.ts";
+import { median, untilIdle } from "./cluster_figures.ts";
 import { temporaryDirectory } from "./temp_directories.ts";
 
 export interface DataSizeOptions {
@@ -57,22 +58,8 @@ function key(index: number): string {
   return `user${String(index).padStart(12, "0")}`; // 16 bytes
 }
 
-async function untilIdle(cluster: Cluster): Promise<void> {
-  for (;;) {
-    const { nodes } = await cluster.stats();
-    if (nodes.every((node) => node.store.backgroundJobs === 0)) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 function sumMiB(values: readonly number[]): number {
   return values.reduce((sum, value) => sum + value, 0) / 1048576;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 async function measure(keys: number, options: DataSizeOptions): Promise<DataSizeRow> {
@@ -85,7 +72,7 @@ async function measure(keys: number, options: DataSizeOptions): Promise<DataSize
     await Promise.all(Array.from({ length: 512 }, async () => {
       while (next < keys) await cluster.put(key(next++), value);
     }));
-    await untilIdle(cluster);
+    await untilIdle(cluster, 50);
     const loadSeconds = (performance.now() - loadStarted) / 1000;
     const prng = createPrng(options.seed);
     const rates: number[] = [];
@@ -103,7 +90,7 @@ async function measure(keys: number, options: DataSizeOptions): Promise<DataSize
         }
       }));
       const seconds = (performance.now() - started) / 1000;
-      await untilIdle(cluster);
+      await untilIdle(cluster, 50);
       const cpu = process.cpuUsage(cpuStarted);
       if (round === 0) continue;
       rates.push(options.gets / seconds);

@@ -27,6 +27,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { createCluster, type Cluster, type CreateClusterOptions } from "../src/index.ts";
+import { median, untilIdle } from "./cluster_figures.ts";
 
 const FIGURES = ["put, 3 nodes", "get, 3 nodes", "put, 1 node", "get, 1 node"] as const;
 type Figure = (typeof FIGURES)[number];
@@ -79,15 +80,6 @@ function keyOf(tag: string, index: number): string {
   return `${tag}${index.toString().padStart(15, "0")}`;
 }
 
-/** Resolves once no node of `cluster` runs or owes a flush or compaction. */
-async function untilIdle(cluster: Cluster): Promise<void> {
-  for (;;) {
-    const { nodes } = await cluster.stats();
-    if (nodes.every((node) => node.store.backgroundJobs === 0)) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 /** Runs `operation(i)` for i in 0..count-1 with `inFlight` outstanding; CPU per op until the stores are idle. */
 async function phase(cluster: Cluster, count: number, inFlight: number, operation: (index: number) => Promise<unknown>): Promise<{ cpuMicrosPerOp: number; opsPerSecond: number }> {
   let next = 0;
@@ -121,12 +113,6 @@ async function round(arms: readonly Arm[], ops: number, inFlight: number, roundI
     record(arm.put, puts);
     record(arm.get, gets);
   }
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 function summarize(samples: readonly number[], rates: readonly number[]): FigureResult {

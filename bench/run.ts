@@ -374,13 +374,7 @@ async function runAntiEntropy(options: RunOptions, args: readonly string[], log:
     profile: options.profile,
     log,
   });
-  const machine = machineInfo();
-  const generated = renderAntiEntropyResults(result, {
-    date: new Date().toISOString(),
-    command: commandLine(args),
-    machine: `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB.toFixed(0)} GiB RAM, ${machine.os}; ${machine.runtime}`,
-    load: describeLoad(meter(), cpus().length),
-  });
+  const generated = renderAntiEntropyResults(result, reportContext(args, meter()));
   log(`\n${generated}\n`);
   if (options.out) {
     writeReport(options.out, generated, antiEntropySection);
@@ -388,19 +382,23 @@ async function runAntiEntropy(options: RunOptions, args: readonly string[], log:
   }
 }
 
+/** The date, command, machine and load lines every generated suite section opens with. */
+function reportContext(args: readonly string[], load: MachineLoad | undefined): { date: string; command: string; machine: string; load: string } {
+  const machine = machineInfo();
+  return {
+    date: new Date().toISOString(),
+    command: commandLine(args),
+    machine: `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB.toFixed(0)} GiB RAM, ${machine.os}; ${machine.runtime}`,
+    load: describeLoad(load, cpus().length),
+  };
+}
+
 async function runSustained(options: RunOptions, args: readonly string[], log: (line: string) => void): Promise<void> {
   log(`sustained suite: ${options.sustainedKeys.toLocaleString("en-US")} keys, ${options.sustainedSeconds} s of 50% puts / 50% gets, 256 in flight`);
   const meter = startLoadMeter();
   const result = await runSustainedSuite({ keys: options.sustainedKeys, seconds: options.sustainedSeconds, inFlight: 256, windowSeconds: 5, seed: SUSTAINED_SEED, writes: options.sustainedWrites, log });
-  const machine = machineInfo();
   const chartName = "sustained.svg";
-  const generated = renderSustainedResults(result, {
-    date: new Date().toISOString(),
-    command: commandLine(args),
-    machine: `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB.toFixed(0)} GiB RAM, ${machine.os}; ${machine.runtime}`,
-    load: describeLoad(meter(), cpus().length),
-    chart: chartName,
-  });
+  const generated = renderSustainedResults(result, { ...reportContext(args, meter()), chart: chartName });
   log(`\n${generated}\n`);
   if (options.out) {
     writeReport(options.out, generated, sustainedSection);
@@ -415,13 +413,7 @@ async function runDataSize(options: RunOptions, args: readonly string[], log: (l
   log(`data size suite: ${options.dataSizeKeys.map((count) => count.toLocaleString("en-US")).join(" and ")} keys, ${options.dataSizeGets.toLocaleString("en-US")} gets per round`);
   const meter = startLoadMeter();
   const result = await runDataSizeSuite({ keyCounts: options.dataSizeKeys, gets: options.dataSizeGets, rounds: 3, inFlight: options.inFlight, seed: DATA_SIZE_SEED, log });
-  const machine = machineInfo();
-  const generated = renderDataSizeResults(result, {
-    date: new Date().toISOString(),
-    command: commandLine(args),
-    machine: `${machine.cpu}, ${machine.cores} cores, ${machine.memoryGiB.toFixed(0)} GiB RAM, ${machine.os}; ${machine.runtime}`,
-    load: describeLoad(meter(), cpus().length),
-  });
+  const generated = renderDataSizeResults(result, reportContext(args, meter()));
   log(`\n${generated}\n`);
   if (options.out) {
     writeReport(options.out, generated, dataSizeSection);

@@ -163,10 +163,10 @@ export class GetSession {
    */
   widen(): GetEffect[] {
     if (this.#responded || this.#finished || this.#asked === this.preferenceList.length) return [];
+    // The list starts with this node, always asked first: the rest are other replicas.
     const effects: GetEffect[] = [];
     for (let index = this.#asked; index < this.preferenceList.length; index++) {
-      const to = this.preferenceList[index]!;
-      effects.push(to === this.self ? { kind: "read-local", key: this.key } : { kind: "send", to, message: { type: "read", requestId: this.requestId, key: this.key } });
+      effects.push({ kind: "send", to: this.preferenceList[index]!, message: { type: "read", requestId: this.requestId, key: this.key } });
     }
     this.#asked = this.preferenceList.length;
     return effects;
